@@ -1,1 +1,28 @@
-fn main() {}
+use clap::Parser;
+use contact_import::cli::{Cli, Command};
+use contact_import::{publish_cmd, shutdown, store, telemetry, worker};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let outcome = match cli.command {
+        Command::Worker(cfg) => {
+            let (trigger, shutdown) = shutdown::channel();
+            tokio::spawn(shutdown::fire_on_signal(trigger));
+            worker::run(*cfg, shutdown).await
+        }
+        Command::Migrate(db) => store::migrate::run(&db.database_url).await.map(|applied| {
+            tracing::info!(applied, "migrations up to date");
+        }),
+        Command::Publish(args) => publish_cmd::run(*args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

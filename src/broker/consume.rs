@@ -1,0 +1,50 @@
+//! Subscribing to the import queue and reading a delivery's properties.
+
+use crate::dialect::IncomingMessage;
+use lapin::message::Delivery;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Consumer};
+
+/// Header a publisher may use to name the org instead of the body's `orgId`.
+pub const ORG_ID_HEADER: &str = "org-id";
+
+/// Sets the prefetch and starts consuming `queue`.
+pub async fn subscribe(
+    channel: &Channel,
+    queue: &str,
+    tag: &str,
+    prefetch: u16,
+) -> lapin::Result<Consumer> {
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// The parts of a delivery that dialects read.
+pub fn incoming(delivery: &Delivery) -> IncomingMessage<'_> {
+    let props = &delivery.properties;
+    IncomingMessage {
+        kind: props.kind().as_ref().map(|k| k.as_str()),
+        content_type: props.content_type().as_ref().map(|c| c.as_str()),
+        org_id_header: header_str(props.headers().as_ref(), ORG_ID_HEADER),
+        body: &delivery.data,
+    }
+}
+
+/// A string header, whether sent as a long or a short string.
+pub fn header_str<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a str> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}

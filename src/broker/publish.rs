@@ -1,0 +1,186 @@
+//! Publishing with confirms: results (to the results exchange and to `reply_to`) and dead
+//! letters. A publish counts only once the broker confirmed it.
+
+use crate::config::BrokerConfig;
+use lapin::Confirmation;
+use lapin::message::Delivery;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection};
+
+/// Routing key of a result whose org could not be read.
+pub const UNKNOWN_ORG_ROUTING_KEY: &str = "unknown";
+
+/// Headers this worker adds to a message it dead-letters itself.
+pub const REASON_HEADER: &str = "x-contact-import-reason";
+pub const ERROR_HEADER: &str = "x-contact-import-error";
+pub const BATCH_ID_HEADER: &str = "x-contact-import-batch-id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("broker error while publishing: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker refused the message (negative confirm)")]
+    Nacked,
+    #[error("no queue is bound to receive the message ({0})")]
+    Unroutable(String),
+}
+
+/// Whether a confirmed message reached a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    Yes,
+    /// Confirmed, but returned as unroutable (`mandatory`): no queue is bound.
+    NoQueue,
+}
+
+/// Where the result of one request goes, from the request's properties.
+#[derive(Debug, Clone, Default)]
+pub struct ReplyTarget {
+    pub reply_to: Option<String>,
+    /// The request's `correlation_id`, else its `message_id`.
+    pub correlation_id: Option<String>,
+}
+
+impl ReplyTarget {
+    pub fn of(delivery: &Delivery) -> Self {
+        let props = &delivery.properties;
+        let text = |v: &Option<lapin::types::ShortString>| {
+            v.as_ref().map(|s| s.to_string()).filter(|s| !s.is_empty())
+        };
+        Self {
+            reply_to: text(props.reply_to()),
+            correlation_id: text(props.correlation_id()).or_else(|| text(props.message_id())),
+        }
+    }
+}
+
+/// A confirm-mode channel on the publishing connection.
+#[derive(Clone)]
+pub struct Publisher {
+    channel: Channel,
+    cfg: BrokerConfig,
+}
+
+impl Publisher {
+    pub async fn open(connection: &Connection, cfg: BrokerConfig) -> lapin::Result<Self> {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self { channel, cfg })
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Publishes a result to the results exchange under the org's routing key and, when the
+    /// request asked for it, to its `reply_to` queue; both confirmed. A result nobody
+    /// subscribed to is still a delivered result (it is stored with the batch), so "no queue"
+    /// is reported, not an error.
+    pub async fn publish_result(
+        &self,
+        org_routing_key: &str,
+        reply: &ReplyTarget,
+        status: &str,
+        body: &[u8],
+    ) -> Result<(Routed, Option<Routed>), PublishError> {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "status".into(),
+            AMQPValue::LongString(LongString::from(status)),
+        );
+        let mut properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_app_id("contact-import".into())
+            .with_headers(headers);
+        if let Some(correlation_id) = &reply.correlation_id {
+            properties = properties.with_correlation_id(correlation_id.as_str().into());
+        }
+        let to_subscribers = self.publish(
+            &self.cfg.results_exchange,
+            org_routing_key,
+            body,
+            properties.clone(),
+        );
+        match &reply.reply_to {
+            None => Ok((to_subscribers.await?, None)),
+            Some(queue) => {
+                let (subscribers, requester) =
+                    tokio::join!(to_subscribers, self.publish("", queue, body, properties));
+                Ok((subscribers?, Some(requester?)))
+            }
+        }
+    }
+
+    /// Copies a refused message to the dead-letter exchange with headers naming the reason.
+    /// The caller acks the original only after this returned `Ok`.
+    pub async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        batch_id: &str,
+        reason: &str,
+        error: &str,
+    ) -> Result<(), PublishError> {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+        headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(error.into()));
+        headers.insert(
+            BATCH_ID_HEADER.into(),
+            AMQPValue::LongString(batch_id.into()),
+        );
+        let properties = delivery
+            .properties
+            .clone()
+            .with_headers(headers)
+            .with_delivery_mode(2);
+        match self
+            .publish(
+                &self.cfg.dead_letter_exchange,
+                delivery.routing_key.as_str(),
+                &delivery.data,
+                properties,
+            )
+            .await?
+        {
+            Routed::Yes => Ok(()),
+            Routed::NoQueue => Err(PublishError::Unroutable(format!(
+                "dead-letter exchange {}",
+                self.cfg.dead_letter_exchange
+            ))),
+        }
+    }
+
+    async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<Routed, PublishError> {
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                options,
+                body,
+                properties,
+            )
+            .await?
+            .await?;
+        match confirm {
+            Confirmation::Ack(None) => Ok(Routed::Yes),
+            Confirmation::Ack(Some(_returned)) => Ok(Routed::NoQueue),
+            Confirmation::Nack(_) => Err(PublishError::Nacked),
+            // confirm_select ran on this channel, so the broker always confirms.
+            Confirmation::NotRequested => Err(PublishError::Nacked),
+        }
+    }
+}

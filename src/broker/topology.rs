@@ -1,0 +1,106 @@
+//! Declares exchanges and queues, idempotently. Queue arguments cannot change once a queue
+//! exists: a declaration that disagrees with the broker fails with PRECONDITION_FAILED.
+
+use crate::config::BrokerConfig;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, ExchangeKind};
+
+pub async fn declare(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> {
+    let durable_exchange = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let durable_queue = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+
+    // Fanout, so dead letters arrive whatever routing key they carried.
+    channel
+        .exchange_declare(
+            cfg.dead_letter_exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            durable_exchange,
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            cfg.dead_letter_queue.as_str().into(),
+            durable_queue,
+            quorum(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            cfg.dead_letter_queue.as_str().into(),
+            cfg.dead_letter_exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+
+    channel
+        .exchange_declare(
+            cfg.import_exchange.as_str().into(),
+            ExchangeKind::Direct,
+            durable_exchange,
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            cfg.import_queue.as_str().into(),
+            durable_queue,
+            import_queue_arguments(cfg),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            cfg.import_queue.as_str().into(),
+            cfg.import_exchange.as_str().into(),
+            cfg.import_routing_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+
+    channel
+        .exchange_declare(
+            cfg.results_exchange.as_str().into(),
+            ExchangeKind::Topic,
+            durable_exchange,
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), text("quorum"));
+    args
+}
+
+/// Quorum queues dead-letter at-most-once by default; at-least-once (which needs
+/// `reject-publish` overflow) keeps a dead letter until the dead-letter queue confirmed it.
+fn import_queue_arguments(cfg: &BrokerConfig) -> FieldTable {
+    let mut args = quorum();
+    args.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongLongInt(i64::from(cfg.delivery_limit)),
+    );
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        text(&cfg.dead_letter_exchange),
+    );
+    args.insert("x-dead-letter-strategy".into(), text("at-least-once"));
+    args.insert("x-overflow".into(), text("reject-publish"));
+    args
+}
+
+fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}

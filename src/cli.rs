@@ -1,0 +1,40 @@
+//! The command line: `worker`, `migrate`, `publish`.
+
+use crate::config::{DatabaseConfig, WorkerConfig};
+use crate::publish_cmd::PublishArgs;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "contact-import",
+    version,
+    about = "Imports bulk contact batches from RabbitMQ into PostgreSQL"
+)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTACT_IMPORT_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume batches until SIGTERM/SIGINT.
+    Worker(Box<WorkerConfig>),
+    /// Apply the database migrations that are not applied yet.
+    Migrate(DatabaseConfig),
+    /// Publish one batch file (with a publisher confirm) and print its result.
+    Publish(Box<PublishArgs>),
+}

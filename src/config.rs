@@ -1,0 +1,147 @@
+//! Typed settings. Every flag has an environment fallback and a default that points at local
+//! services; README lists them all.
+
+use crate::dialect::Limits;
+use clap::Args;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where the broker is and the names of the topology (see README, "The contract").
+#[derive(Debug, Clone, Args)]
+pub struct BrokerConfig {
+    /// RabbitMQ URL; add `?heartbeat=N` to change the heartbeat (default 60 s).
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    /// Durable direct exchange that batches are published to.
+    #[arg(
+        long,
+        env = "CONTACT_IMPORT_EXCHANGE",
+        default_value = "contacts.import"
+    )]
+    pub import_exchange: String,
+    /// Durable quorum queue the workers consume.
+    #[arg(long, env = "CONTACT_IMPORT_QUEUE", default_value = "contacts.import")]
+    pub import_queue: String,
+    /// Binding key between the import exchange and queue.
+    #[arg(
+        long,
+        env = "CONTACT_IMPORT_ROUTING_KEY",
+        default_value = "contacts.import"
+    )]
+    pub import_routing_key: String,
+    /// Dead-letter exchange of the import queue.
+    #[arg(
+        long,
+        env = "CONTACT_IMPORT_DEAD_LETTER_EXCHANGE",
+        default_value = "contacts.import.dlx"
+    )]
+    pub dead_letter_exchange: String,
+    /// Durable queue holding dead-lettered batches.
+    #[arg(
+        long,
+        env = "CONTACT_IMPORT_DEAD_LETTER_QUEUE",
+        default_value = "contacts.import.dead"
+    )]
+    pub dead_letter_queue: String,
+    /// Durable topic exchange results are published to (routing key: the orgId).
+    #[arg(
+        long,
+        env = "CONTACT_IMPORT_RESULTS_EXCHANGE",
+        default_value = "contacts.results"
+    )]
+    pub results_exchange: String,
+    /// Deliveries of one message before the broker dead-letters it (`x-delivery-limit`).
+    #[arg(long, env = "CONTACT_IMPORT_DELIVERY_LIMIT", default_value_t = 5)]
+    pub delivery_limit: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/contact_import"
+    )]
+    pub database_url: String,
+}
+
+/// Everything `contact-import worker` needs.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerConfig {
+    #[command(flatten)]
+    pub broker: BrokerConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// Batches processed at once, each on its own database connection.
+    #[arg(long, env = "CONTACT_IMPORT_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// Unacked deliveries the broker may push ahead (default: twice the concurrency, so the
+    /// next batch is already here when one finishes).
+    #[arg(long, env = "CONTACT_IMPORT_PREFETCH")]
+    pub prefetch: Option<u16>,
+    /// Database connections (default: concurrency + 1, the spare for /readyz).
+    #[arg(long, env = "CONTACT_IMPORT_DB_POOL_SIZE")]
+    pub db_pool_size: Option<usize>,
+    /// Retries of a batch's transaction after a transient database error, before the delivery
+    /// is requeued.
+    #[arg(long, env = "CONTACT_IMPORT_DB_MAX_RETRIES", default_value_t = 5)]
+    pub db_max_retries: usize,
+    /// First retry delay in milliseconds; doubles per attempt, with jitter.
+    #[arg(long, env = "CONTACT_IMPORT_DB_RETRY_MIN_MS", default_value_t = 100)]
+    pub db_retry_min_ms: u64,
+    /// Longest retry delay in milliseconds.
+    #[arg(long, env = "CONTACT_IMPORT_DB_RETRY_MAX_MS", default_value_t = 5_000)]
+    pub db_retry_max_ms: u64,
+    /// Largest message body accepted, in bytes.
+    #[arg(long, env = "CONTACT_IMPORT_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Most contacts accepted in one batch.
+    #[arg(
+        long,
+        env = "CONTACT_IMPORT_MAX_BATCH_CONTACTS",
+        default_value_t = 10_000
+    )]
+    pub max_batch_contacts: usize,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "CONTACT_IMPORT_HTTP_ADDR", default_value = "0.0.0.0:9090")]
+    pub http_addr: SocketAddr,
+    /// Seconds in-flight batches get to finish after SIGTERM before the worker exits anyway
+    /// (their deliveries then return to the queue).
+    #[arg(long, env = "CONTACT_IMPORT_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl WorkerConfig {
+    pub fn prefetch(&self) -> u16 {
+        self.prefetch.unwrap_or(self.concurrency.saturating_mul(2))
+    }
+
+    pub fn db_pool_size(&self) -> usize {
+        self.db_pool_size
+            .unwrap_or(usize::from(self.concurrency) + 1)
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_contacts: self.max_batch_contacts,
+        }
+    }
+
+    pub fn retry_policy(&self) -> backon::ExponentialBuilder {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.db_retry_min_ms))
+            .with_max_delay(Duration::from_millis(self.db_retry_max_ms))
+            .with_max_times(self.db_max_retries)
+            .with_jitter()
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}

@@ -1,0 +1,10 @@
+//! The canonical contact: every dialect maps its wire shape onto a [`ContactDraft`], which
+//! [`validate`] turns into a [`ValidContact`] or a [`ContactError`], once.
+
+pub mod error;
+pub mod model;
+pub mod validate;
+
+pub use error::{ContactError, ErrorCode};
+pub use model::{Address, ContactDraft, ContactFields, ContactMethod, StoredContact, ValidContact};
+pub use validate::{Planned, ValidatedBatch, validate_batch};

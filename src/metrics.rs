@@ -1,0 +1,127 @@
+//! Every metric name and label, in one place. Names follow Prometheus conventions and are
+//! listed in README; changing one breaks operators' dashboards and alerts.
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::time::Duration;
+
+pub const BATCHES: &str = "contact_import_batches_total";
+pub const CONTACTS: &str = "contact_import_contacts_total";
+pub const BATCH_DURATION: &str = "contact_import_batch_duration_seconds";
+pub const DB_RETRIES: &str = "contact_import_db_retries_total";
+pub const IN_FLIGHT: &str = "contact_import_batches_in_flight";
+pub const DEAD_LETTERED: &str = "contact_import_dead_lettered_total";
+pub const REPLAYED: &str = "contact_import_batches_replayed_total";
+pub const REQUEUED: &str = "contact_import_batches_requeued_total";
+pub const RESULTS_UNROUTABLE: &str = "contact_import_results_unroutable_total";
+
+const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Installs the global recorder and describes every metric; the handle renders `/metrics`.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(BATCH_DURATION.into()), DURATION_BUCKETS)?
+        .install_recorder()?;
+    describe_counter!(
+        BATCHES,
+        "Batches finished, by status (succeeded, partial, failed, rejected)."
+    );
+    describe_counter!(
+        CONTACTS,
+        "Contacts of applied batches, by outcome (created, updated, failed)."
+    );
+    describe_histogram!(
+        BATCH_DURATION,
+        metrics::Unit::Seconds,
+        "Time from delivery to settlement of a batch."
+    );
+    describe_counter!(
+        DB_RETRIES,
+        "Database attempts retried after a transient error."
+    );
+    describe_gauge!(IN_FLIGHT, "Batches being processed now.");
+    describe_counter!(
+        DEAD_LETTERED,
+        "Messages this worker dead-lettered, by reason."
+    );
+    describe_counter!(
+        REPLAYED,
+        "Redelivered batches answered with their stored result."
+    );
+    describe_counter!(
+        REQUEUED,
+        "Deliveries returned to the queue for another attempt, by reason."
+    );
+    describe_counter!(
+        RESULTS_UNROUTABLE,
+        "Results the broker could not route to any queue, by target."
+    );
+    // Zero-valued series exist from the start, so that rate() and alerts see them.
+    for status in ["succeeded", "partial", "failed", "rejected"] {
+        counter!(BATCHES, "status" => status).increment(0);
+    }
+    for outcome in ["created", "updated", "failed"] {
+        counter!(CONTACTS, "outcome" => outcome).increment(0);
+    }
+    counter!(DB_RETRIES).increment(0);
+    gauge!(IN_FLIGHT).set(0.0);
+    Ok(handle)
+}
+
+/// Keeps the exporter's histograms bounded; the recorder needs this called periodically.
+pub async fn run_upkeep(handle: PrometheusHandle) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+pub fn batch_finished(status: &'static str, elapsed: Duration) {
+    counter!(BATCHES, "status" => status).increment(1);
+    histogram!(BATCH_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn contacts(created: usize, updated: usize, failed: usize) {
+    counter!(CONTACTS, "outcome" => "created").increment(created as u64);
+    counter!(CONTACTS, "outcome" => "updated").increment(updated as u64);
+    counter!(CONTACTS, "outcome" => "failed").increment(failed as u64);
+}
+
+pub fn db_retry() {
+    counter!(DB_RETRIES).increment(1);
+}
+
+pub fn dead_lettered(reason: &'static str) {
+    counter!(DEAD_LETTERED, "reason" => reason).increment(1);
+}
+
+pub fn replayed() {
+    counter!(REPLAYED).increment(1);
+}
+
+pub fn requeued(reason: &'static str) {
+    counter!(REQUEUED, "reason" => reason).increment(1);
+}
+
+pub fn result_unroutable(target: &'static str) {
+    counter!(RESULTS_UNROUTABLE, "target" => target).increment(1);
+}
+
+/// Counts a batch in flight for as long as it lives.
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn enter() -> Self {
+        gauge!(IN_FLIGHT).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!(IN_FLIGHT).decrement(1.0);
+    }
+}

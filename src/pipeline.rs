@@ -1,0 +1,220 @@
+//! One batch from delivery to settlement:
+//! decode (dialect) → validate → store (one transaction, retried) → publish result → ack.
+//! A delivery is acked only after its transaction committed and its result was confirmed;
+//! everything else requeues it, and the queue's delivery limit dead-letters a batch that
+//! keeps failing.
+
+use crate::broker::consume;
+use crate::broker::publish::{Publisher, ReplyTarget, Routed, UNKNOWN_ORG_ROUTING_KEY};
+use crate::contact::validate_batch;
+use crate::dialect::{self, Limits};
+use crate::ids::{self, BatchId, OrgId};
+use crate::metrics::{self, InFlight};
+use crate::rejection::{RejectCode, Rejection};
+use crate::result::BatchResult;
+use crate::store::{Applied, Store, StoreError};
+use backon::{ExponentialBuilder, Retryable};
+use chrono::Utc;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use std::time::{Duration, Instant};
+use tracing::{Instrument, error, info, info_span, warn};
+
+/// How a delivery ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settlement {
+    /// Done: committed and result confirmed, or rejected and dead-lettered.
+    Ack { status: &'static str },
+    /// Not done; back to the queue for another attempt, for this reason.
+    Requeue { reason: &'static str },
+}
+
+pub struct Pipeline {
+    store: Store,
+    publisher: Publisher,
+    limits: Limits,
+    retry: ExponentialBuilder,
+}
+
+impl Pipeline {
+    pub fn new(
+        store: Store,
+        publisher: Publisher,
+        limits: Limits,
+        retry: ExponentialBuilder,
+    ) -> Self {
+        Self {
+            store,
+            publisher,
+            limits,
+            retry,
+        }
+    }
+
+    /// Processes one delivery and settles it.
+    pub async fn handle(&self, delivery: Delivery) {
+        let started = Instant::now();
+        let _in_flight = InFlight::enter();
+        let batch_id = BatchId::for_message(
+            delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.as_str()),
+            &delivery.data,
+        );
+        let span = info_span!("batch", batch_id = %batch_id, redelivered = delivery.redelivered);
+        let settlement = self
+            .process(&delivery, &batch_id)
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        let settled = match settlement {
+            Settlement::Ack { .. } => delivery.acker.ack(BasicAckOptions::default()).await,
+            Settlement::Requeue { reason } => {
+                metrics::requeued(reason);
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    multiple: false,
+                };
+                delivery.acker.nack(requeue).await
+            }
+        };
+        match (settled, settlement) {
+            (Ok(true), Settlement::Ack { status }) => {
+                metrics::batch_finished(status, started.elapsed());
+                info!(
+                    status,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "batch done"
+                );
+            }
+            (Ok(true), Settlement::Requeue { reason }) => warn!(reason, "batch requeued"),
+            // The channel closed under us: the broker redelivers the message, and a committed
+            // batch then replays its stored result.
+            (Ok(false), _) => {
+                warn!("channel closed before the delivery was settled; it will be redelivered")
+            }
+            (Err(e), _) => {
+                warn!(error = %e, "settling the delivery failed; it will be redelivered")
+            }
+        }
+    }
+
+    async fn process(&self, delivery: &Delivery, batch_id: &BatchId) -> Settlement {
+        let reply = ReplyTarget::of(delivery);
+        let decoded = match dialect::decode(&consume::incoming(delivery), &self.limits) {
+            Ok(decoded) => decoded,
+            Err(rejection) => return self.reject(delivery, batch_id, &reply, rejection).await,
+        };
+        let org_id = decoded.org_id.clone();
+        let batch = validate_batch(batch_id.clone(), decoded.org_id, decoded.contacts);
+        let body_sha256 = ids::body_sha256(&delivery.data);
+
+        let applied = (|| self.store.apply_batch(&batch, &body_sha256))
+            .retry(self.retry)
+            .when(StoreError::is_transient)
+            .notify(|e: &StoreError, wait: Duration| {
+                metrics::db_retry();
+                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "transient database error, retrying");
+            })
+            .await;
+
+        let (body, status) = match applied {
+            Ok(Applied::Fresh(result)) => {
+                let c = result.counts;
+                metrics::contacts(c.created, c.updated, c.failed);
+                (result.to_json(), result.status.as_str())
+            }
+            Ok(Applied::Replayed(stored)) => {
+                metrics::replayed();
+                info!("batch was applied before; publishing its stored result again");
+                let status = match stored.get("status").and_then(|s| s.as_str()) {
+                    Some("succeeded") => "succeeded",
+                    Some("partial") => "partial",
+                    _ => "failed",
+                };
+                (
+                    serde_json::to_vec(&stored).expect("a JSON value serialises"),
+                    status,
+                )
+            }
+            Ok(Applied::IdConflict) => {
+                let rejection = Rejection::new(
+                    RejectCode::BatchIdConflict,
+                    format!(
+                        "batch id {batch_id} was already used for a batch with a different body"
+                    ),
+                )
+                .with_org(Some(org_id));
+                return self.reject(delivery, batch_id, &reply, rejection).await;
+            }
+            Err(e) => {
+                error!(error = %e, transient = e.is_transient(), "storing the batch failed; requeueing it");
+                return Settlement::Requeue { reason: "database" };
+            }
+        };
+        self.publish(org_id.as_str(), &reply, status, &body).await
+    }
+
+    /// Publishes a result (confirmed) to the org's subscribers and to `reply_to`.
+    async fn publish(
+        &self,
+        routing_key: &str,
+        reply: &ReplyTarget,
+        status: &'static str,
+        body: &[u8],
+    ) -> Settlement {
+        match self
+            .publisher
+            .publish_result(routing_key, reply, status, body)
+            .await
+        {
+            Ok((subscribers, requester)) => {
+                if subscribers == Routed::NoQueue {
+                    metrics::result_unroutable("results-exchange");
+                }
+                if requester == Some(Routed::NoQueue) {
+                    metrics::result_unroutable("reply-to");
+                    warn!(reply_to = ?reply.reply_to, "the reply_to queue does not exist; result not delivered there");
+                }
+                Settlement::Ack { status }
+            }
+            Err(e) => {
+                error!(error = %e, "publishing the result failed; requeueing the batch");
+                Settlement::Requeue { reason: "publish" }
+            }
+        }
+    }
+
+    /// A batch that cannot be read: dead-letter it with its reason, then publish a `rejected`
+    /// result. Nothing was written.
+    async fn reject(
+        &self,
+        delivery: &Delivery,
+        batch_id: &BatchId,
+        reply: &ReplyTarget,
+        rejection: Rejection,
+    ) -> Settlement {
+        warn!(code = %rejection.code, message = %rejection.message, "batch rejected");
+        let code = rejection.code.as_str();
+        if let Err(e) = self
+            .publisher
+            .dead_letter(delivery, batch_id.as_str(), code, &rejection.message)
+            .await
+        {
+            error!(error = %e, "dead-lettering the rejected batch failed; requeueing it");
+            return Settlement::Requeue {
+                reason: "dead-letter",
+            };
+        }
+        metrics::dead_lettered(code);
+        let result = BatchResult::rejected(batch_id, &rejection, Utc::now());
+        let routing_key = rejection
+            .org_id
+            .as_ref()
+            .map_or(UNKNOWN_ORG_ROUTING_KEY, OrgId::as_str);
+        self.publish(routing_key, reply, "rejected", &result.to_json())
+            .await
+    }
+}

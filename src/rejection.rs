@@ -1,0 +1,78 @@
+//! Why a whole batch was refused before anything was written.
+
+use crate::ids::OrgId;
+use std::fmt;
+
+/// A stable reason for refusing a batch. Its string form goes into the `rejected` result's
+/// `error.code` and into the dead letter's `x-contact-import-reason` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectCode {
+    UnsupportedType,
+    UnsupportedContentType,
+    MalformedBody,
+    InvalidSchemas,
+    MissingOrgId,
+    InvalidOrgId,
+    OrgIdMismatch,
+    MissingContacts,
+    TooLarge,
+    /// The batch id was already used for a batch with a different body.
+    BatchIdConflict,
+}
+
+impl RejectCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnsupportedType => "unsupported.type",
+            Self::UnsupportedContentType => "unsupported.content.type",
+            Self::MalformedBody => "malformed.body",
+            Self::InvalidSchemas => "invalid.schemas",
+            Self::MissingOrgId => "missing.org.id",
+            Self::InvalidOrgId => "invalid.org.id",
+            Self::OrgIdMismatch => "org.id.mismatch",
+            Self::MissingContacts => "missing.contacts",
+            Self::TooLarge => "batch.too.large",
+            Self::BatchIdConflict => "batch.id.conflict",
+        }
+    }
+
+    pub fn status_code(self) -> u16 {
+        match self {
+            Self::UnsupportedContentType => 415,
+            Self::TooLarge => 413,
+            Self::BatchIdConflict => 409,
+            _ => 400,
+        }
+    }
+}
+
+impl fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused batch: the reason, a message for people, and the org when it could be read,
+/// so the `rejected` result still reaches that org's subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Rejection {
+    pub code: RejectCode,
+    pub message: String,
+    pub org_id: Option<OrgId>,
+}
+
+impl Rejection {
+    pub fn new(code: RejectCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            org_id: None,
+        }
+    }
+
+    pub fn with_org(mut self, org_id: Option<OrgId>) -> Self {
+        self.org_id = org_id;
+        self
+    }
+}
