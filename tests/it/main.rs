@@ -1,0 +1,7 @@
+//! Behaviour of the worker against a real RabbitMQ and PostgreSQL (see `common`).
+
+mod common;
+mod import;
+mod rejection;
+mod retry;
+mod shutdown;
