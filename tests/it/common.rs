@@ -313,10 +313,10 @@ impl Worker {
         let url = format!("http://{}/readyz", self.http);
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            if let Ok(response) = reqwest::get(&url).await {
-                if response.status().is_success() {
-                    return;
-                }
+            if let Ok(response) = reqwest::get(&url).await
+                && response.status().is_success()
+            {
+                return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
