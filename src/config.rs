@@ -88,14 +88,15 @@ pub struct WorkerConfig {
     #[arg(long, env = "CONTACT_IMPORT_DB_POOL_SIZE")]
     pub db_pool_size: Option<usize>,
     /// Retries of a batch's transaction after a transient database error, before the delivery
-    /// is requeued.
-    #[arg(long, env = "CONTACT_IMPORT_DB_MAX_RETRIES", default_value_t = 5)]
+    /// is requeued. With the default delays one delivery rides out about 40 s of outage, and
+    /// the delivery limit multiplies that; a requeue spends one of the limited deliveries.
+    #[arg(long, env = "CONTACT_IMPORT_DB_MAX_RETRIES", default_value_t = 10)]
     pub db_max_retries: usize,
     /// First retry delay in milliseconds; doubles per attempt, with jitter.
     #[arg(long, env = "CONTACT_IMPORT_DB_RETRY_MIN_MS", default_value_t = 100)]
     pub db_retry_min_ms: u64,
     /// Longest retry delay in milliseconds.
-    #[arg(long, env = "CONTACT_IMPORT_DB_RETRY_MAX_MS", default_value_t = 5_000)]
+    #[arg(long, env = "CONTACT_IMPORT_DB_RETRY_MAX_MS", default_value_t = 10_000)]
     pub db_retry_max_ms: u64,
     /// Largest message body accepted, in bytes.
     #[arg(long, env = "CONTACT_IMPORT_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]

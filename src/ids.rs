@@ -19,6 +19,12 @@ impl BatchId {
         }
     }
 
+    /// Whether the id can be stored: PostgreSQL text cannot hold NUL, and control
+    /// characters in an id are a publisher bug.
+    pub fn is_storable(&self) -> bool {
+        !self.0.chars().any(char::is_control)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

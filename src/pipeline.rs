@@ -53,8 +53,6 @@ impl Pipeline {
 
     /// Processes one delivery and settles it.
     pub async fn handle(&self, delivery: Delivery) {
-        let started = Instant::now();
-        let _in_flight = InFlight::enter();
         let batch_id = BatchId::for_message(
             delivery
                 .properties
@@ -64,20 +62,18 @@ impl Pipeline {
             &delivery.data,
         );
         let span = info_span!("batch", batch_id = %batch_id, redelivered = delivery.redelivered);
-        let settlement = self
-            .process(&delivery, &batch_id)
-            .instrument(span.clone())
-            .await;
-        let _entered = span.enter();
+        self.handle_batch(delivery, batch_id).instrument(span).await;
+    }
+
+    async fn handle_batch(&self, delivery: Delivery, batch_id: BatchId) {
+        let started = Instant::now();
+        let _in_flight = InFlight::enter();
+        let settlement = self.process(&delivery, &batch_id).await;
         let settled = match settlement {
             Settlement::Ack { .. } => delivery.acker.ack(BasicAckOptions::default()).await,
             Settlement::Requeue { reason } => {
                 metrics::requeued(reason);
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    multiple: false,
-                };
-                delivery.acker.nack(requeue).await
+                delivery.acker.nack(REQUEUE).await
             }
         };
         match (settled, settlement) {
@@ -103,6 +99,13 @@ impl Pipeline {
 
     async fn process(&self, delivery: &Delivery, batch_id: &BatchId) -> Settlement {
         let reply = ReplyTarget::of(delivery);
+        if !batch_id.is_storable() {
+            let rejection = Rejection::new(
+                RejectCode::InvalidBatchId,
+                "message_id contains control characters",
+            );
+            return self.reject(delivery, batch_id, &reply, rejection).await;
+        }
         let decoded = match dialect::decode(&consume::incoming(delivery), &self.limits) {
             Ok(decoded) => decoded,
             Err(rejection) => return self.reject(delivery, batch_id, &reply, rejection).await,
@@ -188,7 +191,9 @@ impl Pipeline {
     }
 
     /// A batch that cannot be read: dead-letter it with its reason, then publish a `rejected`
-    /// result. Nothing was written.
+    /// result. Nothing was written. Once the dead letter is confirmed the delivery is acked
+    /// even if the result could not be published: the dead letter is the durable record, and
+    /// requeueing would only dead-letter it again.
     async fn reject(
         &self,
         delivery: &Delivery,
@@ -214,7 +219,18 @@ impl Pipeline {
             .org_id
             .as_ref()
             .map_or(UNKNOWN_ORG_ROUTING_KEY, OrgId::as_str);
-        self.publish(routing_key, reply, "rejected", &result.to_json())
+        if let Settlement::Requeue { .. } = self
+            .publish(routing_key, reply, "rejected", &result.to_json())
             .await
+        {
+            warn!("the rejected result was not published; the dead letter carries the reason");
+        }
+        Settlement::Ack { status: "rejected" }
     }
 }
+
+/// Back to the queue, for this or another worker.
+pub const REQUEUE: BasicNackOptions = BasicNackOptions {
+    requeue: true,
+    multiple: false,
+};

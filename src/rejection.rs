@@ -16,6 +16,8 @@ pub enum RejectCode {
     OrgIdMismatch,
     MissingContacts,
     TooLarge,
+    /// The `message_id` holds control characters.
+    InvalidBatchId,
     /// The batch id was already used for a batch with a different body.
     BatchIdConflict,
 }
@@ -32,6 +34,7 @@ impl RejectCode {
             Self::OrgIdMismatch => "org.id.mismatch",
             Self::MissingContacts => "missing.contacts",
             Self::TooLarge => "batch.too.large",
+            Self::InvalidBatchId => "invalid.batch.id",
             Self::BatchIdConflict => "batch.id.conflict",
         }
     }

@@ -5,18 +5,19 @@ use crate::broker::publish::Publisher;
 use crate::broker::{self, consume, topology};
 use crate::config::WorkerConfig;
 use crate::health::Readiness;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, REQUEUE};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 use crate::{http, metrics};
 use anyhow::{Context, anyhow};
-use futures_lite::StreamExt;
+use futures_lite::{FutureExt, StreamExt};
 use lapin::options::BasicCancelOptions;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Runs the worker until `shutdown` fires (returns `Ok`) or the broker ends the consumer
 /// (returns `Err`, so a supervisor restarts the process).
@@ -58,7 +59,8 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     );
     let mut consumer =
         consume::subscribe(&channel, &cfg.broker.import_queue, &tag, cfg.prefetch()).await?;
-    readiness.set_channels(vec![channel.clone(), publisher.channel().clone()]);
+    let watched = vec![channel.clone(), publisher.channel().clone()];
+    readiness.set_channels(watched.clone());
     info!(
         queue = %cfg.broker.import_queue,
         concurrency = cfg.concurrency,
@@ -85,13 +87,24 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         let next = tokio::select! {
             biased;
             _ = shutdown.wait() => break Ok(()),
+            lost = channel_lost(&watched) => break Err(anyhow!("{lost}")),
             next = consumer.next() => next,
         };
         match next {
             Some(Ok(delivery)) => {
                 let pipeline = pipeline.clone();
                 in_flight.spawn(async move {
-                    pipeline.handle(delivery).await;
+                    // A panic must not leave the delivery unacked until the channel closes:
+                    // requeue it, and the delivery limit dead-letters it if it keeps panicking.
+                    let acker = delivery.acker.clone();
+                    if AssertUnwindSafe(pipeline.handle(delivery))
+                        .catch_unwind()
+                        .await
+                        .is_err()
+                    {
+                        error!("processing the batch panicked; requeueing it");
+                        let _ = acker.nack(REQUEUE).await;
+                    }
                     drop(permit);
                 });
             }
@@ -126,6 +139,19 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let _ = http.await;
     info!("worker stopped");
     outcome
+}
+
+/// Resolves when one of the channels is no longer open. The consumer stream ends when the
+/// consume channel dies, but nothing else notices a dead publish channel: every batch would
+/// then commit, fail to publish and be requeued.
+async fn channel_lost(channels: &[lapin::Channel]) -> String {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        if let Some(channel) = channels.iter().find(|c| !c.status().connected()) {
+            return format!("broker channel {} closed", channel.id());
+        }
+    }
 }
 
 /// Waits for in-flight batches up to `grace`; the ones still running after it are abandoned

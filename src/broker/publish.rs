@@ -131,11 +131,7 @@ impl Publisher {
             BATCH_ID_HEADER.into(),
             AMQPValue::LongString(batch_id.into()),
         );
-        let properties = delivery
-            .properties
-            .clone()
-            .with_headers(headers)
-            .with_delivery_mode(2);
+        let properties = dead_letter_properties(&delivery.properties, headers);
         match self
             .publish(
                 &self.cfg.dead_letter_exchange,
@@ -183,4 +179,41 @@ impl Publisher {
             Confirmation::NotRequested => Err(PublishError::Nacked),
         }
     }
+}
+
+/// The original's properties for its dead-letter copy, persistent and with `headers`, minus
+/// `user_id` (the broker refuses, and closes the channel on, a user_id that is not ours) and
+/// `expiration` (which would let the dead letter vanish from the dead-letter queue).
+fn dead_letter_properties(original: &BasicProperties, headers: FieldTable) -> BasicProperties {
+    let mut copy = BasicProperties::default()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    if let Some(v) = original.content_type() {
+        copy = copy.with_content_type(v.clone());
+    }
+    if let Some(v) = original.content_encoding() {
+        copy = copy.with_content_encoding(v.clone());
+    }
+    if let Some(v) = original.priority() {
+        copy = copy.with_priority(*v);
+    }
+    if let Some(v) = original.correlation_id() {
+        copy = copy.with_correlation_id(v.clone());
+    }
+    if let Some(v) = original.reply_to() {
+        copy = copy.with_reply_to(v.clone());
+    }
+    if let Some(v) = original.message_id() {
+        copy = copy.with_message_id(v.clone());
+    }
+    if let Some(v) = original.timestamp() {
+        copy = copy.with_timestamp(*v);
+    }
+    if let Some(v) = original.kind() {
+        copy = copy.with_type(v.clone());
+    }
+    if let Some(v) = original.app_id() {
+        copy = copy.with_app_id(v.clone());
+    }
+    copy
 }

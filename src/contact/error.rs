@@ -19,6 +19,8 @@ pub enum ErrorCode {
     /// A list entry without a value (SIP address, IM, group).
     MissingValue,
     TooLong,
+    /// NUL or another control character (tab and line breaks are allowed).
+    InvalidCharacters,
     TooManyValues,
     InvalidContactId,
     InvalidAddress,
@@ -42,6 +44,7 @@ impl ErrorCode {
             Self::MultiplePrimary => "multiple.primary",
             Self::MissingValue => "missing.value",
             Self::TooLong => "value.too.long",
+            Self::InvalidCharacters => "invalid.characters",
             Self::TooManyValues => "too.many.values",
             Self::InvalidContactId => "invalid.contact.id",
             Self::InvalidAddress => "invalid.address",

@@ -148,6 +148,16 @@ fn bounded(
     if trimmed.is_empty() {
         return Ok(None);
     }
+    // PostgreSQL cannot store NUL, and other control characters are garbage in a contact.
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(ContactError::new(
+            ErrorCode::InvalidCharacters,
+            format!("{field} contains control characters"),
+        ));
+    }
     if trimmed.chars().count() > max_chars {
         return Err(ContactError::new(
             ErrorCode::TooLong,

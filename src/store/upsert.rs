@@ -122,8 +122,8 @@ pub async fn write_contacts(
             )
             .await?;
         for row in rows {
-            let id: Uuid = row.get("contact_id");
-            stored.insert(id, (row.get("inserted"), stored_contact(batch, &row)));
+            let id: Uuid = row.try_get("contact_id")?;
+            stored.insert(id, (row.try_get("inserted")?, stored_contact(batch, &row)?));
         }
     }
 
@@ -144,33 +144,42 @@ pub async fn write_contacts(
         .collect())
 }
 
-fn stored_contact(batch: &ValidatedBatch, row: &Row) -> StoredContact {
-    fn json<T: serde::de::DeserializeOwned>(row: &Row, column: &str) -> Option<T> {
-        row.get::<_, Option<Json<T>>>(column)
-            .map(|Json(value)| value)
+/// Reads a returned row. `try_get` rather than `get`: a row another writer left in a shape
+/// this worker cannot read fails the batch (and is reported) instead of panicking.
+fn stored_contact(
+    batch: &ValidatedBatch,
+    row: &Row,
+) -> Result<StoredContact, tokio_postgres::Error> {
+    fn json<T: serde::de::DeserializeOwned>(
+        row: &Row,
+        column: &str,
+    ) -> Result<Option<T>, tokio_postgres::Error> {
+        Ok(row
+            .try_get::<_, Option<Json<T>>>(column)?
+            .map(|Json(value)| value))
     }
-    let created: DateTime<Utc> = row.get("created_at");
-    let updated: DateTime<Utc> = row.get("updated_at");
-    StoredContact::new(
+    let created: DateTime<Utc> = row.try_get("created_at")?;
+    let updated: DateTime<Utc> = row.try_get("updated_at")?;
+    Ok(StoredContact::new(
         &batch.org_id,
-        ContactId(row.get("contact_id")),
+        ContactId(row.try_get("contact_id")?),
         created,
         updated,
         ContactFields {
-            display_name: row.get("display_name"),
-            first_name: row.get("first_name"),
-            last_name: row.get("last_name"),
-            company_name: row.get("company_name"),
-            title: row.get("title"),
-            address: json(row, "address"),
-            avatar_url: row.get("avatar_url"),
-            primary_contact_method: row.get("primary_contact_method"),
-            source: row.get("source"),
-            emails: json(row, "emails"),
-            phone_numbers: json(row, "phone_numbers"),
-            sip_addresses: json(row, "sip_addresses"),
-            ims: json(row, "ims"),
-            groups: json(row, "groups"),
+            display_name: row.try_get("display_name")?,
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            company_name: row.try_get("company_name")?,
+            title: row.try_get("title")?,
+            address: json(row, "address")?,
+            avatar_url: row.try_get("avatar_url")?,
+            primary_contact_method: row.try_get("primary_contact_method")?,
+            source: row.try_get("source")?,
+            emails: json(row, "emails")?,
+            phone_numbers: json(row, "phone_numbers")?,
+            sip_addresses: json(row, "sip_addresses")?,
+            ims: json(row, "ims")?,
+            groups: json(row, "groups")?,
         },
-    )
+    ))
 }

@@ -105,7 +105,8 @@ async fn a_mixed_batch_reports_each_invalid_contact_and_stores_the_rest() {
         {"displayName": "Bad Type", "phoneNumbers": [{"value": "12345", "type": "yacht"}]},
         {"displayName": "Bad Id", "contactId": "not-a-uuid"},
         {"firstName": 42},
-        {"lastName": "Valid Two", "primaryContactMethod": "email"}
+        {"lastName": "Valid Two", "primaryContactMethod": "email"},
+        {"displayName": "Nul\u{0}Byte"}
     ]);
     env.publish_json("mixed-1", &batch(ORG, contacts)).await;
 
@@ -113,7 +114,7 @@ async fn a_mixed_batch_reports_each_invalid_contact_and_stores_the_rest() {
     assert_eq!(result["status"], "partial");
     assert_eq!(
         result["counts"],
-        json!({"received": 9, "created": 2, "updated": 0, "failed": 7})
+        json!({"received": 10, "created": 2, "updated": 0, "failed": 8})
     );
     let failed: Vec<(String, String, u64, bool)> = result["failedContacts"]
         .as_array()
@@ -136,6 +137,7 @@ async fn a_mixed_batch_reports_each_invalid_contact_and_stores_the_rest() {
         ("5", "invalid.type"),
         ("6", "invalid.contact.id"),
         ("7", "invalid.contact"),
+        ("9", "invalid.characters"),
     ]
     .map(|(id, code)| (id.to_owned(), code.to_owned(), 400, false));
     assert_eq!(failed, expected);
@@ -150,7 +152,7 @@ async fn a_mixed_batch_reports_each_invalid_contact_and_stores_the_rest() {
         .collect();
     assert_eq!(
         nulls,
-        [false, true, true, true, true, true, true, true, false]
+        [false, true, true, true, true, true, true, true, false, true]
     );
     assert_eq!(result["contacts"][8]["primaryContactMethod"], "EMAIL");
 
