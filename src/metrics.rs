@@ -14,6 +14,7 @@ pub const DEAD_LETTERED: &str = "contact_import_dead_lettered_total";
 pub const REPLAYED: &str = "contact_import_batches_replayed_total";
 pub const REQUEUED: &str = "contact_import_batches_requeued_total";
 pub const RESULTS_UNROUTABLE: &str = "contact_import_results_unroutable_total";
+pub const BROKER_RECONNECTS: &str = "contact_import_broker_reconnects_total";
 
 const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -66,6 +67,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         counter!(CONTACTS, "outcome" => outcome).increment(0);
     }
     counter!(DB_RETRIES).increment(0);
+    counter!(BROKER_RECONNECTS).increment(0);
     gauge!(IN_FLIGHT).set(0.0);
     Ok(handle)
 }
@@ -96,6 +98,10 @@ pub fn db_retry() {
 
 pub fn dead_lettered(reason: &'static str) {
     counter!(DEAD_LETTERED, "reason" => reason).increment(1);
+}
+
+pub fn broker_reconnect() {
+    counter!(BROKER_RECONNECTS).increment(1);
 }
 
 pub fn replayed() {

@@ -1,5 +1,11 @@
 //! `contact-import worker`: connects, declares the topology, consumes with bounded
-//! concurrency, and on shutdown stops consuming, lets in-flight batches finish and exits.
+//! concurrency, reconnects when the broker goes away, and on shutdown stops consuming, lets
+//! in-flight batches finish and exits.
+//!
+//! Reconnection is this loop rather than lapin's `enable_auto_recover`: that recovery is young
+//! (its maintainer does not yet call it production-ready), and a whole new session per loss
+//! keeps the rules simple: delivery tags of a lost channel are never acked, the topology is
+//! declared again, and a consumer cancelled by the broker means subscribe again.
 
 use crate::broker::publish::Publisher;
 use crate::broker::{self, consume, topology};
@@ -9,9 +15,12 @@ use crate::pipeline::{Pipeline, REQUEUE};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 use crate::{http, metrics};
-use anyhow::{Context, anyhow};
+use anyhow::Context;
+use backon::BackoffBuilder;
+use deadpool_postgres::Pool;
 use futures_lite::{FutureExt, StreamExt};
 use lapin::options::BasicCancelOptions;
+use lapin::{Channel, Connection};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +28,18 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-/// Runs the worker until `shutdown` fires (returns `Ok`) or the broker ends the consumer
-/// (returns `Err`, so a supervisor restarts the process).
+/// How a broker session ended.
+enum SessionEnd {
+    /// Shutdown was requested.
+    Shutdown,
+    /// The connection, a channel or the consumer was lost; connect again.
+    Lost { reason: String, was_consuming: bool },
+    /// The broker refused the topology (e.g. a queue exists with other arguments): retrying
+    /// cannot help, an operator must act.
+    Fatal(anyhow::Error),
+}
+
+/// Runs the worker until `shutdown` fires (returns `Ok`) or the topology is refused (`Err`).
 pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let metrics_handle = metrics::install()?;
     tokio::spawn(metrics::run_upkeep(metrics_handle.clone()));
@@ -40,25 +59,89 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         },
     ));
 
+    let reconnect_policy = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(30))
+        .without_max_times()
+        .with_jitter();
+    let mut delays = reconnect_policy.build();
+    let outcome = loop {
+        match session(&cfg, &pool, &readiness, &shutdown).await {
+            SessionEnd::Shutdown => break Ok(()),
+            SessionEnd::Fatal(e) => break Err(e),
+            SessionEnd::Lost {
+                reason,
+                was_consuming,
+            } => {
+                metrics::broker_reconnect();
+                if was_consuming {
+                    delays = reconnect_policy.build();
+                }
+                let wait = delays.next().unwrap_or(Duration::from_secs(30));
+                warn!(%reason, retry_in_ms = wait.as_millis() as u64, "broker session lost; reconnecting");
+                tokio::select! {
+                    _ = shutdown.wait() => break Ok(()),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    };
+
+    let _ = stop_http.send(());
+    let _ = http.await;
+    info!("worker stopped");
+    outcome
+}
+
+/// One broker session: connect, declare, consume until shutdown or a loss, then drain the
+/// batches in flight and close. Readiness is true only while it consumes.
+async fn session(
+    cfg: &WorkerConfig,
+    pool: &Pool,
+    readiness: &Readiness,
+    shutdown: &Shutdown,
+) -> SessionEnd {
+    let lost = |reason: String| SessionEnd::Lost {
+        reason,
+        was_consuming: false,
+    };
     let amqp_url = &cfg.broker.amqp_url;
-    let consume_connection = broker::connect(amqp_url, "contact-import consume")
-        .await
-        .context("connecting to RabbitMQ")?;
-    let publish_connection = broker::connect(amqp_url, "contact-import publish")
-        .await
-        .context("connecting to RabbitMQ")?;
-    let channel = consume_connection.create_channel().await?;
-    topology::declare(&channel, &cfg.broker)
-        .await
-        .context("declaring the broker topology")?;
-    let publisher = Publisher::open(&publish_connection, cfg.broker.clone()).await?;
+    let consume_connection = match broker::connect(amqp_url, "contact-import consume").await {
+        Ok(connection) => connection,
+        Err(e) => return lost(format!("connecting to RabbitMQ: {e}")),
+    };
+    let publish_connection = match broker::connect(amqp_url, "contact-import publish").await {
+        Ok(connection) => connection,
+        Err(e) => return lost(format!("connecting to RabbitMQ: {e}")),
+    };
+    let connections = [consume_connection, publish_connection];
+    let channel = match connections[0].create_channel().await {
+        Ok(channel) => channel,
+        Err(e) => return lost(format!("opening a channel: {e}")),
+    };
+    if let Err(e) = topology::declare(&channel, &cfg.broker).await {
+        // A refusal closes only the channel; a lost connection is worth another try.
+        let refused = connections[0].status().connected();
+        close(&connections).await;
+        if !refused {
+            return lost(format!("declaring the topology: {e}"));
+        }
+        return SessionEnd::Fatal(anyhow::Error::new(e).context("declaring the broker topology"));
+    }
+    let publisher = match Publisher::open(&connections[1], cfg.broker.clone()).await {
+        Ok(publisher) => publisher,
+        Err(e) => return lost(format!("opening the publish channel: {e}")),
+    };
     let tag = format!(
         "contact-import-{}-{}",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     );
     let mut consumer =
-        consume::subscribe(&channel, &cfg.broker.import_queue, &tag, cfg.prefetch()).await?;
+        match consume::subscribe(&channel, &cfg.broker.import_queue, &tag, cfg.prefetch()).await {
+            Ok(consumer) => consumer,
+            Err(e) => return lost(format!("subscribing to {}: {e}", cfg.broker.import_queue)),
+        };
     let watched = vec![channel.clone(), publisher.channel().clone()];
     readiness.set_channels(watched.clone());
     info!(
@@ -69,25 +152,25 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     );
 
     let pipeline = Arc::new(Pipeline::new(
-        Store::new(pool),
+        Store::new(pool.clone()),
         publisher,
         cfg.limits(),
         cfg.retry_policy(),
     ));
     let permits = Arc::new(Semaphore::new(usize::from(cfg.concurrency)));
     let mut in_flight = JoinSet::new();
-    let outcome = loop {
+    let end = loop {
         // Take a delivery only when a slot is free, so the prefetch buffer, not our memory,
         // holds the rest.
         let permit = tokio::select! {
             biased;
-            _ = shutdown.wait() => break Ok(()),
+            _ = shutdown.wait() => break SessionEnd::Shutdown,
             permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
         };
         let next = tokio::select! {
             biased;
-            _ = shutdown.wait() => break Ok(()),
-            lost = channel_lost(&watched) => break Err(anyhow!("{lost}")),
+            _ = shutdown.wait() => break SessionEnd::Shutdown,
+            reason = channel_lost(&watched) => break SessionEnd::Lost { reason, was_consuming: true },
             next = consumer.next() => next,
         };
         match next {
@@ -108,12 +191,20 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                     drop(permit);
                 });
             }
-            Some(Err(e)) => break Err(anyhow!(e).context("the consumer failed")),
+            Some(Err(e)) => {
+                break SessionEnd::Lost {
+                    reason: format!("the consumer failed: {e}"),
+                    was_consuming: true,
+                };
+            }
             None => {
-                break Err(anyhow!(
-                    "the broker cancelled the consumer of {}",
-                    cfg.broker.import_queue
-                ));
+                break SessionEnd::Lost {
+                    reason: format!(
+                        "the broker cancelled the consumer of {}",
+                        cfg.broker.import_queue
+                    ),
+                    was_consuming: true,
+                };
             }
         }
         while in_flight.try_join_next().is_some() {}
@@ -121,30 +212,32 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
 
     readiness.clear_channels();
     // No new deliveries; prefetched ones not started return to the queue when the channel closes.
-    if let Err(e) = channel
-        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-        .await
+    if channel.status().connected()
+        && let Err(e) = channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await
     {
         warn!(error = %e, "cancelling the consumer failed");
     }
+    // Batches of a lost session still finish (or fail to publish and are redelivered): none is
+    // half-applied, because each commits or rolls back as a whole.
     drain(&mut in_flight, cfg.shutdown_grace()).await;
-    let _ = channel.close(200, "worker stopping".into()).await;
-    let _ = consume_connection
-        .close(200, "worker stopping".into())
-        .await;
-    let _ = publish_connection
-        .close(200, "worker stopping".into())
-        .await;
-    let _ = stop_http.send(());
-    let _ = http.await;
-    info!("worker stopped");
-    outcome
+    close(&connections).await;
+    end
+}
+
+async fn close(connections: &[Connection]) {
+    for connection in connections {
+        if connection.status().connected() {
+            let _ = connection.close(200, "worker stopping".into()).await;
+        }
+    }
 }
 
 /// Resolves when one of the channels is no longer open. The consumer stream ends when the
 /// consume channel dies, but nothing else notices a dead publish channel: every batch would
 /// then commit, fail to publish and be requeued.
-async fn channel_lost(channels: &[lapin::Channel]) -> String {
+async fn channel_lost(channels: &[Channel]) -> String {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     loop {
         every.tick().await;

@@ -175,6 +175,11 @@ impl TestEnv {
         worker
     }
 
+    /// The test's own confirm-mode channel.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
     pub fn props(&self, message_id: &str) -> BasicProperties {
         BasicProperties::default()
             .with_content_type("application/json".into())

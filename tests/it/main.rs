@@ -2,6 +2,7 @@
 
 mod common;
 mod import;
+mod reconnect;
 mod rejection;
 mod retry;
 mod shutdown;

@@ -1,0 +1,50 @@
+use crate::common::{ORG, TestEnv, batch};
+use lapin::options::QueueDeleteOptions;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_consumer_cancelled_by_the_broker_subscribes_again_without_a_restart() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker(&[]).await;
+    env.publish_json("before", &batch(ORG, json!([{"displayName": "Before"}])))
+        .await;
+    assert_eq!(env.next_result().await.2["status"], "succeeded");
+
+    // Deleting the queue makes the broker cancel the worker's consumer (basic.cancel).
+    env.channel()
+        .queue_delete(
+            env.broker.import_queue.as_str().into(),
+            QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while worker
+        .metric("contact_import_broker_reconnects_total")
+        .await
+        < 1.0
+        || worker.get("/readyz").await.0 != 200
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker did not resubscribe"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The worker declared the queue again and consumes it: a new batch gets its result.
+    env.publish_json("after", &batch(ORG, json!([{"displayName": "After"}])))
+        .await;
+    let (_, _, result) = env.next_result().await;
+    assert_eq!(
+        (result["batchId"].as_str(), result["status"].as_str()),
+        (Some("after"), Some("succeeded"))
+    );
+    assert_eq!(env.contact_count().await, 2);
+    let status = worker.terminate().await;
+    assert!(
+        status.success(),
+        "the same process kept running and exits cleanly: {status:?}"
+    );
+}
