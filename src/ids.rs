@@ -11,11 +11,12 @@ pub const MAX_ORG_ID_LEN: usize = 128;
 pub struct BatchId(String);
 
 impl BatchId {
-    /// The batch id for a message: its `message_id` when present and non-empty, else the body hash.
-    pub fn for_message(message_id: Option<&str>, body: &[u8]) -> Self {
+    /// The batch id for a message: its `message_id` when present and non-empty, else
+    /// `sha256:` and the body's hash (from [`body_sha256`]).
+    pub fn for_message(message_id: Option<&str>, body_sha256: &str) -> Self {
         match message_id.map(str::trim).filter(|id| !id.is_empty()) {
             Some(id) => Self(id.to_owned()),
-            None => Self(format!("sha256:{}", body_sha256(body))),
+            None => Self(format!("sha256:{body_sha256}")),
         }
     }
 
@@ -102,19 +103,19 @@ mod tests {
 
     #[test]
     fn batch_id_falls_back_to_the_body_hash() {
-        let id = BatchId::for_message(None, b"{}");
+        let id = BatchId::for_message(None, &body_sha256(b"{}"));
         assert_eq!(
             id.as_str(),
             "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
         );
-        assert_eq!(BatchId::for_message(Some("  "), b"{}"), id);
-        assert_eq!(BatchId::for_message(Some("b-1"), b"{}").as_str(), "b-1");
+        assert_eq!(BatchId::for_message(Some("  "), &body_sha256(b"{}")), id);
+        assert_eq!(BatchId::for_message(Some("b-1"), "").as_str(), "b-1");
     }
 
     #[test]
     fn new_contact_ids_are_stable_and_distinct() {
         let org = OrgId::parse("org-1").unwrap();
-        let batch = BatchId::for_message(Some("b"), b"");
+        let batch = BatchId::for_message(Some("b"), "");
         assert_eq!(
             ContactId::for_new(&org, &batch, 0),
             ContactId::for_new(&org, &batch, 0)

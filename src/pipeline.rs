@@ -53,22 +53,25 @@ impl Pipeline {
 
     /// Processes one delivery and settles it.
     pub async fn handle(&self, delivery: Delivery) {
-        let batch_id = BatchId::for_message(
-            delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|id| id.as_str()),
-            &delivery.data,
-        );
+        // Hashed once: the batch id of a message without message_id, and the idempotency
+        // record's check that a batch id is not reused for another body.
+        let body_sha256 = ids::body_sha256(&delivery.data);
+        let message_id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str());
+        let batch_id = BatchId::for_message(message_id, &body_sha256);
         let span = info_span!("batch", batch_id = %batch_id, redelivered = delivery.redelivered);
-        self.handle_batch(delivery, batch_id).instrument(span).await;
+        self.handle_batch(delivery, batch_id, body_sha256)
+            .instrument(span)
+            .await;
     }
 
-    async fn handle_batch(&self, delivery: Delivery, batch_id: BatchId) {
+    async fn handle_batch(&self, delivery: Delivery, batch_id: BatchId, body_sha256: String) {
         let started = Instant::now();
         let _in_flight = InFlight::enter();
-        let settlement = self.process(&delivery, &batch_id).await;
+        let settlement = self.process(&delivery, &batch_id, &body_sha256).await;
         let settled = match settlement {
             Settlement::Ack { .. } => delivery.acker.ack(BasicAckOptions::default()).await,
             Settlement::Requeue { reason } => {
@@ -97,7 +100,12 @@ impl Pipeline {
         }
     }
 
-    async fn process(&self, delivery: &Delivery, batch_id: &BatchId) -> Settlement {
+    async fn process(
+        &self,
+        delivery: &Delivery,
+        batch_id: &BatchId,
+        body_sha256: &str,
+    ) -> Settlement {
         let reply = ReplyTarget::of(delivery);
         if !batch_id.is_storable() {
             let rejection = Rejection::new(
@@ -112,9 +120,8 @@ impl Pipeline {
         };
         let org_id = decoded.org_id.clone();
         let batch = validate_batch(batch_id.clone(), decoded.org_id, decoded.contacts);
-        let body_sha256 = ids::body_sha256(&delivery.data);
 
-        let applied = (|| self.store.apply_batch(&batch, &body_sha256))
+        let applied = (|| self.store.apply_batch(&batch, body_sha256))
             .retry(self.retry)
             .when(StoreError::is_transient)
             .notify(|e: &StoreError, wait: Duration| {

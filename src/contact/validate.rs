@@ -542,7 +542,7 @@ mod tests {
             ..Default::default()
         };
         let batch = validate_batch(
-            BatchId::for_message(Some("b"), b""),
+            BatchId::for_message(Some("b"), ""),
             OrgId::parse("o").unwrap(),
             vec![Ok(update.clone()), Ok(named()), Ok(update)],
         );

@@ -138,6 +138,18 @@ impl TestEnv {
 
     /// Starts a worker process for this test's names and database.
     pub async fn spawn_worker(&self, extra_args: &[&str]) -> Worker {
+        // The HTTP port is free when picked but may be taken before the worker binds it
+        // (outgoing connections draw from the same range): then the worker exits, try again.
+        for _ in 0..3 {
+            let mut worker = self.start_worker(extra_args);
+            if worker.wait_ready().await {
+                return worker;
+            }
+        }
+        panic!("the worker did not start three times");
+    }
+
+    fn start_worker(&self, extra_args: &[&str]) -> Worker {
         let port = free_port();
         let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -170,9 +182,7 @@ impl TestEnv {
             .kill_on_drop(true)
             .spawn()
             .expect("start the worker");
-        let worker = Worker { child, http, log };
-        worker.wait_ready().await;
-        worker
+        Worker { child, http, log }
     }
 
     /// The test's own confirm-mode channel.
@@ -314,14 +324,22 @@ pub struct Worker {
 }
 
 impl Worker {
-    async fn wait_ready(&self) {
+    /// `false` if the process exited before it was ready.
+    async fn wait_ready(&mut self) -> bool {
         let url = format!("http://{}/readyz", self.http);
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if let Ok(response) = reqwest::get(&url).await
                 && response.status().is_success()
             {
-                return;
+                return true;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                eprintln!(
+                    "worker exited with {status} before it was ready; log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+                return false;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
