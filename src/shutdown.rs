@@ -24,10 +24,6 @@ impl Trigger {
 }
 
 impl Shutdown {
-    pub fn is_shutdown(&self) -> bool {
-        *self.0.borrow()
-    }
-
     /// Resolves once shutdown has been fired (at once if it already was).
     pub async fn wait(&self) {
         let mut rx = self.0.clone();

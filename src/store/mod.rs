@@ -74,10 +74,6 @@ impl Store {
         Self { pool }
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
     /// Applies a batch exactly once: the batch row, the contacts and the result commit
     /// together or not at all. Safe to call again after any error.
     pub async fn apply_batch(
