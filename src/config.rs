@@ -2,6 +2,7 @@
 //! services; README lists them all.
 
 use crate::dialect::Limits;
+use crate::pipeline::BatchPolicy;
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -87,9 +88,9 @@ pub struct WorkerConfig {
     /// Database connections (default: concurrency + 1, the spare for /readyz).
     #[arg(long, env = "CONTACT_IMPORT_DB_POOL_SIZE")]
     pub db_pool_size: Option<usize>,
-    /// Retries of a batch's transaction after a transient database error, before the delivery
-    /// is requeued. With the default delays one delivery rides out about 40 s of outage, and
-    /// the delivery limit multiplies that; a requeue spends one of the limited deliveries.
+    /// Retries of a batch's transaction after a transient database error (deadlock,
+    /// serialization failure) before the delivery is requeued. An outage (database down or
+    /// unreachable) is waited out instead, within the batch timeout.
     #[arg(long, env = "CONTACT_IMPORT_DB_MAX_RETRIES", default_value_t = 10)]
     pub db_max_retries: usize,
     /// First retry delay in milliseconds; doubles per attempt, with jitter.
@@ -98,6 +99,12 @@ pub struct WorkerConfig {
     /// Longest retry delay in milliseconds.
     #[arg(long, env = "CONTACT_IMPORT_DB_RETRY_MAX_MS", default_value_t = 10_000)]
     pub db_retry_max_ms: u64,
+    /// Longest a batch may take from delivery to commit, retries and database outages
+    /// included, before it is abandoned uncommitted and requeued. Keep it well below the
+    /// broker's consumer_timeout (30 min by default): prefetched deliveries wait behind the
+    /// ones in flight, and that wait counts too.
+    #[arg(long, env = "CONTACT_IMPORT_BATCH_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_timeout_secs: u64,
     /// Largest message body accepted, in bytes.
     #[arg(long, env = "CONTACT_IMPORT_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -127,19 +134,20 @@ impl WorkerConfig {
             .unwrap_or(usize::from(self.concurrency) + 1)
     }
 
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_message_bytes: self.max_message_bytes,
-            max_contacts: self.max_batch_contacts,
+    pub fn batch_policy(&self) -> BatchPolicy {
+        BatchPolicy {
+            limits: Limits {
+                max_message_bytes: self.max_message_bytes,
+                max_contacts: self.max_batch_contacts,
+            },
+            retry: backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(self.db_retry_min_ms))
+                .with_max_delay(Duration::from_millis(self.db_retry_max_ms))
+                .with_max_times(self.db_max_retries)
+                .with_jitter(),
+            batch_timeout: Duration::from_secs(self.batch_timeout_secs),
+            delivery_limit: self.broker.delivery_limit,
         }
-    }
-
-    pub fn retry_policy(&self) -> backon::ExponentialBuilder {
-        backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(self.db_retry_min_ms))
-            .with_max_delay(Duration::from_millis(self.db_retry_max_ms))
-            .with_max_times(self.db_max_retries)
-            .with_jitter()
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -1,48 +1,61 @@
-//! What `/readyz` reports: the broker channels are open and a database connection can be had.
+//! What `/readyz` reports: consuming on open channels, the broker not blocking our
+//! publishing, and the database answering.
 
-use deadpool_postgres::Pool;
-use lapin::Channel;
-use std::sync::Mutex;
-use std::time::Duration;
+use crate::store::availability::Availability;
+use lapin::{Channel, ConnectionStatus};
+use std::sync::{Arc, Mutex};
 
 pub struct Readiness {
-    pool: Pool,
-    channels: Mutex<Vec<Channel>>,
+    availability: Arc<Availability>,
+    session: Mutex<Option<BrokerSession>>,
+}
+
+/// The broker side of the current session.
+pub struct BrokerSession {
+    /// Consume and publish channels; both must stay open.
+    pub channels: Vec<Channel>,
+    /// The publishing connection, which the broker blocks during a resource alarm.
+    pub publishing: ConnectionStatus,
 }
 
 impl Readiness {
-    pub fn new(pool: Pool) -> Self {
+    pub fn new(availability: Arc<Availability>) -> Self {
         Self {
-            pool,
-            channels: Mutex::new(Vec::new()),
+            availability,
+            session: Mutex::new(None),
         }
     }
 
-    /// The channels that must stay open for the worker to be ready (consume and publish).
-    pub fn set_channels(&self, channels: Vec<Channel>) {
-        *self.channels.lock().expect("readiness lock") = channels;
+    pub fn set_session(&self, session: BrokerSession) {
+        *self.session.lock().expect("readiness lock") = Some(session);
     }
 
     /// Marks the broker side not ready (draining or disconnected).
-    pub fn clear_channels(&self) {
-        self.channels.lock().expect("readiness lock").clear();
+    pub fn clear_session(&self) {
+        *self.session.lock().expect("readiness lock") = None;
     }
 
     /// `Err` names what is not ready.
     pub async fn check(&self) -> Result<(), String> {
         {
-            let channels = self.channels.lock().expect("readiness lock");
-            if channels.is_empty() {
+            let session = self.session.lock().expect("readiness lock");
+            let Some(session) = session.as_ref() else {
                 return Err("not consuming".into());
-            }
-            if let Some(channel) = channels.iter().find(|c| !c.status().connected()) {
+            };
+            if let Some(channel) = session.channels.iter().find(|c| !c.status().connected()) {
                 return Err(format!("broker channel {} is not open", channel.id()));
             }
+            if session.publishing.blocked() {
+                return Err("the broker blocks publishing (memory or disk alarm)".into());
+            }
         }
-        match tokio::time::timeout(Duration::from_secs(2), self.pool.get()).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("database: {e}")),
-            Err(_) => Err("database: no connection within 2s".into()),
+        if !self.availability.is_up() {
+            return Err("database unavailable; not taking batches".into());
         }
+        // Probing here also closes the gate before a batch has to fail to notice an outage.
+        self.availability
+            .probe()
+            .await
+            .map_err(|e| format!("database: {e}"))
     }
 }

@@ -15,6 +15,8 @@ pub const REPLAYED: &str = "contact_import_batches_replayed_total";
 pub const REQUEUED: &str = "contact_import_batches_requeued_total";
 pub const RESULTS_UNROUTABLE: &str = "contact_import_results_unroutable_total";
 pub const BROKER_RECONNECTS: &str = "contact_import_broker_reconnects_total";
+pub const BROKER_BLOCKED: &str = "contact_import_broker_blocked";
+pub const DATABASE_UP: &str = "contact_import_database_up";
 
 const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -59,6 +61,18 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         RESULTS_UNROUTABLE,
         "Results the broker could not route to any queue, by target."
     );
+    describe_counter!(
+        BROKER_RECONNECTS,
+        "Broker sessions lost (connection, channel or consumer) and reconnected."
+    );
+    describe_gauge!(
+        BROKER_BLOCKED,
+        "1 while the broker blocks this worker's publishing (memory or disk alarm)."
+    );
+    describe_gauge!(
+        DATABASE_UP,
+        "0 while the database is unavailable and no new batches are taken, else 1."
+    );
     // Zero-valued series exist from the start, so that rate() and alerts see them.
     for status in ["succeeded", "partial", "failed", "rejected"] {
         counter!(BATCHES, "status" => status).increment(0);
@@ -69,6 +83,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     counter!(DB_RETRIES).increment(0);
     counter!(BROKER_RECONNECTS).increment(0);
     gauge!(IN_FLIGHT).set(0.0);
+    gauge!(BROKER_BLOCKED).set(0.0);
     Ok(handle)
 }
 
@@ -102,6 +117,14 @@ pub fn dead_lettered(reason: &'static str) {
 
 pub fn broker_reconnect() {
     counter!(BROKER_RECONNECTS).increment(1);
+}
+
+pub fn broker_blocked(blocked: bool) {
+    gauge!(BROKER_BLOCKED).set(f64::from(u8::from(blocked)));
+}
+
+pub fn database_up(up: bool) {
+    gauge!(DATABASE_UP).set(f64::from(u8::from(up)));
 }
 
 pub fn replayed() {

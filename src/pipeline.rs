@@ -6,17 +6,19 @@
 
 use crate::broker::consume;
 use crate::broker::publish::{Publisher, ReplyTarget, Routed, UNKNOWN_ORG_ROUTING_KEY};
-use crate::contact::validate_batch;
+use crate::contact::{ValidatedBatch, validate_batch};
 use crate::dialect::{self, Limits};
 use crate::ids::{self, BatchId, OrgId};
 use crate::metrics::{self, InFlight};
 use crate::rejection::{RejectCode, Rejection};
 use crate::result::BatchResult;
+use crate::store::availability::Availability;
 use crate::store::{Applied, Store, StoreError};
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -29,25 +31,39 @@ enum Settlement {
     Requeue { reason: &'static str },
 }
 
+/// How hard the pipeline tries before it gives a batch up.
+#[derive(Debug, Clone)]
+pub struct BatchPolicy {
+    pub limits: Limits,
+    /// Retries of a transaction after a transient database error.
+    pub retry: ExponentialBuilder,
+    /// Longest a batch may take from delivery to commit, retries and database outages
+    /// included; kept well below the broker's `consumer_timeout`, which would otherwise
+    /// close the channel under every batch in flight.
+    pub batch_timeout: Duration,
+    /// The queue's `x-delivery-limit`: the delivery after that many returns is the last.
+    pub delivery_limit: u32,
+}
+
 pub struct Pipeline {
     store: Store,
+    availability: Arc<Availability>,
     publisher: Publisher,
-    limits: Limits,
-    retry: ExponentialBuilder,
+    policy: BatchPolicy,
 }
 
 impl Pipeline {
     pub fn new(
         store: Store,
+        availability: Arc<Availability>,
         publisher: Publisher,
-        limits: Limits,
-        retry: ExponentialBuilder,
+        policy: BatchPolicy,
     ) -> Self {
         Self {
             store,
+            availability,
             publisher,
-            limits,
-            retry,
+            policy,
         }
     }
 
@@ -114,21 +130,15 @@ impl Pipeline {
             );
             return self.reject(delivery, batch_id, &reply, rejection).await;
         }
-        let decoded = match dialect::decode(&consume::incoming(delivery), &self.limits) {
+        let decoded = match dialect::decode(&consume::incoming(delivery), &self.policy.limits) {
             Ok(decoded) => decoded,
             Err(rejection) => return self.reject(delivery, batch_id, &reply, rejection).await,
         };
         let org_id = decoded.org_id.clone();
         let batch = validate_batch(batch_id.clone(), decoded.org_id, decoded.contacts);
 
-        let applied = (|| self.store.apply_batch(&batch, body_sha256))
-            .retry(self.retry)
-            .when(StoreError::is_transient)
-            .notify(|e: &StoreError, wait: Duration| {
-                metrics::db_retry();
-                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "transient database error, retrying");
-            })
-            .await;
+        let deadline = tokio::time::Instant::now() + self.policy.batch_timeout;
+        let applied = self.apply(&batch, body_sha256, deadline).await;
 
         let (body, status) = match applied {
             Ok(Applied::Fresh(result)) => {
@@ -160,11 +170,64 @@ impl Pipeline {
                 return self.reject(delivery, batch_id, &reply, rejection).await;
             }
             Err(e) => {
-                error!(error = %e, transient = e.is_transient(), "storing the batch failed; requeueing it");
-                return Settlement::Requeue { reason: "database" };
+                let attempt = consume::attempt(delivery);
+                if attempt > self.policy.delivery_limit {
+                    // Requeued once more, the broker would dead-letter it without saying why.
+                    let rejection = Rejection::new(
+                        RejectCode::AttemptsExhausted,
+                        format!("gave up after {attempt} deliveries; last error: {e}"),
+                    )
+                    .with_org(Some(org_id));
+                    return self.reject(delivery, batch_id, &reply, rejection).await;
+                }
+                error!(error = %e, attempt, transient = e.is_transient(), "storing the batch failed; requeueing it");
+                let reason = match e {
+                    StoreError::DeadlineExceeded => "timeout",
+                    _ => "database",
+                };
+                return Settlement::Requeue { reason };
             }
         };
         self.publish(org_id.as_str(), &reply, status, &body).await
+    }
+
+    /// Applies the batch, retrying transient errors with backoff. While the database is away
+    /// the batch waits for it (within its deadline) rather than spend one of its deliveries.
+    async fn apply(
+        &self,
+        batch: &ValidatedBatch,
+        body_sha256: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Applied, StoreError> {
+        loop {
+            let applied = (|| self.store.apply_batch(batch, body_sha256, deadline))
+                .retry(self.policy.retry)
+                .when(StoreError::is_transient)
+                .notify(|e: &StoreError, wait: Duration| {
+                    metrics::db_retry();
+                    if e.is_outage() {
+                        self.availability.report_outage(e);
+                    }
+                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "transient database error, retrying");
+                })
+                .await;
+            match applied {
+                Ok(applied) => {
+                    self.availability.report_up();
+                    return Ok(applied);
+                }
+                Err(e) if e.is_outage() => {
+                    self.availability.report_outage(&e);
+                    if tokio::time::timeout_at(deadline, self.availability.wait_up())
+                        .await
+                        .is_err()
+                    {
+                        return Err(StoreError::DeadlineExceeded);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Publishes a result (confirmed) to the org's subscribers and to `reply_to`.
@@ -212,7 +275,13 @@ impl Pipeline {
         let code = rejection.code.as_str();
         if let Err(e) = self
             .publisher
-            .dead_letter(delivery, batch_id.as_str(), code, &rejection.message)
+            .dead_letter(
+                delivery,
+                batch_id.as_str(),
+                code,
+                &rejection.message,
+                consume::attempt(delivery),
+            )
             .await
         {
             error!(error = %e, "dead-lettering the rejected batch failed; requeueing it");

@@ -20,6 +20,9 @@ pub enum RejectCode {
     InvalidBatchId,
     /// The batch id was already used for a batch with a different body.
     BatchIdConflict,
+    /// Every allowed delivery failed (e.g. the database refuses the batch each time): the
+    /// batch is dead-lettered with its last error, to be replayed once the cause is fixed.
+    AttemptsExhausted,
 }
 
 impl RejectCode {
@@ -36,6 +39,7 @@ impl RejectCode {
             Self::TooLarge => "batch.too.large",
             Self::InvalidBatchId => "invalid.batch.id",
             Self::BatchIdConflict => "batch.id.conflict",
+            Self::AttemptsExhausted => "attempts.exhausted",
         }
     }
 
@@ -44,6 +48,7 @@ impl RejectCode {
             Self::UnsupportedContentType => 415,
             Self::TooLarge => 413,
             Self::BatchIdConflict => 409,
+            Self::AttemptsExhausted => 500,
             _ => 400,
         }
     }

@@ -10,9 +10,10 @@
 use crate::broker::publish::Publisher;
 use crate::broker::{self, consume, topology};
 use crate::config::WorkerConfig;
-use crate::health::Readiness;
+use crate::health::{BrokerSession, Readiness};
 use crate::pipeline::{Pipeline, REQUEUE};
 use crate::shutdown::Shutdown;
+use crate::store::availability::Availability;
 use crate::store::{self, Store};
 use crate::{http, metrics};
 use anyhow::Context;
@@ -44,7 +45,8 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let metrics_handle = metrics::install()?;
     tokio::spawn(metrics::run_upkeep(metrics_handle.clone()));
     let pool = store::pool::build(&cfg.database.database_url, cfg.db_pool_size())?;
-    let readiness = Arc::new(Readiness::new(pool.clone()));
+    let availability = Arc::new(Availability::new(pool.clone()));
+    let readiness = Arc::new(Readiness::new(availability.clone()));
 
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
@@ -66,7 +68,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         .with_jitter();
     let mut delays = reconnect_policy.build();
     let outcome = loop {
-        match session(&cfg, &pool, &readiness, &shutdown).await {
+        match session(&cfg, &pool, &availability, &readiness, &shutdown).await {
             SessionEnd::Shutdown => break Ok(()),
             SessionEnd::Fatal(e) => break Err(e),
             SessionEnd::Lost {
@@ -98,6 +100,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
 async fn session(
     cfg: &WorkerConfig,
     pool: &Pool,
+    availability: &Arc<Availability>,
     readiness: &Readiness,
     shutdown: &Shutdown,
 ) -> SessionEnd {
@@ -132,6 +135,15 @@ async fn session(
         Ok(publisher) => publisher,
         Err(e) => return lost(format!("opening the publish channel: {e}")),
     };
+    // Deliveries taken while the database is away would only fail and spend their attempts.
+    tokio::select! {
+        biased;
+        _ = shutdown.wait() => {
+            close(&connections).await;
+            return SessionEnd::Shutdown;
+        }
+        _ = availability.wait_up() => {}
+    }
     let tag = format!(
         "contact-import-{}-{}",
         std::process::id(),
@@ -143,7 +155,10 @@ async fn session(
             Err(e) => return lost(format!("subscribing to {}: {e}", cfg.broker.import_queue)),
         };
     let watched = vec![channel.clone(), publisher.channel().clone()];
-    readiness.set_channels(watched.clone());
+    readiness.set_session(BrokerSession {
+        channels: watched.clone(),
+        publishing: connections[1].status().clone(),
+    });
     info!(
         queue = %cfg.broker.import_queue,
         concurrency = cfg.concurrency,
@@ -153,9 +168,9 @@ async fn session(
 
     let pipeline = Arc::new(Pipeline::new(
         Store::new(pool.clone()),
+        availability.clone(),
         publisher,
-        cfg.limits(),
-        cfg.retry_policy(),
+        cfg.batch_policy(),
     ));
     let permits = Arc::new(Semaphore::new(usize::from(cfg.concurrency)));
     let mut in_flight = JoinSet::new();
@@ -167,6 +182,17 @@ async fn session(
             _ = shutdown.wait() => break SessionEnd::Shutdown,
             permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
         };
+        // Take nothing while the database is away or the broker would not take our results.
+        let can_take = async {
+            availability.wait_up().await;
+            publishing_unblocked(&connections[1]).await;
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.wait() => break SessionEnd::Shutdown,
+            reason = channel_lost(&watched) => break SessionEnd::Lost { reason, was_consuming: true },
+            _ = can_take => {}
+        }
         let next = tokio::select! {
             biased;
             _ = shutdown.wait() => break SessionEnd::Shutdown,
@@ -210,7 +236,8 @@ async fn session(
         while in_flight.try_join_next().is_some() {}
     };
 
-    readiness.clear_channels();
+    readiness.clear_session();
+    metrics::broker_blocked(false);
     // No new deliveries; prefetched ones not started return to the queue when the channel closes.
     if channel.status().connected()
         && let Err(e) = channel
@@ -245,6 +272,21 @@ async fn channel_lost(channels: &[Channel]) -> String {
             return format!("broker channel {} closed", channel.id());
         }
     }
+}
+
+/// Returns once the broker does not block publishing on `connection`. During a memory or disk
+/// alarm it blocks publishing connections; results would pile up unconfirmed.
+async fn publishing_unblocked(connection: &Connection) {
+    if !connection.status().blocked() {
+        return;
+    }
+    metrics::broker_blocked(true);
+    warn!("the broker blocks publishing (resource alarm); taking no new batches");
+    while connection.status().blocked() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    metrics::broker_blocked(false);
+    info!("the broker unblocked publishing; taking batches");
 }
 
 /// Waits for in-flight batches up to `grace`; the ones still running after it are abandoned

@@ -48,3 +48,24 @@ pub fn header_str<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a
         _ => None,
     }
 }
+
+/// Set by quorum queues on a redelivery: how many times the message was returned before.
+pub const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";
+
+/// Which delivery of its message this is, counting from 1.
+pub fn attempt(delivery: &Delivery) -> u32 {
+    let returned = match delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(DELIVERY_COUNT_HEADER))
+    {
+        Some(AMQPValue::LongLongInt(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+        Some(AMQPValue::LongInt(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+        Some(AMQPValue::LongUInt(n)) => *n,
+        Some(AMQPValue::ShortInt(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+        Some(AMQPValue::ShortShortInt(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+        _ => 0,
+    };
+    returned.saturating_add(1)
+}

@@ -15,6 +15,8 @@ pub const UNKNOWN_ORG_ROUTING_KEY: &str = "unknown";
 pub const REASON_HEADER: &str = "x-contact-import-reason";
 pub const ERROR_HEADER: &str = "x-contact-import-error";
 pub const BATCH_ID_HEADER: &str = "x-contact-import-batch-id";
+/// Deliveries of the message so far, this one included.
+pub const ATTEMPTS_HEADER: &str = "x-contact-import-attempts";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -123,8 +125,13 @@ impl Publisher {
         batch_id: &str,
         reason: &str,
         error: &str,
+        attempts: u32,
     ) -> Result<(), PublishError> {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            ATTEMPTS_HEADER.into(),
+            AMQPValue::LongLongInt(i64::from(attempts)),
+        );
         headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
         headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(error.into()));
         headers.insert(

@@ -1,6 +1,7 @@
 //! Everything that talks SQL. One batch is one transaction: claim the batch id, upsert its
 //! contacts in one statement, store its result, commit.
 
+pub mod availability;
 pub mod batches;
 pub mod migrate;
 pub mod pool;
@@ -10,7 +11,10 @@ use crate::contact::ValidatedBatch;
 use crate::result::BatchResult;
 use batches::Claim;
 use chrono::Utc;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Object, Pool};
+use tokio::time::Instant;
+use tokio_postgres::NoTls;
+use tracing::warn;
 
 /// Why a database call failed. Callers act on [`StoreError::is_transient`]: transient errors
 /// are retried, others fail the delivery.
@@ -18,8 +22,11 @@ use deadpool_postgres::Pool;
 pub enum StoreError {
     #[error("no database connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
+    /// The batch ran out of time; its transaction was abandoned uncommitted.
+    #[error("the batch did not finish within its time limit; nothing was committed")]
+    DeadlineExceeded,
 }
 
 impl StoreError {
@@ -31,9 +38,39 @@ impl StoreError {
             Self::Pool(deadpool_postgres::PoolError::Backend(e)) | Self::Db(e) => {
                 is_transient_db(e)
             }
-            Self::Pool(deadpool_postgres::PoolError::Closed) => false,
+            Self::Pool(deadpool_postgres::PoolError::Closed) | Self::DeadlineExceeded => false,
             Self::Pool(_) => true,
         }
+    }
+
+    /// The database itself is away (down, restarting, unreachable), as opposed to this
+    /// transaction losing a race: waiting for it beats spending the batch's deliveries.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Self::Pool(deadpool_postgres::PoolError::Backend(e)) => is_transient_db(e),
+            Self::Pool(deadpool_postgres::PoolError::Timeout(t)) => {
+                !matches!(t, deadpool_postgres::TimeoutType::Wait)
+            }
+            Self::Db(e) => match e.code() {
+                Some(code) => {
+                    let code = code.code();
+                    matches!(code, "57P01" | "57P02" | "57P03") || code.starts_with("08")
+                }
+                None => is_transient_db(e),
+            },
+            Self::Pool(_) | Self::DeadlineExceeded => false,
+        }
+    }
+}
+
+/// tokio-postgres says only "db error"; the server's message and SQLSTATE are in its source.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
     }
 }
 
@@ -76,25 +113,51 @@ impl Store {
 
     /// Applies a batch exactly once: the batch row, the contacts and the result commit
     /// together or not at all. Safe to call again after any error.
+    ///
+    /// Past `deadline` the transaction is abandoned: its statement is cancelled and its
+    /// connection closed rather than returned to the pool with the transaction still open.
     pub async fn apply_batch(
         &self,
         batch: &ValidatedBatch,
         body_sha256: &str,
+        deadline: Instant,
     ) -> Result<Applied, StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        match batches::claim(&tx, &batch.org_id, &batch.batch_id, body_sha256).await? {
-            Claim::New => {}
-            Claim::Done {
-                body_sha256: stored,
-                result,
-            } if stored == body_sha256 => return Ok(Applied::Replayed(result)),
-            Claim::Done { .. } => return Ok(Applied::IdConflict),
+        let mut client = tokio::time::timeout_at(deadline, self.pool.get())
+            .await
+            .map_err(|_| StoreError::DeadlineExceeded)??;
+        match tokio::time::timeout_at(deadline, apply(&mut client, batch, body_sha256)).await {
+            Ok(applied) => applied,
+            Err(_) => {
+                let cancel = client.cancel_token();
+                drop(Object::take(client));
+                tokio::spawn(async move {
+                    if let Err(e) = cancel.cancel_query(NoTls).await {
+                        warn!(error = %e, "cancelling an abandoned statement failed");
+                    }
+                });
+                Err(StoreError::DeadlineExceeded)
+            }
         }
-        let outcomes = upsert::write_contacts(&tx, batch).await?;
-        let result = BatchResult::applied(&batch.batch_id, &batch.org_id, outcomes, Utc::now());
-        batches::finish(&tx, &batch.org_id, &batch.batch_id, &result).await?;
-        tx.commit().await?;
-        Ok(Applied::Fresh(result))
     }
+}
+
+async fn apply(
+    client: &mut Object,
+    batch: &ValidatedBatch,
+    body_sha256: &str,
+) -> Result<Applied, StoreError> {
+    let tx = client.transaction().await?;
+    match batches::claim(&tx, &batch.org_id, &batch.batch_id, body_sha256).await? {
+        Claim::New => {}
+        Claim::Done {
+            body_sha256: stored,
+            result,
+        } if stored == body_sha256 => return Ok(Applied::Replayed(result)),
+        Claim::Done { .. } => return Ok(Applied::IdConflict),
+    }
+    let outcomes = upsert::write_contacts(&tx, batch).await?;
+    let result = BatchResult::applied(&batch.batch_id, &batch.org_id, outcomes, Utc::now());
+    batches::finish(&tx, &batch.org_id, &batch.batch_id, &result).await?;
+    tx.commit().await?;
+    Ok(Applied::Fresh(result))
 }

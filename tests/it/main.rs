@@ -1,6 +1,7 @@
 //! Behaviour of the worker against a real RabbitMQ and PostgreSQL (see `common`).
 
 mod common;
+mod contention;
 mod import;
 mod reconnect;
 mod rejection;
