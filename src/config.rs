@@ -10,7 +10,7 @@ use std::time::Duration;
 /// Where the broker is and the names of the topology (see README, "The contract").
 #[derive(Debug, Clone, Args)]
 pub struct BrokerConfig {
-    /// RabbitMQ URL; add `?heartbeat=N` to change the heartbeat (default 60 s).
+    /// RabbitMQ URL; add `?heartbeat=N` to change the heartbeat (default 15 s).
     #[arg(
         long,
         env = "AMQP_URL",

@@ -4,6 +4,7 @@
 use crate::store::availability::Availability;
 use lapin::{Channel, ConnectionStatus};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub struct Readiness {
     availability: Arc<Availability>,
@@ -37,6 +38,11 @@ impl Readiness {
 
     /// `Err` names what is not ready.
     pub async fn check(&self) -> Result<(), String> {
+        if let Some(outage) = self.availability.outage() {
+            return Err(format!(
+                "database unavailable, not taking batches: {outage}"
+            ));
+        }
         {
             let session = self.session.lock().expect("readiness lock");
             let Some(session) = session.as_ref() else {
@@ -49,13 +55,10 @@ impl Readiness {
                 return Err("the broker blocks publishing (memory or disk alarm)".into());
             }
         }
-        if !self.availability.is_up() {
-            return Err("database unavailable; not taking batches".into());
-        }
         // Probing here also closes the gate before a batch has to fail to notice an outage.
-        self.availability
-            .probe()
-            .await
-            .map_err(|e| format!("database: {e}"))
+        match tokio::time::timeout(Duration::from_secs(3), self.availability.probe()).await {
+            Ok(answered) => answered.map_err(|e| format!("database: {e}")),
+            Err(_) => Err("database: no answer within 3s".into()),
+        }
     }
 }

@@ -138,7 +138,16 @@ impl Pipeline {
         let batch = validate_batch(batch_id.clone(), decoded.org_id, decoded.contacts);
 
         let deadline = tokio::time::Instant::now() + self.policy.batch_timeout;
-        let applied = self.apply(&batch, body_sha256, deadline).await;
+        let applied = match self.apply(&batch, body_sha256, deadline).await {
+            // The time may have run out during COMMIT, which then went through after all.
+            Err(e @ StoreError::DeadlineExceeded { .. }) => {
+                match self.committed_anyway(&batch, body_sha256).await {
+                    Some(stored) => Ok(Applied::Replayed(stored)),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        };
 
         let (body, status) = match applied {
             Ok(Applied::Fresh(result)) => {
@@ -149,14 +158,9 @@ impl Pipeline {
             Ok(Applied::Replayed(stored)) => {
                 metrics::replayed();
                 info!("batch was applied before; publishing its stored result again");
-                let status = match stored.get("status").and_then(|s| s.as_str()) {
-                    Some("succeeded") => "succeeded",
-                    Some("partial") => "partial",
-                    _ => "failed",
-                };
                 (
                     serde_json::to_vec(&stored).expect("a JSON value serialises"),
-                    status,
+                    stored_status(&stored),
                 )
             }
             Ok(Applied::IdConflict) => {
@@ -169,24 +173,7 @@ impl Pipeline {
                 .with_org(Some(org_id));
                 return self.reject(delivery, batch_id, &reply, rejection).await;
             }
-            Err(e) => {
-                let attempt = consume::attempt(delivery);
-                if attempt > self.policy.delivery_limit {
-                    // Requeued once more, the broker would dead-letter it without saying why.
-                    let rejection = Rejection::new(
-                        RejectCode::AttemptsExhausted,
-                        format!("gave up after {attempt} deliveries; last error: {e}"),
-                    )
-                    .with_org(Some(org_id));
-                    return self.reject(delivery, batch_id, &reply, rejection).await;
-                }
-                error!(error = %e, attempt, transient = e.is_transient(), "storing the batch failed; requeueing it");
-                let reason = match e {
-                    StoreError::DeadlineExceeded => "timeout",
-                    _ => "database",
-                };
-                return Settlement::Requeue { reason };
-            }
+            Err(e) => return self.give_back(delivery, batch_id, &reply, org_id, e).await,
         };
         self.publish(org_id.as_str(), &reply, status, &body).await
     }
@@ -199,9 +186,11 @@ impl Pipeline {
         body_sha256: &str,
         deadline: tokio::time::Instant,
     ) -> Result<Applied, StoreError> {
+        let mut last_error = None;
         loop {
             let applied = (|| self.store.apply_batch(batch, body_sha256, deadline))
                 .retry(self.policy.retry)
+                .sleep(move |wait| sleep_until_at_most(wait, deadline))
                 .when(StoreError::is_transient)
                 .notify(|e: &StoreError, wait: Duration| {
                     metrics::db_retry();
@@ -218,16 +207,70 @@ impl Pipeline {
                 }
                 Err(e) if e.is_outage() => {
                     self.availability.report_outage(&e);
-                    if tokio::time::timeout_at(deadline, self.availability.wait_up())
-                        .await
-                        .is_err()
-                    {
-                        return Err(StoreError::DeadlineExceeded);
+                    last_error = Some(e.to_string());
+                    let waited =
+                        tokio::time::timeout_at(deadline, self.availability.wait_up()).await;
+                    if waited.is_err() {
+                        return Err(StoreError::DeadlineExceeded { last_error });
                     }
+                }
+                Err(StoreError::DeadlineExceeded { last_error: None }) => {
+                    return Err(StoreError::DeadlineExceeded { last_error });
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The stored result of a batch whose deadline passed, if it committed after all.
+    async fn committed_anyway(
+        &self,
+        batch: &ValidatedBatch,
+        body_sha256: &str,
+    ) -> Option<serde_json::Value> {
+        let lookup = self
+            .store
+            .applied_result(&batch.org_id, &batch.batch_id, body_sha256);
+        match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(e)) => {
+                warn!(error = %e, "could not check whether the timed-out batch committed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// A batch that could not be stored goes back to the queue, or, on its last allowed
+    /// delivery, to the dead-letter queue with the error: requeued once more, the broker would
+    /// dead-letter it without saying why.
+    async fn give_back(
+        &self,
+        delivery: &Delivery,
+        batch_id: &BatchId,
+        reply: &ReplyTarget,
+        org_id: OrgId,
+        error: StoreError,
+    ) -> Settlement {
+        let attempt = consume::attempt(delivery);
+        if attempt > self.policy.delivery_limit {
+            let rejection = Rejection::new(
+                RejectCode::AttemptsExhausted,
+                format!("gave up after {attempt} deliveries; last error: {error}"),
+            )
+            .with_org(Some(org_id));
+            return self.reject(delivery, batch_id, reply, rejection).await;
+        }
+        error!(%error, attempt, transient = error.is_transient(), "storing the batch failed; requeueing it");
+        if let StoreError::DeadlineExceeded { .. } = error {
+            return Settlement::Requeue { reason: "timeout" };
+        }
+        // An error that is neither an outage nor a lost race may still hit every batch (a
+        // missing permission, a broken migration): pausing before the requeue keeps such a
+        // fault from flushing the whole queue into the dead-letter queue within seconds.
+        let pause = REQUEUE_PAUSE.saturating_mul(1 << attempt.min(5));
+        tokio::time::sleep(pause.min(MAX_REQUEUE_PAUSE)).await;
+        Settlement::Requeue { reason: "database" }
     }
 
     /// Publishes a result (confirmed) to the org's subscribers and to `reply_to`.
@@ -304,6 +347,26 @@ impl Pipeline {
         Settlement::Ack { status: "rejected" }
     }
 }
+
+/// The status a stored result was published with.
+fn stored_status(stored: &serde_json::Value) -> &'static str {
+    match stored.get("status").and_then(|s| s.as_str()) {
+        Some("succeeded") => "succeeded",
+        Some("partial") => "partial",
+        _ => "failed",
+    }
+}
+
+/// Backon's sleep, cut short at the deadline: a retry must not start after the batch's time
+/// is up only to be abandoned at once.
+async fn sleep_until_at_most(wait: Duration, deadline: tokio::time::Instant) {
+    tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + wait)).await;
+}
+
+/// First pause before requeueing a batch after a database error that is not transient;
+/// doubles per delivery up to [`MAX_REQUEUE_PAUSE`].
+const REQUEUE_PAUSE: Duration = Duration::from_millis(250);
+const MAX_REQUEUE_PAUSE: Duration = Duration::from_secs(5);
 
 /// Back to the queue, for this or another worker.
 pub const REQUEUE: BasicNackOptions = BasicNackOptions {

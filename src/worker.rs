@@ -21,7 +21,7 @@ use backon::BackoffBuilder;
 use deadpool_postgres::Pool;
 use futures_lite::{FutureExt, StreamExt};
 use lapin::options::BasicCancelOptions;
-use lapin::{Channel, Connection};
+use lapin::{Channel, Connection, ConnectionStatus, Event};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,6 +154,7 @@ async fn session(
             Ok(consumer) => consumer,
             Err(e) => return lost(format!("subscribing to {}: {e}", cfg.broker.import_queue)),
         };
+    let blocking_watch = watch_blocking(&connections[1]);
     let watched = vec![channel.clone(), publisher.channel().clone()];
     readiness.set_session(BrokerSession {
         channels: watched.clone(),
@@ -182,21 +183,20 @@ async fn session(
             _ = shutdown.wait() => break SessionEnd::Shutdown,
             permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
         };
-        // Take nothing while the database is away or the broker would not take our results.
-        let can_take = async {
-            availability.wait_up().await;
-            publishing_unblocked(&connections[1]).await;
-        };
+        // Take nothing while the database is away or the broker would not take our results;
+        // and stop waiting for a delivery as soon as either happens.
+        let publishing = connections[1].status();
         tokio::select! {
             biased;
             _ = shutdown.wait() => break SessionEnd::Shutdown,
             reason = channel_lost(&watched) => break SessionEnd::Lost { reason, was_consuming: true },
-            _ = can_take => {}
+            _ = can_take(availability, publishing) => {}
         }
         let next = tokio::select! {
             biased;
             _ = shutdown.wait() => break SessionEnd::Shutdown,
             reason = channel_lost(&watched) => break SessionEnd::Lost { reason, was_consuming: true },
+            _ = must_pause(availability, publishing) => continue,
             next = consumer.next() => next,
         };
         match next {
@@ -237,6 +237,7 @@ async fn session(
     };
 
     readiness.clear_session();
+    blocking_watch.abort();
     metrics::broker_blocked(false);
     // No new deliveries; prefetched ones not started return to the queue when the channel closes.
     if channel.status().connected()
@@ -253,10 +254,17 @@ async fn session(
     end
 }
 
+/// Closes the session's connections. Bounded: a blocked connection never sends the close.
 async fn close(connections: &[Connection]) {
     for connection in connections {
         if connection.status().connected() {
-            let _ = connection.close(200, "worker stopping".into()).await;
+            let closing = connection.close(200, "worker stopping".into());
+            if tokio::time::timeout(Duration::from_secs(5), closing)
+                .await
+                .is_err()
+            {
+                warn!("the broker did not confirm closing the connection within 5s");
+            }
         }
     }
 }
@@ -274,19 +282,44 @@ async fn channel_lost(channels: &[Channel]) -> String {
     }
 }
 
-/// Returns once the broker does not block publishing on `connection`. During a memory or disk
-/// alarm it blocks publishing connections; results would pile up unconfirmed.
-async fn publishing_unblocked(connection: &Connection) {
-    if !connection.status().blocked() {
-        return;
+/// Returns once a new batch may be taken: the database is available and the broker does not
+/// block our publishing (during a memory or disk alarm results would pile up unconfirmed).
+async fn can_take(availability: &Availability, publishing: &ConnectionStatus) {
+    availability.wait_up().await;
+    while publishing.blocked() {
+        tokio::time::sleep(PAUSE_POLL).await;
     }
-    metrics::broker_blocked(true);
-    warn!("the broker blocks publishing (resource alarm); taking no new batches");
-    while connection.status().blocked() {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+}
+
+/// Resolves as soon as new batches must not be taken.
+async fn must_pause(availability: &Availability, publishing: &ConnectionStatus) {
+    while availability.is_up() && !publishing.blocked() {
+        tokio::time::sleep(PAUSE_POLL).await;
     }
-    metrics::broker_blocked(false);
-    info!("the broker unblocked publishing; taking batches");
+}
+
+const PAUSE_POLL: Duration = Duration::from_millis(250);
+
+/// Reports the broker blocking and unblocking `connection` (gauge and log) for as long as the
+/// connection lives, whatever the consume loop is doing at the time.
+fn watch_blocking(connection: &Connection) -> tokio::task::JoinHandle<()> {
+    let mut events = connection.events_listener();
+    metrics::broker_blocked(connection.status().blocked());
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            match event {
+                Event::ConnectionBlocked(reason) => {
+                    metrics::broker_blocked(true);
+                    warn!(%reason, "the broker blocks publishing; taking no new batches");
+                }
+                Event::ConnectionUnblocked => {
+                    metrics::broker_blocked(false);
+                    info!("the broker unblocked publishing; taking batches again");
+                }
+                _ => {}
+            }
+        }
+    })
 }
 
 /// Waits for in-flight batches up to `grace`; the ones still running after it are abandoned

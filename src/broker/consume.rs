@@ -52,8 +52,13 @@ pub fn header_str<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a
 /// Set by quorum queues on a redelivery: how many times the message was returned before.
 pub const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";
 
-/// Which delivery of its message this is, counting from 1.
+/// Which delivery of its message this is, counting from 1. The header is read only on a
+/// redelivery: a message re-published from the dead-letter queue may still carry the count
+/// of its previous life (RabbitMQ 3.12+ sets none on a first delivery).
 pub fn attempt(delivery: &Delivery) -> u32 {
+    if !delivery.redelivered {
+        return 1;
+    }
     let returned = match delivery
         .properties
         .headers()

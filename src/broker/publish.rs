@@ -1,6 +1,7 @@
 //! Publishing with confirms: results (to the results exchange and to `reply_to`) and dead
 //! letters. A publish counts only once the broker confirmed it.
 
+use crate::broker::consume::DELIVERY_COUNT_HEADER;
 use crate::config::BrokerConfig;
 use lapin::Confirmation;
 use lapin::message::Delivery;
@@ -128,6 +129,12 @@ impl Publisher {
         attempts: u32,
     ) -> Result<(), PublishError> {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        // A count from this life would cut the next one short if the batch is re-published.
+        if headers.contains_key(DELIVERY_COUNT_HEADER) {
+            let mut kept = headers.inner().clone();
+            kept.remove(DELIVERY_COUNT_HEADER);
+            headers = kept.into();
+        }
         headers.insert(
             ATTEMPTS_HEADER.into(),
             AMQPValue::LongLongInt(i64::from(attempts)),

@@ -1,18 +1,26 @@
-//! Whether PostgreSQL is reachable. A batch that meets an outage reports it; the consume loop
-//! then takes no new deliveries (each would fail and spend one of its limited deliveries)
-//! and `/readyz` says why, until a probe gets an answer again.
+//! Whether PostgreSQL can take batches. A batch that meets an outage reports it; the consume
+//! loop then takes no new deliveries (each would fail and spend one of its limited
+//! deliveries) and `/readyz` says why, until a probe gets an answer again.
 
 use super::StoreError;
 use crate::metrics;
 use backon::BackoffBuilder;
-use deadpool_postgres::{Pool, PoolError, TimeoutType};
+use deadpool_postgres::Pool;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+/// A probe that takes longer than this counts as the database not answering.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct Availability {
     pool: Pool,
     up: watch::Sender<bool>,
+    /// Why the database was last found unavailable, for `/readyz` and the logs.
+    last_error: Mutex<String>,
+    /// Held by the one waiter that probes; the others wait for its news.
+    prober: tokio::sync::Mutex<()>,
 }
 
 impl Availability {
@@ -21,6 +29,8 @@ impl Availability {
         Self {
             pool,
             up: watch::Sender::new(true),
+            last_error: Mutex::new(String::new()),
+            prober: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -28,58 +38,86 @@ impl Availability {
         *self.up.borrow()
     }
 
-    /// A database call failed in a way that means the database is away.
-    pub fn report_outage(&self, error: &dyn std::fmt::Display) {
-        if self.up.send_replace(false) {
-            metrics::database_up(false);
+    /// What the last outage was, if the database is unavailable now.
+    pub fn outage(&self) -> Option<String> {
+        (!self.is_up()).then(|| self.last_error.lock().expect("availability lock").clone())
+    }
+
+    /// A database call failed in a way that means no batch can be stored now.
+    pub fn report_outage(&self, error: &StoreError) {
+        *self.last_error.lock().expect("availability lock") = error.to_string();
+        // Only a change notifies: waiters must not wake for news they already have.
+        let changed = self.up.send_if_modified(|up| {
+            let was_up = std::mem::replace(up, false);
+            if was_up {
+                metrics::database_up(false);
+            }
+            was_up
+        });
+        if changed {
             warn!(%error, "database unavailable; taking no new batches until it answers");
         }
     }
 
-    /// A transaction committed: the database is back, whoever noticed first.
+    /// A call succeeded: the database is back, whoever noticed first.
     pub fn report_up(&self) {
-        if !self.up.send_replace(true) {
-            metrics::database_up(true);
+        let changed = self.up.send_if_modified(|up| {
+            let was_down = !std::mem::replace(up, true);
+            if was_down {
+                metrics::database_up(true);
+            }
+            was_down
+        });
+        if changed {
             info!("database available again; taking batches");
         }
     }
 
-    /// Returns once the database answers, probing it with backoff while it does not.
+    /// Returns once the database is available. While it is not, one waiter probes it with
+    /// backoff and the others wait for the news (a probe or another task's commit).
     pub async fn wait_up(&self) {
-        let mut delays = backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(5))
-            .without_max_times()
-            .with_jitter()
-            .build();
-        let mut changed = self.up.subscribe();
-        while !*changed.borrow_and_update() {
-            match self.probe().await {
-                Ok(()) => self.report_up(),
-                Err(e) => {
-                    debug!(error = %e, "database probe failed");
+        let mut up = self.up.subscribe();
+        if *up.borrow_and_update() {
+            return;
+        }
+        let probing = async {
+            let _only_me = self.prober.lock().await;
+            let mut delays = backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(5))
+                .without_max_times()
+                .with_jitter()
+                .build();
+            while !self.is_up() {
+                if let Err(e) = self.probe().await {
                     let wait = delays.next().unwrap_or(Duration::from_secs(5));
-                    // Another task's commit may bring the news sooner than our next probe.
-                    let _ = tokio::time::timeout(wait, changed.changed()).await;
+                    debug!(error = %e, retry_in_ms = wait.as_millis() as u64, "database probe failed");
+                    tokio::time::sleep(wait).await;
                 }
             }
+        };
+        tokio::select! {
+            _ = up.wait_for(|up| *up) => {}
+            _ = probing => {}
         }
     }
 
-    /// One round trip to the database; an outage it meets is reported.
+    /// One round trip to the database, reporting what it finds. Waiting for a free pooled
+    /// connection is bounded by the pool's own timeouts, which tell a busy pool (not an
+    /// outage) from a database that cannot be connected to (one).
     pub async fn probe(&self) -> Result<(), StoreError> {
         let answered = async {
-            let client = tokio::time::timeout(Duration::from_secs(2), self.pool.get())
+            let client = self.pool.get().await?;
+            tokio::time::timeout(PROBE_TIMEOUT, client.simple_query("SELECT 1"))
                 .await
-                .map_err(|_| StoreError::Pool(PoolError::Timeout(TimeoutType::Wait)))??;
-            client.simple_query("SELECT 1").await?;
+                .map_err(|_| StoreError::NoAnswer(PROBE_TIMEOUT))??;
             Ok::<(), StoreError>(())
         }
         .await;
-        if let Err(e) = &answered
-            && e.is_outage()
-        {
-            self.report_outage(e);
+        match &answered {
+            Ok(()) => self.report_up(),
+            Err(e) if e.is_outage() => self.report_outage(e),
+            Err(_) => {}
         }
         answered
     }

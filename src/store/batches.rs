@@ -2,7 +2,7 @@
 
 use crate::ids::{BatchId, OrgId};
 use crate::result::BatchResult;
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::types::Json;
 
 /// Whether this transaction owns the batch or the batch was applied before.
@@ -71,4 +71,21 @@ pub async fn finish(
     )
     .await?;
     Ok(())
+}
+
+/// The result stored for `batch` if it was applied with this body.
+pub async fn stored_result(
+    client: &impl GenericClient,
+    org: &OrgId,
+    batch: &BatchId,
+    body_sha256: &str,
+) -> Result<Option<serde_json::Value>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT result FROM import_batches \
+             WHERE org_id = $1 AND batch_id = $2 AND body_sha256 = $3",
+            &[&org.as_str(), &batch.as_str(), &body_sha256],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
 }

@@ -8,58 +8,56 @@ pub mod pool;
 pub mod upsert;
 
 use crate::contact::ValidatedBatch;
+use crate::ids::{BatchId, OrgId};
 use crate::result::BatchResult;
 use batches::Claim;
 use chrono::Utc;
-use deadpool_postgres::{Object, Pool};
+use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
+use std::time::Duration;
 use tokio::time::Instant;
 use tokio_postgres::NoTls;
 use tracing::warn;
 
-/// Why a database call failed. Callers act on [`StoreError::is_transient`]: transient errors
-/// are retried, others fail the delivery.
+/// Why a database call failed. Callers act on [`StoreError::is_outage`] (wait for the
+/// database) and [`StoreError::is_transient`] (retry the transaction); anything else is a
+/// property of the batch or a bug, and fails the delivery.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("no database connection: {0}")]
-    Pool(#[from] deadpool_postgres::PoolError),
+    Pool(#[from] PoolError),
     #[error("database error: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
-    /// The batch ran out of time; its transaction was abandoned uncommitted.
-    #[error("the batch did not finish within its time limit; nothing was committed")]
-    DeadlineExceeded,
+    #[error("the database did not answer within {0:?}")]
+    NoAnswer(Duration),
+    /// The batch ran out of time and its transaction was abandoned.
+    #[error("the batch did not finish within its time limit{}", last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
+    DeadlineExceeded { last_error: Option<String> },
 }
 
 impl StoreError {
-    /// Connection loss, serialization failures (40001), deadlocks (40P01), connection
-    /// exceptions (08xxx), insufficient resources (53xxx) and operator intervention such as
-    /// a restart (57P0x) pass with time; anything else is a property of the batch or a bug.
-    pub fn is_transient(&self) -> bool {
+    /// No batch can be stored now, whatever its content: the database is down, restarting,
+    /// unreachable, read-only after a failover, out of resources, or refusing our
+    /// credentials or database name. Waiting for it beats spending every batch's deliveries.
+    pub fn is_outage(&self) -> bool {
         match self {
-            Self::Pool(deadpool_postgres::PoolError::Backend(e)) | Self::Db(e) => {
-                is_transient_db(e)
-            }
-            Self::Pool(deadpool_postgres::PoolError::Closed) | Self::DeadlineExceeded => false,
-            Self::Pool(_) => true,
+            Self::Pool(PoolError::Backend(e)) | Self::Db(e) => is_outage_db(e),
+            Self::Pool(PoolError::Timeout(kind)) => !matches!(kind, TimeoutType::Wait),
+            Self::NoAnswer(_) => true,
+            Self::Pool(_) | Self::DeadlineExceeded { .. } => false,
         }
     }
 
-    /// The database itself is away (down, restarting, unreachable), as opposed to this
-    /// transaction losing a race: waiting for it beats spending the batch's deliveries.
-    pub fn is_outage(&self) -> bool {
-        match self {
-            Self::Pool(deadpool_postgres::PoolError::Backend(e)) => is_transient_db(e),
-            Self::Pool(deadpool_postgres::PoolError::Timeout(t)) => {
-                !matches!(t, deadpool_postgres::TimeoutType::Wait)
+    /// Worth retrying the transaction at once: an outage, or losing a race to another
+    /// transaction (serialization failure 40001, deadlock 40P01), or a busy pool.
+    pub fn is_transient(&self) -> bool {
+        self.is_outage()
+            || match self {
+                Self::Pool(PoolError::Backend(e)) | Self::Db(e) => e
+                    .code()
+                    .is_some_and(|c| matches!(c.code(), "40001" | "40P01")),
+                Self::Pool(PoolError::Timeout(TimeoutType::Wait)) => true,
+                _ => false,
             }
-            Self::Db(e) => match e.code() {
-                Some(code) => {
-                    let code = code.code();
-                    matches!(code, "57P01" | "57P02" | "57P03") || code.starts_with("08")
-                }
-                None => is_transient_db(e),
-            },
-            Self::Pool(_) | Self::DeadlineExceeded => false,
-        }
     }
 }
 
@@ -74,13 +72,14 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
-fn is_transient_db(e: &tokio_postgres::Error) -> bool {
+fn is_outage_db(e: &tokio_postgres::Error) -> bool {
     match e.code() {
         Some(code) => {
             let code = code.code();
-            matches!(code, "40001" | "40P01" | "57P01" | "57P02" | "57P03")
-                || code.starts_with("08")
-                || code.starts_with("53")
+            ["08", "53", "28"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                || matches!(code, "57P01" | "57P02" | "57P03" | "25006" | "3D000")
         }
         // No SQLSTATE: the connection broke or was closed under the query.
         None => {
@@ -114,29 +113,69 @@ impl Store {
     /// Applies a batch exactly once: the batch row, the contacts and the result commit
     /// together or not at all. Safe to call again after any error.
     ///
-    /// Past `deadline` the transaction is abandoned: its statement is cancelled and its
-    /// connection closed rather than returned to the pool with the transaction still open.
+    /// Past `deadline` the transaction is abandoned (see [`Abandonable`]).
     pub async fn apply_batch(
         &self,
         batch: &ValidatedBatch,
         body_sha256: &str,
         deadline: Instant,
     ) -> Result<Applied, StoreError> {
-        let mut client = tokio::time::timeout_at(deadline, self.pool.get())
+        let timed_out = || StoreError::DeadlineExceeded { last_error: None };
+        if Instant::now() >= deadline {
+            return Err(timed_out());
+        }
+        let work = async {
+            let mut client = Abandonable(Some(self.pool.get().await?));
+            let applied = apply(client.get(), batch, body_sha256).await;
+            // Committed, or rolled back by the dropped transaction: safe to pool again.
+            client.release();
+            applied
+        };
+        tokio::time::timeout_at(deadline, work)
             .await
-            .map_err(|_| StoreError::DeadlineExceeded)??;
-        match tokio::time::timeout_at(deadline, apply(&mut client, batch, body_sha256)).await {
-            Ok(applied) => applied,
-            Err(_) => {
-                let cancel = client.cancel_token();
-                drop(Object::take(client));
-                tokio::spawn(async move {
-                    if let Err(e) = cancel.cancel_query(NoTls).await {
-                        warn!(error = %e, "cancelling an abandoned statement failed");
-                    }
-                });
-                Err(StoreError::DeadlineExceeded)
-            }
+            .unwrap_or_else(|_| Err(timed_out()))
+    }
+
+    /// The stored result of a batch applied before, if any: after a time-out during `COMMIT`
+    /// nobody knows whether it committed.
+    pub async fn applied_result(
+        &self,
+        org: &OrgId,
+        batch: &BatchId,
+        body_sha256: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(batches::stored_result(&client, org, batch, body_sha256).await?)
+    }
+}
+
+/// A pooled connection in the middle of a transaction. Dropped before [`Abandonable::release`]
+/// (the batch's deadline passed, the worker aborted it at shutdown, a panic), it is not
+/// returned to the pool with the transaction open and a statement perhaps still holding row
+/// locks: its statement is cancelled and the connection closed.
+struct Abandonable(Option<Object>);
+
+impl Abandonable {
+    fn get(&mut self) -> &mut Object {
+        self.0.as_mut().expect("present until released")
+    }
+
+    fn release(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Abandonable {
+    fn drop(&mut self) {
+        let Some(client) = self.0.take() else { return };
+        let cancel = client.cancel_token();
+        drop(Object::take(client));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = cancel.cancel_query(NoTls).await {
+                    warn!(error = %e, "cancelling an abandoned statement failed");
+                }
+            });
         }
     }
 }
