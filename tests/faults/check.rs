@@ -23,6 +23,8 @@ use std::time::Duration;
 pub struct Summary {
     pub scenario: String,
     pub published: usize,
+    /// (batches answered, batches published) when the fault began.
+    pub at_fault: Option<(usize, usize)>,
     /// Batches with at least one result.
     pub results: usize,
     /// Result messages, redeliveries' replays included.
@@ -39,13 +41,17 @@ pub struct Summary {
     pub problems: Vec<String>,
 }
 
-pub const TSV_HEADER: &str = "scenario\tpublished\tresults\tresult messages\tdead-lettered\trows expected\trows found\tduplicates\tlost\ttime to recover (s)\tduration (s)\tverdict";
+pub const TSV_HEADER: &str = "scenario\tanswered at fault\tpublished\tresults\tresult messages\tdead-lettered\trows expected\trows found\tduplicates\tlost\ttime to recover (s)\tduration (s)\tverdict";
 
 impl Summary {
     pub fn tsv_row(&self) -> String {
         format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.1}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.1}\t{}",
             self.scenario,
+            self.at_fault
+                .map_or("-".to_owned(), |(answered, published)| format!(
+                    "{answered}/{published}"
+                )),
             self.published,
             self.results,
             self.result_messages,

@@ -6,6 +6,8 @@
 //! of the test, started through `setpriv --pdeathsig KILL`: if the test process dies
 //! without unwinding (a nextest timeout), the kernel kills them too. `Drop` kills them when a
 //! test ends or panics, and [`reap_abandoned`] cleans up after a run that could not.
+//! The folder (logs of the services and the workers) is removed after a passing test and
+//! kept after a failing one, or always with `FAULTS_KEEP=1` (until the next run reaps it).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -48,7 +50,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.rabbit.kill_now();
         self.postgres.kill_now();
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("FAULTS_KEEP").is_some() {
             eprintln!(
                 "services' folder kept for diagnosis: {}",
                 self.dir.display()

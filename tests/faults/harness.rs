@@ -19,6 +19,8 @@ pub struct Scenario {
     pub published: Vec<Batch>,
     pub dead_letters: Vec<DeadLetter>,
     started: Instant,
+    /// (batches answered, batches published) when the fault began.
+    at_fault: Option<(usize, usize)>,
     fault_ended: Option<SystemTime>,
     /// Set by scenarios whose recovery is not "first batch applied after the fault".
     pub recovery: Option<Duration>,
@@ -54,6 +56,7 @@ impl Scenario {
             published: Vec::new(),
             dead_letters: Vec::new(),
             started,
+            at_fault: None,
             fault_ended: None,
             recovery: None,
         }
@@ -101,6 +104,12 @@ impl Scenario {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Marks the start of the fault, recording how far the stream had got: a fault is only
+    /// "mid-stream" if published batches were still unanswered.
+    pub fn fault_began(&mut self) {
+        self.at_fault = Some((self.batches_with_results(), self.published.len()));
     }
 
     /// Marks the end of the fault: time to recover runs from here to the first batch
@@ -177,6 +186,13 @@ impl Scenario {
         .await;
         summary.scenario = self.name.to_owned();
         summary.recovery = self.time_to_recover();
+        summary.at_fault = self.at_fault;
+        if let Some((answered, published)) = self.at_fault {
+            summary.expect(
+                answered < published,
+                format!("all {published} published batches were answered before the fault: it did not hit mid-stream"),
+            );
+        }
         summary.duration = self.started.elapsed();
         if summary.recovery.is_none() && self.fault_ended.is_some() {
             summary

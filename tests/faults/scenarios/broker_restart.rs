@@ -12,6 +12,7 @@ async fn broker_restart_mid_stream_is_ridden_out_by_the_same_worker() {
     s.publish(stream::batches(0, 200, 30)).await;
     s.wait_for_results(40).await;
 
+    s.fault_began();
     s.cluster.rabbit.stop().await;
     // The outage itself: the worker is left without a broker for a few seconds.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -13,6 +13,7 @@ async fn database_restart_mid_stream_is_ridden_out_by_the_same_worker() {
     s.publish(stream::batches(0, 200, 30)).await;
     s.wait_for_results(40).await;
 
+    s.fault_began();
     s.cluster.postgres.stop().await;
     // While the database is down the worker must say it is not ready.
     let down = Instant::now();

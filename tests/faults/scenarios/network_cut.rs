@@ -17,6 +17,7 @@ async fn network_cut_is_detected_by_heartbeats_and_the_worker_reconnects() {
     s.publish(stream::batches(0, 200, 30)).await;
     s.wait_for_results(40).await;
 
+    s.fault_began();
     proxy.cut();
     let cut = Instant::now();
     // Heartbeat 2 s: the loss must be noticed well within the 10 s cut.

@@ -30,6 +30,7 @@ async fn sigterm_drains_started_batches_and_leaves_the_rest_queued() {
         .metric("contact_import_batches_in_flight")
         .await
         .unwrap_or(0.0);
+    s.fault_began();
     let term = Instant::now();
     first.terminate().await;
     let status = first

@@ -11,6 +11,7 @@ async fn sigkilled_worker_restarted_applies_every_batch_exactly_once() {
     s.publish(stream::batches(0, 300, 30)).await;
     s.wait_for_results(60).await;
 
+    s.fault_began();
     worker.kill().await;
     s.fault_ended();
     let mut second = s.spawn_worker("second", &s.worker_settings()).await;
@@ -33,6 +34,7 @@ async fn one_of_two_workers_sigkilled_the_other_finishes_the_stream() {
         .metric("contact_import_batches_total{status=\"partial\"}")
         .await
         .unwrap_or(0.0);
+    s.fault_began();
     victim.kill().await;
     s.fault_ended();
     s.publish(stream::batches(300, 100, 30)).await;
