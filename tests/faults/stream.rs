@@ -359,6 +359,24 @@ fn header_text(value: &AMQPValue) -> String {
         AMQPValue::ShortUInt(n) => n.to_string(),
         AMQPValue::ShortShortInt(n) => n.to_string(),
         AMQPValue::ShortShortUInt(n) => n.to_string(),
+        AMQPValue::FieldArray(items) => format!(
+            "[{}]",
+            items
+                .as_slice()
+                .iter()
+                .map(header_text)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        AMQPValue::FieldTable(table) => format!(
+            "{{{}}}",
+            table
+                .inner()
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", header_text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         other => format!("{other:?}"),
     }
 }
