@@ -122,7 +122,7 @@ impl RabbitMq {
                 beam: None,
                 epmd: None,
             };
-            node.spawn_epmd();
+            node.spawn_epmd().await;
             if node.boot().await {
                 return node;
             }
@@ -144,14 +144,12 @@ impl RabbitMq {
         ([127, 0, 0, 1], self.port).into()
     }
 
-    fn spawn_epmd(&mut self) {
+    /// Starts the node's own epmd and waits until it listens: a node that finds no epmd
+    /// starts a daemonised one of its own, which would outlive the test.
+    async fn spawn_epmd(&mut self) {
+        let port = self.port + 2;
         let epmd = with_pdeathsig("/usr/bin/epmd")
-            .args([
-                "-port",
-                &(self.port + 2).to_string(),
-                "-address",
-                "127.0.0.1",
-            ])
+            .args(["-port", &port.to_string(), "-address", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -159,6 +157,14 @@ impl RabbitMq {
             .expect("start epmd");
         std::fs::write(self.dir.join("epmd.pid"), epmd.id().unwrap().to_string()).unwrap();
         self.epmd = Some(epmd);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "epmd not listening on {port}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Starts the node and waits until it accepts AMQP connections; `false` if it exited.
