@@ -1,0 +1,217 @@
+//! One scenario's world: its private services, the migrated database, the result
+//! collector, the batches published so far, and the end of the fault (to time recovery).
+
+use crate::check::{self, Summary};
+use crate::cluster::Cluster;
+use crate::stream::{self, Batch, DeadLetter, ResultCollector};
+use crate::worker::{BIN, Worker, WorkerSettings};
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// How long the whole stream may take to be accounted for after the fault.
+pub const SETTLE_WITHIN: Duration = Duration::from_secs(120);
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub cluster: Cluster,
+    pub results: ResultCollector,
+    pub published: Vec<Batch>,
+    pub dead_letters: Vec<DeadLetter>,
+    started: Instant,
+    /// (batches answered, batches published) when the fault began.
+    at_fault: Option<(usize, usize)>,
+    fault_ended: Option<SystemTime>,
+    /// Set by scenarios whose recovery is not "first batch applied after the fault".
+    pub recovery: Option<Duration>,
+}
+
+impl Scenario {
+    /// Starts the services, migrates the database with `contact-import migrate` and starts
+    /// collecting results.
+    pub async fn start(name: &'static str) -> Self {
+        let started = Instant::now();
+        let cluster = Cluster::start(name).await;
+        let migrate = tokio::process::Command::new(BIN)
+            .arg("migrate")
+            .env("DATABASE_URL", cluster.postgres.url())
+            .output()
+            .await
+            .expect("run contact-import migrate");
+        assert!(
+            migrate.status.success(),
+            "migrate failed: {}",
+            String::from_utf8_lossy(&migrate.stderr)
+        );
+        let results = ResultCollector::start(&cluster.rabbit.url()).await;
+        eprintln!(
+            "{name}: services up in {:.1} s ({})",
+            started.elapsed().as_secs_f64(),
+            cluster.dir.display()
+        );
+        Self {
+            name,
+            cluster,
+            results,
+            published: Vec::new(),
+            dead_letters: Vec::new(),
+            started,
+            at_fault: None,
+            fault_ended: None,
+            recovery: None,
+        }
+    }
+
+    /// Production settings pointed at this scenario's services.
+    pub fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings::new(self.cluster.rabbit.url(), self.cluster.postgres.url())
+    }
+
+    pub async fn spawn_worker(&self, name: &str, settings: &WorkerSettings) -> Worker {
+        Worker::spawn(name, settings, &self.cluster.dir).await
+    }
+
+    /// A fresh connection to the scenario's database (the old one dies with a restart).
+    pub async fn db(&self) -> tokio_postgres::Client {
+        self.cluster.postgres.client().await
+    }
+
+    pub async fn publish(&mut self, batches: Vec<Batch>) {
+        stream::publish(&self.cluster.rabbit.url(), &batches).await;
+        self.published.extend(batches);
+    }
+
+    /// Batches with at least one result so far.
+    pub fn batches_with_results(&self) -> usize {
+        self.results
+            .snapshot()
+            .iter()
+            .map(|r| r.batch_id().to_owned())
+            .collect::<HashSet<_>>()
+            .len()
+    }
+
+    /// Waits until `count` batches have a result: the point "mid-stream" where a fault
+    /// is injected.
+    pub async fn wait_for_results(&self, count: usize) {
+        let deadline = Instant::now() + SETTLE_WITHIN;
+        while self.batches_with_results() < count {
+            assert!(
+                Instant::now() < deadline,
+                "{}: only {} of {count} batches had a result after {SETTLE_WITHIN:?}",
+                self.name,
+                self.batches_with_results()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Marks the start of the fault, recording how far the stream had got: a fault is only
+    /// "mid-stream" if published batches were still unanswered.
+    pub fn fault_began(&mut self) {
+        self.at_fault = Some((self.batches_with_results(), self.published.len()));
+    }
+
+    /// Marks the end of the fault: time to recover runs from here to the first batch
+    /// applied afterwards.
+    pub fn fault_ended(&mut self) {
+        self.fault_ended = Some(SystemTime::now());
+    }
+
+    /// Time from the end of the fault to the first result produced after it (its
+    /// `processedAt`; worker and test share the host's clock).
+    fn time_to_recover(&self) -> Option<Duration> {
+        if self.recovery.is_some() {
+            return self.recovery;
+        }
+        let end = self.fault_ended?;
+        self.results
+            .snapshot()
+            .iter()
+            .filter_map(|r| r.processed_at?.duration_since(end).ok())
+            .min()
+    }
+
+    /// Waits until every published batch has a result or a dead letter, then checks the
+    /// invariants. `must_dead_letter` names the batches that must end dead-lettered. The
+    /// scenario adds its own checks to the summary, then calls [`Summary::finish`].
+    pub async fn settle_and_check(&mut self, must_dead_letter: &[&str]) -> Summary {
+        let url = self.cluster.rabbit.url();
+        let deadline = Instant::now() + SETTLE_WITHIN;
+        loop {
+            self.dead_letters
+                .extend(stream::take_dead_letters(&url).await);
+            let mut accounted: HashSet<String> = self
+                .results
+                .snapshot()
+                .iter()
+                .map(|r| r.batch_id().to_owned())
+                .collect();
+            accounted.extend(self.dead_letters.iter().map(|d| d.batch_id.clone()));
+            let missing: Vec<&str> = self
+                .published
+                .iter()
+                .filter(|b| !accounted.contains(&b.id))
+                .map(|b| b.id.as_str())
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                eprintln!(
+                    "{}: {} batches neither answered nor dead-lettered after {SETTLE_WITHIN:?}, e.g. {:?}",
+                    self.name,
+                    missing.len(),
+                    &missing[..missing.len().min(5)]
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Let late duplicates (replays) arrive so that they are compared too.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.dead_letters
+            .extend(stream::take_dead_letters(&url).await);
+
+        let must: BTreeSet<String> = must_dead_letter.iter().map(|s| s.to_string()).collect();
+        let depth = stream::queue_depth(&url, stream::IMPORT_QUEUE).await;
+        let mut summary = check::verify(
+            &self.db().await,
+            &self.published,
+            &self.results.snapshot(),
+            &self.dead_letters,
+            &must,
+            depth,
+        )
+        .await;
+        summary.scenario = self.name.to_owned();
+        summary.recovery = self.time_to_recover();
+        summary.at_fault = self.at_fault;
+        if let Some((answered, published)) = self.at_fault {
+            summary.expect(
+                answered < published,
+                format!("all {published} published batches were answered before the fault: it did not hit mid-stream"),
+            );
+        }
+        summary.duration = self.started.elapsed();
+        if summary.recovery.is_none() && self.fault_ended.is_some() {
+            summary
+                .problems
+                .push("no batch was applied after the fault ended".into());
+        }
+        summary
+    }
+}
+
+/// Polls `condition` until it holds, failing with `what` after `within`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "{what} (waited {within:?})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

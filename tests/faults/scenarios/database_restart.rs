@@ -1,0 +1,44 @@
+//! PostgreSQL restarts (fast shutdown: sessions killed, open transactions rolled back) while
+//! the worker is storing batches.
+
+use crate::harness::Scenario;
+use crate::stream;
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_restart_mid_stream_is_ridden_out_by_the_same_worker() {
+    let mut s = Scenario::start("database_restart").await;
+    let mut worker = s.spawn_worker("worker", &s.worker_settings()).await;
+    s.publish(stream::batches(0, 200, 30)).await;
+    s.wait_for_results(40).await;
+
+    s.fault_began();
+    s.cluster.postgres.stop().await;
+    // While the database is down the worker must say it is not ready.
+    let down = Instant::now();
+    let mut saw_not_ready = false;
+    while down.elapsed() < Duration::from_secs(4) {
+        if worker.readyz().await == Some(503) {
+            saw_not_ready = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.cluster.postgres.start_again().await;
+    s.fault_ended();
+    s.publish(stream::batches(200, 100, 30)).await;
+
+    let mut summary = s.settle_and_check(&[]).await;
+    worker.assert_running();
+    // needs readiness tied to DB health
+    summary.expect(
+        saw_not_ready,
+        "/readyz never answered 503 during the 4 s the database was down",
+    );
+    let retries = worker
+        .metric("contact_import_db_retries_total")
+        .await
+        .unwrap_or(0.0);
+    eprintln!("database_restart: contact_import_db_retries_total = {retries}");
+    summary.finish();
+}

@@ -1,0 +1,9 @@
+//! One module per fault. Each test names the behaviour it proves.
+
+mod broker_restart;
+mod database_restart;
+mod network_cut;
+mod poison;
+mod sigterm_drain;
+mod slow_database;
+mod worker_kill;

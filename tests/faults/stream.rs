@@ -1,0 +1,382 @@
+//! The known stream: batches whose every contact is known in advance, published with
+//! publisher confirms; the results collected from a durable queue bound to the results
+//! exchange, surviving broker restarts; the dead letters read from `contacts.import.dead`.
+
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Names from README, "Broker topology" (the defaults: each scenario has its own broker).
+pub const IMPORT_EXCHANGE: &str = "contacts.import";
+pub const IMPORT_ROUTING_KEY: &str = "contacts.import";
+pub const IMPORT_QUEUE: &str = "contacts.import";
+pub const DEAD_LETTER_QUEUE: &str = "contacts.import.dead";
+pub const RESULTS_EXCHANGE: &str = "contacts.results";
+/// The test's own subscriber queue on the results exchange (bound with `#`).
+pub const RESULTS_QUEUE: &str = "faults.results";
+
+/// Two orgs, alternating, so that rows are also checked to land in their batch's org.
+pub const ORGS: [&str; 2] = [
+    "d23736ac-8055-433e-b85a-0fc55c96ead9",
+    "7f1c2a9e-51b4-4d0b-9a53-2f0d6e8c1b44",
+];
+
+/// One published batch and what it must produce.
+#[derive(Clone)]
+pub struct Batch {
+    pub id: String,
+    pub org: String,
+    pub body: Vec<u8>,
+    /// Emails of the valid contacts, by index in the request: the rows this batch must leave.
+    pub valid: BTreeMap<usize, String>,
+    /// Indexes of the contacts with an invalid email: its result's `failedContacts`.
+    pub invalid: Vec<usize>,
+    pub contacts: usize,
+}
+
+/// `count` batches numbered from `first`, `size` contacts each; contact `i` of batch `n` has
+/// the email `c<n>-<i>@example.test`, and every contact whose index ends in 7 has an invalid
+/// email, so most results are `partial` with known `failedContacts`.
+pub fn batches(first: usize, count: usize, size: usize) -> Vec<Batch> {
+    (first..first + count)
+        .map(|n| make(n, size, None, 0))
+        .collect()
+}
+
+/// As [`batches`], with about 1.5 kB of text per contact (title, company, address).
+pub fn big_batches(first: usize, count: usize, size: usize) -> Vec<Batch> {
+    (first..first + count)
+        .map(|n| make(n, size, None, 200))
+        .collect()
+}
+
+/// Batch `n`, optionally with one more contact whose email is `extra_email`.
+pub fn batch(n: usize, size: usize, extra_email: Option<&str>) -> Batch {
+    make(n, size, extra_email, 0)
+}
+
+fn make(n: usize, size: usize, extra_email: Option<&str>, filler: usize) -> Batch {
+    let text = |label: &str| format!("{label} {}", "x".repeat(filler));
+    let org = ORGS[n % ORGS.len()].to_owned();
+    let mut valid = BTreeMap::new();
+    let mut invalid = Vec::new();
+    let mut contacts: Vec<Value> = (0..size)
+        .map(|i| {
+            let email = if i % 10 == 7 {
+                invalid.push(i);
+                format!("c{n}-{i}-at-example.test")
+            } else {
+                let email = format!("c{n}-{i}@example.test");
+                valid.insert(i, email.clone());
+                email
+            };
+            let mut contact = json!({
+                "displayName": format!("Contact {n}-{i}"),
+                "firstName": format!("First{i}"),
+                "lastName": format!("Batch{n}"),
+                "companyName": text("Fault Injection Ltd"),
+                "emails": [{"value": email, "type": "work", "primary": true}],
+                "phoneNumbers": [{"value": format!("+1 400 {n:03} {i:04}"), "type": "work"}],
+            });
+            if filler > 0 {
+                contact["title"] = json!(text("Title"));
+                contact["address"] = json!({
+                    "street": text("1 Street"), "city": text("City"), "state": text("State"),
+                    "country": text("Country"), "zipCode": "12345",
+                });
+            }
+            contact
+        })
+        .collect();
+    if let Some(email) = extra_email {
+        valid.insert(contacts.len(), email.to_owned());
+        contacts.push(json!({
+            "displayName": format!("Marked {n}"),
+            "emails": [{"value": email, "type": "work", "primary": true}],
+        }));
+    }
+    let body = json!({
+        "schemas": "urn:cisco:codev:identity:contact:core:1.0",
+        "orgId": org,
+        "contacts": contacts,
+    });
+    Batch {
+        id: format!("batch-{n}"),
+        org,
+        body: serde_json::to_vec(&body).unwrap(),
+        contacts: contacts.len(),
+        valid,
+        invalid,
+    }
+}
+
+pub async fn connect(url: &str) -> lapin::Result<Connection> {
+    Connection::connect(url, ConnectionProperties::default()).await
+}
+
+/// Publishes every batch persistent and `mandatory` to the import exchange, pipelined, and
+/// waits for every confirm: afterwards the broker holds them all.
+pub async fn publish(amqp_url: &str, batches: &[Batch]) {
+    let connection = connect(amqp_url).await.expect("connect to publish");
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut confirms = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_type("webex.contacts.bulk".into())
+            .with_message_id(batch.id.as_str().into())
+            .with_delivery_mode(2);
+        let confirm = channel
+            .basic_publish(
+                IMPORT_EXCHANGE.into(),
+                IMPORT_ROUTING_KEY.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &batch.body,
+                properties,
+            )
+            .await
+            .expect("publish a batch");
+        confirms.push((batch.id.clone(), confirm));
+    }
+    for (id, confirm) in confirms {
+        let confirmation = tokio::time::timeout(Duration::from_secs(60), confirm)
+            .await
+            .unwrap_or_else(|_| panic!("no publisher confirm for {id} within 60 s"))
+            .expect("publisher confirm");
+        assert!(
+            confirmation.is_ack() && confirmation.take_message().is_none(),
+            "{id} was not accepted and routed by the broker"
+        );
+    }
+    let _ = connection.close(200, "published".into()).await;
+}
+
+/// How many messages `queue` holds, ready for delivery (not counting unacked ones).
+pub async fn queue_depth(amqp_url: &str, queue: &str) -> u32 {
+    let connection = connect(amqp_url).await.expect("connect");
+    let channel = connection.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let depth = channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .unwrap()
+        .message_count();
+    let _ = connection.close(200, "done".into()).await;
+    depth
+}
+
+/// One result message as received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub body: Value,
+    pub processed_at: Option<SystemTime>,
+}
+
+impl Received {
+    pub fn batch_id(&self) -> &str {
+        self.body["batchId"].as_str().unwrap_or("")
+    }
+}
+
+/// Consumes `faults.results` in the background with manual acks, reconnecting whenever the
+/// broker goes away; every message is kept, duplicates included.
+pub struct ResultCollector {
+    received: Arc<Mutex<Vec<Received>>>,
+    task: JoinHandle<()>,
+}
+
+impl ResultCollector {
+    /// Declares the results exchange (as the worker does) and the test's durable queue
+    /// bound to it with `#`, then starts consuming.
+    pub async fn start(amqp_url: &str) -> Self {
+        let connection = connect(amqp_url).await.expect("connect");
+        let channel = connection.create_channel().await.unwrap();
+        declare_results_queue(&channel).await.unwrap();
+        let _ = connection.close(200, "declared".into()).await;
+
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let url = amqp_url.to_owned();
+        let sink = received.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let _ = consume_results(&url, &sink).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Self { received, task }
+    }
+
+    pub fn snapshot(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ResultCollector {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn declare_results_queue(channel: &Channel) -> lapin::Result<()> {
+    channel
+        .exchange_declare(
+            RESULTS_EXCHANGE.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let mut quorum = FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
+    channel
+        .queue_declare(
+            RESULTS_QUEUE.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            quorum,
+        )
+        .await?;
+    channel
+        .queue_bind(
+            RESULTS_QUEUE.into(),
+            RESULTS_EXCHANGE.into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
+async fn consume_results(url: &str, sink: &Mutex<Vec<Received>>) -> lapin::Result<()> {
+    let connection = connect(url).await?;
+    let channel = connection.create_channel().await?;
+    channel.basic_qos(500, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            RESULTS_QUEUE.into(),
+            "faults-collector".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    while let Some(delivery) = consumer.next().await {
+        let delivery = delivery?;
+        let body: Value = serde_json::from_slice(&delivery.data)
+            .unwrap_or_else(|_| json!({"unparseable": String::from_utf8_lossy(&delivery.data)}));
+        let processed_at = body["processedAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(SystemTime::from);
+        sink.lock().unwrap().push(Received { body, processed_at });
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+    }
+    Ok(())
+}
+
+/// One dead letter, taken from `contacts.import.dead`.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    pub batch_id: String,
+    pub headers: BTreeMap<String, String>,
+    pub at: Instant,
+}
+
+/// Takes whatever is in the dead-letter queue now (the test owns it). Broker errors, e.g.
+/// while it restarts, just mean nothing was taken this time.
+pub async fn take_dead_letters(amqp_url: &str) -> Vec<DeadLetter> {
+    let Ok(connection) = connect(amqp_url).await else {
+        return Vec::new();
+    };
+    let mut taken = Vec::new();
+    if let Ok(channel) = connection.create_channel().await {
+        while let Ok(Some(message)) = channel
+            .basic_get(DEAD_LETTER_QUEUE.into(), BasicGetOptions { no_ack: true })
+            .await
+        {
+            let properties = &message.delivery.properties;
+            let headers = properties
+                .headers()
+                .as_ref()
+                .map(|table| {
+                    table
+                        .inner()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), header_text(v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            taken.push(DeadLetter {
+                batch_id: properties
+                    .message_id()
+                    .as_ref()
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                headers,
+                at: Instant::now(),
+            });
+        }
+    }
+    let _ = connection.close(200, "done".into()).await;
+    taken
+}
+
+fn header_text(value: &AMQPValue) -> String {
+    match value {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::ShortInt(n) => n.to_string(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        AMQPValue::ShortUInt(n) => n.to_string(),
+        AMQPValue::ShortShortInt(n) => n.to_string(),
+        AMQPValue::ShortShortUInt(n) => n.to_string(),
+        AMQPValue::FieldArray(items) => format!(
+            "[{}]",
+            items
+                .as_slice()
+                .iter()
+                .map(header_text)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        AMQPValue::FieldTable(table) => format!(
+            "{{{}}}",
+            table
+                .inner()
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", header_text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => format!("{other:?}"),
+    }
+}
