@@ -29,6 +29,10 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+/// Longest wait between reconnection attempts: it bounds how long the worker stays idle
+/// after the broker is back; jitter keeps many workers from reconnecting in step.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
+
 /// How a broker session ended.
 enum SessionEnd {
     /// Shutdown was requested.
@@ -63,7 +67,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let reconnect_policy = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(30))
+        .with_max_delay(MAX_RECONNECT_DELAY)
         .without_max_times()
         .with_jitter();
     let mut delays = reconnect_policy.build();
@@ -79,7 +83,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
                 if was_consuming {
                     delays = reconnect_policy.build();
                 }
-                let wait = delays.next().unwrap_or(Duration::from_secs(30));
+                let wait = delays.next().unwrap_or(MAX_RECONNECT_DELAY);
                 warn!(%reason, retry_in_ms = wait.as_millis() as u64, "broker session lost; reconnecting");
                 tokio::select! {
                     _ = shutdown.wait() => break Ok(()),

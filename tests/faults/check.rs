@@ -164,13 +164,27 @@ pub async fn verify(
         let has_result = results_by_batch.contains_key(id);
         match (must_dead_letter.contains(*id), has_result, dead.get(id)) {
             (false, true, None) | (true, false, Some(_)) => {}
+            // The worker answers a batch it dead-letters with a `rejected` result naming the
+            // same reason as the dead letter's header.
+            (true, true, Some(d)) => {
+                let reason = d.headers.get("x-contact-import-reason");
+                for result in &results_by_batch[id] {
+                    if result["status"] != "rejected"
+                        || result["error"]["code"].as_str() != reason.map(String::as_str)
+                    {
+                        problems.push(format!(
+                            "{id}: dead-lettered with reason {reason:?} but answered {result}"
+                        ));
+                    }
+                }
+            }
             (_, false, None) => problems.push(format!("{id}: no result and not dead-lettered")),
             (false, _, Some(d)) => problems.push(format!(
                 "{id}: dead-lettered although it should have landed (headers {:?})",
                 d.headers
             )),
-            (true, true, _) => problems.push(format!(
-                "{id}: got a result although it must be dead-lettered"
+            (true, true, None) => problems.push(format!(
+                "{id}: got a result although it must be dead-lettered, and is not"
             )),
         }
     }
@@ -258,6 +272,9 @@ pub async fn verify(
         .map(|r| ((r.org.as_str(), r.contact_id.as_str()), r))
         .collect();
     for (id, copies) in &results_by_batch {
+        if must_dead_letter.contains(*id) {
+            continue; // its `rejected` results were checked against the dead letter above
+        }
         let batch = batches[id];
         if copies.iter().any(|copy| *copy != copies[0]) {
             problems.push(format!(

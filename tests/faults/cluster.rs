@@ -245,6 +245,34 @@ impl RabbitMq {
         );
     }
 
+    /// Raises or clears a memory alarm: while it is raised the broker blocks every
+    /// connection that publishes, as it does when a real node runs out of memory.
+    pub async fn memory_alarm(&self, raised: bool) {
+        let watermark = if raised { "0.000001" } else { "0.4" };
+        self.rabbitmqctl(&["set_vm_memory_high_watermark", watermark])
+            .await;
+    }
+
+    async fn rabbitmqctl(&self, args: &[&str]) {
+        let output = Command::new("/usr/lib/rabbitmq/bin/rabbitmqctl")
+            .env("HOME", &self.dir)
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("contact-import-{}@localhost", self.port),
+            )
+            .env("ERL_EPMD_PORT", (self.port + 2).to_string())
+            .args(args)
+            .output()
+            .await
+            .expect("run rabbitmqctl");
+        assert!(
+            output.status.success(),
+            "rabbitmqctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     fn kill_now(&mut self) {
         for child in [self.beam.take(), self.epmd.take()].into_iter().flatten() {
             kill_and_reap(child, Duration::ZERO);

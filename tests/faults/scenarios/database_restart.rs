@@ -18,9 +18,13 @@ async fn database_restart_mid_stream_is_ridden_out_by_the_same_worker() {
     // While the database is down the worker must say it is not ready.
     let down = Instant::now();
     let mut saw_not_ready = false;
+    let mut saw_paused = false;
     while down.elapsed() < Duration::from_secs(4) {
         if worker.readyz().await == Some(503) {
             saw_not_ready = true;
+        }
+        if worker.metric("contact_import_database_up").await == Some(0.0) {
+            saw_paused = true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -30,10 +34,22 @@ async fn database_restart_mid_stream_is_ridden_out_by_the_same_worker() {
 
     let mut summary = s.settle_and_check(&[]).await;
     worker.assert_running();
-    // needs readiness tied to DB health
     summary.expect(
         saw_not_ready,
         "/readyz never answered 503 during the 4 s the database was down",
+    );
+    summary.expect(
+        saw_paused,
+        "contact_import_database_up never read 0 while the database was down",
+    );
+    // The batches in hand waited for the database instead of spending their deliveries.
+    let requeued = worker
+        .metric(r#"contact_import_batches_requeued_total{reason="database"}"#)
+        .await
+        .unwrap_or(0.0);
+    summary.expect(
+        requeued == 0.0,
+        format!("{requeued} batches were requeued during the outage instead of waiting"),
     );
     let retries = worker
         .metric("contact_import_db_retries_total")
