@@ -31,7 +31,7 @@ use tracing::{error, info, warn};
 
 /// Longest wait between reconnection attempts: it bounds how long the worker stays idle
 /// after the broker is back; jitter keeps many workers from reconnecting in step.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(10);
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 /// How a broker session ended.
 enum SessionEnd {

@@ -9,11 +9,24 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_alarm_pauses_the_worker_until_the_broker_unblocks_it() {
     let mut s = Scenario::start("resource_alarm").await;
+    // Slow enough (about 20 batches/s) that the stream is still running, and results still
+    // being published, when the alarm goes up: the broker blocks a connection when it
+    // publishes.
+    s.db()
+        .await
+        .batch_execute(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_sleep(0.2); RETURN NEW; END $$;
+             CREATE TRIGGER slow BEFORE INSERT ON import_batches
+               FOR EACH ROW EXECUTE FUNCTION slow();",
+        )
+        .await
+        .unwrap();
     let settings = s.worker_settings();
     let concurrency = usize::from(settings.concurrency);
     let mut worker = s.spawn_worker("worker", &settings).await;
     s.publish(stream::batches(0, 200, 30)).await;
-    s.wait_for_results(40).await;
+    s.wait_for_results(20).await;
 
     s.fault_began();
     s.cluster.rabbit.memory_alarm(true).await;
@@ -47,7 +60,7 @@ async fn memory_alarm_pauses_the_worker_until_the_broker_unblocks_it() {
         },
     )
     .await;
-    s.publish(stream::batches(200, 100, 30)).await;
+    s.publish(stream::batches(200, 50, 30)).await;
 
     let mut summary = s.settle_and_check(&[]).await;
     worker.assert_running();
