@@ -7,7 +7,8 @@ use lapin::Confirmation;
 use lapin::message::Delivery;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel, Connection, ConnectionStatus};
+use std::time::Duration;
 
 /// Routing key of a result whose org could not be read.
 pub const UNKNOWN_ORG_ROUTING_KEY: &str = "unknown";
@@ -27,7 +28,14 @@ pub enum PublishError {
     Nacked,
     #[error("no queue is bound to receive the message ({0})")]
     Unroutable(String),
+    #[error("the broker did not confirm the message within {0:?}")]
+    NoConfirm(Duration),
 }
+
+/// How long a confirm may take while the connection is not blocked. Past it the broker or
+/// the channel is in trouble: the batch is requeued rather than held for ever, and the
+/// channel is closed so that the worker starts a new session.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether a confirmed message reached a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +70,8 @@ impl ReplyTarget {
 #[derive(Clone)]
 pub struct Publisher {
     channel: Channel,
+    /// The publishing connection, which the broker blocks during a resource alarm.
+    connection: ConnectionStatus,
     cfg: BrokerConfig,
 }
 
@@ -71,7 +81,11 @@ impl Publisher {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        Ok(Self { channel, cfg })
+        Ok(Self {
+            channel,
+            connection: connection.status().clone(),
+            cfg,
+        })
     }
 
     pub fn channel(&self) -> &Channel {
@@ -163,6 +177,16 @@ impl Publisher {
         }
     }
 
+    /// Closes the channel in the background; the worker's session watch sees it closed and
+    /// reconnects.
+    fn abandon_channel(&self) {
+        let channel = self.channel.clone();
+        tokio::spawn(async move {
+            let closing = channel.close(200, "no publisher confirm; reconnecting".into());
+            let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
+        });
+    }
+
     async fn publish(
         &self,
         exchange: &str,
@@ -174,17 +198,30 @@ impl Publisher {
             mandatory: true,
             ..Default::default()
         };
-        let confirm = self
-            .channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                options,
-                body,
-                properties,
-            )
-            .await?
-            .await?;
+        let confirmed = async {
+            self.channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    options,
+                    body,
+                    properties,
+                )
+                .await?
+                .await
+        };
+        let mut confirmed = std::pin::pin!(confirmed);
+        let confirm = loop {
+            match tokio::time::timeout(CONFIRM_TIMEOUT, &mut confirmed).await {
+                Ok(confirm) => break confirm?,
+                // A blocked connection holds confirms back until the alarm clears.
+                Err(_) if self.connection.blocked() => continue,
+                Err(_) => {
+                    self.abandon_channel();
+                    return Err(PublishError::NoConfirm(CONFIRM_TIMEOUT));
+                }
+            }
+        };
         match confirm {
             Confirmation::Ack(None) => Ok(Routed::Yes),
             Confirmation::Ack(Some(_returned)) => Ok(Routed::NoQueue),

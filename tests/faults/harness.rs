@@ -3,7 +3,7 @@
 
 use crate::check::{self, Summary};
 use crate::cluster::Cluster;
-use crate::stream::{self, Batch, DeadLetter, ResultCollector};
+use crate::stream::{self, Batch, Collector, DeadLetter, Received};
 use crate::worker::{BIN, Worker, WorkerSettings};
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, SystemTime};
@@ -15,9 +15,9 @@ pub const SETTLE_WITHIN: Duration = Duration::from_secs(120);
 pub struct Scenario {
     pub name: &'static str,
     pub cluster: Cluster,
-    pub results: ResultCollector,
+    pub results: Collector<Received>,
     pub published: Vec<Batch>,
-    pub dead_letters: Vec<DeadLetter>,
+    pub dead_letters: Collector<DeadLetter>,
     started: Instant,
     /// (batches answered, batches published) when the fault began.
     at_fault: Option<(usize, usize)>,
@@ -43,7 +43,8 @@ impl Scenario {
             "migrate failed: {}",
             String::from_utf8_lossy(&migrate.stderr)
         );
-        let results = ResultCollector::start(&cluster.rabbit.url()).await;
+        let results = stream::collect_results(&cluster.rabbit.url()).await;
+        let dead_letters = stream::collect_dead_letters(&cluster.rabbit.url());
         eprintln!(
             "{name}: services up in {:.1} s ({})",
             started.elapsed().as_secs_f64(),
@@ -54,7 +55,7 @@ impl Scenario {
             cluster,
             results,
             published: Vec::new(),
-            dead_letters: Vec::new(),
+            dead_letters,
             started,
             at_fault: None,
             fault_ended: None,
@@ -139,15 +140,13 @@ impl Scenario {
         let url = self.cluster.rabbit.url();
         let deadline = Instant::now() + SETTLE_WITHIN;
         loop {
-            self.dead_letters
-                .extend(stream::take_dead_letters(&url).await);
             let mut accounted: HashSet<String> = self
                 .results
                 .snapshot()
                 .iter()
                 .map(|r| r.batch_id().to_owned())
                 .collect();
-            accounted.extend(self.dead_letters.iter().map(|d| d.batch_id.clone()));
+            accounted.extend(self.dead_letters.snapshot().into_iter().map(|d| d.batch_id));
             let missing: Vec<&str> = self
                 .published
                 .iter()
@@ -170,8 +169,6 @@ impl Scenario {
         }
         // Let late duplicates (replays) arrive so that they are compared too.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        self.dead_letters
-            .extend(stream::take_dead_letters(&url).await);
 
         let must: BTreeSet<String> = must_dead_letter.iter().map(|s| s.to_string()).collect();
         let depth = stream::queue_depth(&url, stream::IMPORT_QUEUE).await;
@@ -179,7 +176,7 @@ impl Scenario {
             &self.db().await,
             &self.published,
             &self.results.snapshot(),
-            &self.dead_letters,
+            &self.dead_letters.snapshot(),
             &must,
             depth,
         )

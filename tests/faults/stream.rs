@@ -3,8 +3,9 @@
 //! exchange, surviving broker restarts; the dead letters read from `contacts.import.dead`.
 
 use futures_lite::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -198,43 +199,53 @@ impl Received {
     }
 }
 
-/// Consumes `faults.results` in the background with manual acks, reconnecting whenever the
-/// broker goes away; every message is kept, duplicates included.
-pub struct ResultCollector {
-    received: Arc<Mutex<Vec<Received>>>,
+/// Consumes a queue in the background with manual acks, reconnecting whenever the broker
+/// goes away (or until the queue exists); every message is kept, duplicates included.
+pub struct Collector<T> {
+    received: Arc<Mutex<Vec<T>>>,
     task: JoinHandle<()>,
 }
 
-impl ResultCollector {
-    /// Declares the results exchange (as the worker does) and the test's durable queue
-    /// bound to it with `#`, then starts consuming.
-    pub async fn start(amqp_url: &str) -> Self {
-        let connection = connect(amqp_url).await.expect("connect");
-        let channel = connection.create_channel().await.unwrap();
-        declare_results_queue(&channel).await.unwrap();
-        let _ = connection.close(200, "declared".into()).await;
-
+impl<T: Clone + Send + 'static> Collector<T> {
+    fn start(amqp_url: &str, queue: &'static str, read: fn(&Delivery) -> T) -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
         let url = amqp_url.to_owned();
         let sink = received.clone();
         let task = tokio::spawn(async move {
             loop {
-                let _ = consume_results(&url, &sink).await;
+                let _ = consume(&url, queue, read, &sink).await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
         Self { received, task }
     }
 
-    pub fn snapshot(&self) -> Vec<Received> {
+    pub fn snapshot(&self) -> Vec<T> {
         self.received.lock().unwrap().clone()
     }
 }
 
-impl Drop for ResultCollector {
+impl<T> Drop for Collector<T> {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Declares the results exchange (as the worker does) and the test's durable queue bound to
+/// it with `#`, then collects every result.
+pub async fn collect_results(amqp_url: &str) -> Collector<Received> {
+    let connection = connect(amqp_url).await.expect("connect");
+    let channel = connection.create_channel().await.unwrap();
+    declare_results_queue(&channel).await.unwrap();
+    let _ = connection.close(200, "declared".into()).await;
+    Collector::start(amqp_url, RESULTS_QUEUE, read_result)
+}
+
+/// Collects every dead letter from `contacts.import.dead` (the test owns it), once the
+/// worker has declared it. A consumer rather than polling with `basic.get`: a poll that
+/// hangs on a busy broker would hang the test.
+pub fn collect_dead_letters(amqp_url: &str) -> Collector<DeadLetter> {
+    Collector::start(amqp_url, DEAD_LETTER_QUEUE, read_dead_letter)
 }
 
 async fn declare_results_queue(channel: &Channel) -> lapin::Result<()> {
@@ -275,13 +286,18 @@ async fn declare_results_queue(channel: &Channel) -> lapin::Result<()> {
         .await
 }
 
-async fn consume_results(url: &str, sink: &Mutex<Vec<Received>>) -> lapin::Result<()> {
+async fn consume<T>(
+    url: &str,
+    queue: &str,
+    read: fn(&Delivery) -> T,
+    sink: &Mutex<Vec<T>>,
+) -> lapin::Result<()> {
     let connection = connect(url).await?;
     let channel = connection.create_channel().await?;
     channel.basic_qos(500, BasicQosOptions::default()).await?;
     let mut consumer = channel
         .basic_consume(
-            RESULTS_QUEUE.into(),
+            queue.into(),
             "faults-collector".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
@@ -289,16 +305,20 @@ async fn consume_results(url: &str, sink: &Mutex<Vec<Received>>) -> lapin::Resul
         .await?;
     while let Some(delivery) = consumer.next().await {
         let delivery = delivery?;
-        let body: Value = serde_json::from_slice(&delivery.data)
-            .unwrap_or_else(|_| json!({"unparseable": String::from_utf8_lossy(&delivery.data)}));
-        let processed_at = body["processedAt"]
-            .as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(SystemTime::from);
-        sink.lock().unwrap().push(Received { body, processed_at });
+        sink.lock().unwrap().push(read(&delivery));
         delivery.acker.ack(BasicAckOptions::default()).await?;
     }
     Ok(())
+}
+
+fn read_result(delivery: &Delivery) -> Received {
+    let body: Value = serde_json::from_slice(&delivery.data)
+        .unwrap_or_else(|_| json!({"unparseable": String::from_utf8_lossy(&delivery.data)}));
+    let processed_at = body["processedAt"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(SystemTime::from);
+    Received { body, processed_at }
 }
 
 /// One dead letter, taken from `contacts.import.dead`.
@@ -309,43 +329,28 @@ pub struct DeadLetter {
     pub at: Instant,
 }
 
-/// Takes whatever is in the dead-letter queue now (the test owns it). Broker errors, e.g.
-/// while it restarts, just mean nothing was taken this time.
-pub async fn take_dead_letters(amqp_url: &str) -> Vec<DeadLetter> {
-    let Ok(connection) = connect(amqp_url).await else {
-        return Vec::new();
-    };
-    let mut taken = Vec::new();
-    if let Ok(channel) = connection.create_channel().await {
-        while let Ok(Some(message)) = channel
-            .basic_get(DEAD_LETTER_QUEUE.into(), BasicGetOptions { no_ack: true })
-            .await
-        {
-            let properties = &message.delivery.properties;
-            let headers = properties
-                .headers()
-                .as_ref()
-                .map(|table| {
-                    table
-                        .inner()
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), header_text(v)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            taken.push(DeadLetter {
-                batch_id: properties
-                    .message_id()
-                    .as_ref()
-                    .map(|id| id.to_string())
-                    .unwrap_or_default(),
-                headers,
-                at: Instant::now(),
-            });
-        }
+fn read_dead_letter(delivery: &Delivery) -> DeadLetter {
+    let properties = &delivery.properties;
+    let headers = properties
+        .headers()
+        .as_ref()
+        .map(|table| {
+            table
+                .inner()
+                .iter()
+                .map(|(k, v)| (k.to_string(), header_text(v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    DeadLetter {
+        batch_id: properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        headers,
+        at: Instant::now(),
     }
-    let _ = connection.close(200, "done".into()).await;
-    taken
 }
 
 fn header_text(value: &AMQPValue) -> String {

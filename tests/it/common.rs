@@ -372,6 +372,24 @@ impl Worker {
             .unwrap_or_else(|| panic!("no series {series} in /metrics:\n{text}"))
     }
 
+    /// Asserts that `series` reaches `expected`. Settlement metrics move just after the
+    /// result is published (the delivery is acked in between), so a test that has the result
+    /// may read them a moment early.
+    pub async fn expect_metric(&self, series: &str, expected: f64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let value = self.metric(series).await;
+            if value == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{series} is {value}, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub async fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().expect("worker running").to_string();

@@ -71,24 +71,15 @@ async fn a_valid_batch_is_stored_and_reported() {
     assert_eq!(row.get::<_, String>(4), "99212");
     assert_eq!(env.contact_count().await, 2);
 
-    assert_eq!(
-        worker
-            .metric(r#"contact_import_batches_total{status="succeeded"}"#)
-            .await,
-        1.0
-    );
-    assert_eq!(
-        worker
-            .metric(r#"contact_import_contacts_total{outcome="created"}"#)
-            .await,
-        2.0
-    );
-    assert_eq!(
-        worker
-            .metric("contact_import_batch_duration_seconds_count")
-            .await,
-        1.0
-    );
+    worker
+        .expect_metric(r#"contact_import_batches_total{status="succeeded"}"#, 1.0)
+        .await;
+    worker
+        .expect_metric(r#"contact_import_contacts_total{outcome="created"}"#, 2.0)
+        .await;
+    worker
+        .expect_metric("contact_import_batch_duration_seconds_count", 1.0)
+        .await;
 }
 
 #[tokio::test]
@@ -228,12 +219,9 @@ async fn an_update_changes_the_given_fields_and_keeps_the_rest() {
         )
     );
     assert_eq!(env.contact_count().await, 1);
-    assert_eq!(
-        worker
-            .metric(r#"contact_import_contacts_total{outcome="updated"}"#)
-            .await,
-        1.0
-    );
+    worker
+        .expect_metric(r#"contact_import_contacts_total{outcome="updated"}"#, 1.0)
+        .await;
 }
 
 #[tokio::test]
@@ -336,10 +324,9 @@ async fn a_redelivered_batch_is_not_applied_twice() {
     assert!(first["batchId"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(first, second);
     assert_eq!(env.contact_count().await, 3);
-    assert_eq!(
-        worker.metric("contact_import_batches_replayed_total").await,
-        2.0
-    );
+    worker
+        .expect_metric("contact_import_batches_replayed_total", 2.0)
+        .await;
     let batches: i64 = env
         .db
         .query_one("SELECT count(*) FROM import_batches", &[])

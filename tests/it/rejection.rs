@@ -43,18 +43,15 @@ async fn an_unreadable_message_is_rejected_and_dead_lettered_with_its_reason() {
         0,
         "acked, not requeued"
     );
-    assert_eq!(
-        worker
-            .metric(r#"contact_import_dead_lettered_total{reason="malformed.body"}"#)
-            .await,
-        1.0
-    );
-    assert_eq!(
-        worker
-            .metric(r#"contact_import_batches_total{status="rejected"}"#)
-            .await,
-        1.0
-    );
+    worker
+        .expect_metric(
+            r#"contact_import_dead_lettered_total{reason="malformed.body"}"#,
+            1.0,
+        )
+        .await;
+    worker
+        .expect_metric(r#"contact_import_batches_total{status="rejected"}"#, 1.0)
+        .await;
 }
 
 #[tokio::test]

@@ -35,7 +35,9 @@ async fn a_transient_database_error_is_retried_and_then_succeeds() {
     let (_, _, result) = env.next_result().await;
     assert_eq!(result["status"], "succeeded");
     assert_eq!(env.contact_count().await, 1);
-    assert_eq!(worker.metric("contact_import_db_retries_total").await, 2.0);
+    worker
+        .expect_metric("contact_import_db_retries_total", 2.0)
+        .await;
     let attempts: i64 = env
         .db
         .query_one("SELECT last_value FROM injected_faults", &[])
@@ -84,18 +86,18 @@ async fn a_batch_that_always_fails_is_dead_lettered_with_its_last_error_after_th
         Some("4")
     );
     assert_eq!(env.contact_count().await, 0);
-    assert_eq!(
-        worker
-            .metric(r#"contact_import_batches_requeued_total{reason="database"}"#)
-            .await,
-        3.0
-    );
-    assert_eq!(
-        worker
-            .metric(r#"contact_import_dead_lettered_total{reason="attempts.exhausted"}"#)
-            .await,
-        1.0
-    );
+    worker
+        .expect_metric(
+            r#"contact_import_batches_requeued_total{reason="database"}"#,
+            3.0,
+        )
+        .await;
+    worker
+        .expect_metric(
+            r#"contact_import_dead_lettered_total{reason="attempts.exhausted"}"#,
+            1.0,
+        )
+        .await;
     assert_eq!(env.queue_depth(&env.broker.import_queue).await, 0);
 }
 
@@ -123,12 +125,12 @@ async fn a_batch_past_its_time_limit_is_abandoned_uncommitted_and_requeued() {
     let (_, _, result) = env.next_result().await;
     assert_eq!(result["status"], "succeeded");
     assert_eq!(env.contact_count().await, 1);
-    assert_eq!(
-        worker
-            .metric(r#"contact_import_batches_requeued_total{reason="timeout"}"#)
-            .await,
-        2.0
-    );
+    worker
+        .expect_metric(
+            r#"contact_import_batches_requeued_total{reason="timeout"}"#,
+            2.0,
+        )
+        .await;
     // The abandoned statements were cancelled, not left running or holding a transaction.
     let database: String = env
         .db

@@ -46,7 +46,12 @@ async fn poison_batch_is_dead_lettered_with_its_reason_and_blocks_nothing() {
         .await
         .unwrap()
         .get(0);
-    match s.dead_letters.iter().find(|d| d.batch_id == poison_id) {
+    match s
+        .dead_letters
+        .snapshot()
+        .into_iter()
+        .find(|d| d.batch_id == poison_id)
+    {
         None => summary.expect(
             false,
             format!("{poison_id} is not in the dead-letter queue"),
