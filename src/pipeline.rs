@@ -13,6 +13,7 @@ use crate::metrics::{self, InFlight};
 use crate::rejection::{RejectCode, Rejection};
 use crate::result::BatchResult;
 use crate::store::availability::Availability;
+use crate::store::batches::StoredResult;
 use crate::store::{Applied, Store, StoreError};
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
@@ -150,18 +151,16 @@ impl Pipeline {
         };
 
         let (body, status) = match applied {
-            Ok(Applied::Fresh(result)) => {
+            Ok(Applied::Fresh { result, body }) => {
                 let c = result.counts;
                 metrics::contacts(c.created, c.updated, c.failed);
-                (result.to_json(), result.status.as_str())
+                (body, result.status.as_str())
             }
             Ok(Applied::Replayed(stored)) => {
                 metrics::replayed();
                 info!("batch was applied before; publishing its stored result again");
-                (
-                    serde_json::to_vec(&stored).expect("a JSON value serialises"),
-                    stored_status(&stored),
-                )
+                let status = stored_status(&stored.status);
+                (stored.body, status)
             }
             Ok(Applied::IdConflict) => {
                 let rejection = Rejection::new(
@@ -227,7 +226,7 @@ impl Pipeline {
         &self,
         batch: &ValidatedBatch,
         body_sha256: &str,
-    ) -> Option<serde_json::Value> {
+    ) -> Option<StoredResult> {
         let lookup = self
             .store
             .applied_result(&batch.org_id, &batch.batch_id, body_sha256);
@@ -349,10 +348,10 @@ impl Pipeline {
 }
 
 /// The status a stored result was published with.
-fn stored_status(stored: &serde_json::Value) -> &'static str {
-    match stored.get("status").and_then(|s| s.as_str()) {
-        Some("succeeded") => "succeeded",
-        Some("partial") => "partial",
+fn stored_status(stored: &str) -> &'static str {
+    match stored {
+        "succeeded" => "succeeded",
+        "partial" => "partial",
         _ => "failed",
     }
 }

@@ -1,16 +1,22 @@
-//! The idempotency record: one row per applied batch, holding its result.
+//! The idempotency record: one row per applied batch, holding its result as published.
 
 use crate::ids::{BatchId, OrgId};
 use crate::result::BatchResult;
 use deadpool_postgres::{GenericClient, Transaction};
-use tokio_postgres::types::Json;
+
+/// A result as it was published: its status and its exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResult {
+    pub status: String,
+    pub body: Vec<u8>,
+}
 
 /// Whether this transaction owns the batch or the batch was applied before.
 pub enum Claim {
     New,
     Done {
         body_sha256: String,
-        result: serde_json::Value,
+        result: StoredResult,
     },
 }
 
@@ -26,7 +32,7 @@ pub async fn claim(
         .execute(
             "INSERT INTO import_batches \
                  (org_id, batch_id, body_sha256, status, received, created, updated, failed, result) \
-             VALUES ($1, $2, $3, 'processing', 0, 0, 0, 0, '{}') \
+             VALUES ($1, $2, $3, 'processing', 0, 0, 0, 0, '') \
              ON CONFLICT (org_id, batch_id) DO NOTHING",
             &[&org.as_str(), &batch.as_str(), &body_sha256],
         )
@@ -36,22 +42,27 @@ pub async fn claim(
     }
     let row = tx
         .query_one(
-            "SELECT body_sha256, result FROM import_batches WHERE org_id = $1 AND batch_id = $2",
+            "SELECT body_sha256, status, result FROM import_batches \
+             WHERE org_id = $1 AND batch_id = $2",
             &[&org.as_str(), &batch.as_str()],
         )
         .await?;
     Ok(Claim::Done {
         body_sha256: row.get(0),
-        result: row.get(1),
+        result: StoredResult {
+            status: row.get(1),
+            body: row.get(2),
+        },
     })
 }
 
-/// Stores the batch's result in the row [`claim`] inserted.
+/// Stores the batch's result, and `body`, the bytes to publish, in the row [`claim`] inserted.
 pub async fn finish(
     tx: &Transaction<'_>,
     org: &OrgId,
     batch: &BatchId,
     result: &BatchResult,
+    body: &[u8],
 ) -> Result<(), tokio_postgres::Error> {
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     tx.execute(
@@ -66,7 +77,7 @@ pub async fn finish(
             &count(result.counts.created),
             &count(result.counts.updated),
             &count(result.counts.failed),
-            &Json(result),
+            &body,
         ],
     )
     .await?;
@@ -79,13 +90,16 @@ pub async fn stored_result(
     org: &OrgId,
     batch: &BatchId,
     body_sha256: &str,
-) -> Result<Option<serde_json::Value>, tokio_postgres::Error> {
+) -> Result<Option<StoredResult>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT result FROM import_batches \
+            "SELECT status, result FROM import_batches \
              WHERE org_id = $1 AND batch_id = $2 AND body_sha256 = $3",
             &[&org.as_str(), &batch.as_str(), &body_sha256],
         )
         .await?;
-    Ok(row.map(|row| row.get(0)))
+    Ok(row.map(|row| StoredResult {
+        status: row.get(0),
+        body: row.get(1),
+    }))
 }

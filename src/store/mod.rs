@@ -10,7 +10,7 @@ pub mod upsert;
 use crate::contact::ValidatedBatch;
 use crate::ids::{BatchId, OrgId};
 use crate::result::BatchResult;
-use batches::Claim;
+use batches::{Claim, StoredResult};
 use chrono::Utc;
 use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
 use std::time::Duration;
@@ -92,9 +92,13 @@ fn is_outage_db(e: &tokio_postgres::Error) -> bool {
 #[derive(Debug)]
 pub enum Applied {
     /// Applied now; this result was stored with the contacts.
-    Fresh(BatchResult),
+    Fresh {
+        result: BatchResult,
+        /// `result` as published and stored.
+        body: Vec<u8>,
+    },
     /// Applied before (a redelivery): the result stored then, to publish again.
-    Replayed(serde_json::Value),
+    Replayed(StoredResult),
     /// The batch id was used before for a different body; nothing written.
     IdConflict,
 }
@@ -143,7 +147,7 @@ impl Store {
         org: &OrgId,
         batch: &BatchId,
         body_sha256: &str,
-    ) -> Result<Option<serde_json::Value>, StoreError> {
+    ) -> Result<Option<StoredResult>, StoreError> {
         let client = self.pool.get().await?;
         Ok(batches::stored_result(&client, org, batch, body_sha256).await?)
     }
@@ -196,7 +200,8 @@ async fn apply(
     }
     let outcomes = upsert::write_contacts(&tx, batch).await?;
     let result = BatchResult::applied(&batch.batch_id, &batch.org_id, outcomes, Utc::now());
-    batches::finish(&tx, &batch.org_id, &batch.batch_id, &result).await?;
+    let body = result.to_json();
+    batches::finish(&tx, &batch.org_id, &batch.batch_id, &result, &body).await?;
     tx.commit().await?;
-    Ok(Applied::Fresh(result))
+    Ok(Applied::Fresh { result, body })
 }
