@@ -39,7 +39,9 @@ pub async fn run(
     expected: Expected,
     strategy: Strategy,
     concurrency: usize,
+    perf: Option<&std::path::Path>,
 ) -> anyhow::Result<Measurement> {
+    let recording = perf.and_then(crate::perf::start);
     let pool = store::pool::build(database_url, concurrency + 1)?;
     let store = Store::new(pool.clone());
     let mut m = Measurement {
@@ -103,6 +105,14 @@ pub async fn run(
             ..Default::default()
         };
         m.cpu.add(&diff(&before, &after));
+    }
+    if let Some(r) = recording {
+        let label = format!("{strategy:?} (waves of validation in the bench process included)");
+        m.perf = Some(crate::perf::summarize(
+            &r.stop()?,
+            &label,
+            &[std::process::id()],
+        )?);
     }
     ensure!(
         got == expected,

@@ -22,7 +22,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -43,6 +43,8 @@ pub struct Config<'a> {
     pub pace: Option<f64>,
     pub tag: &'a str,
     pub log_dir: &'a Path,
+    /// Record the machine with `perf` during the measured interval, to this file.
+    pub perf: Option<PathBuf>,
 }
 
 /// The parts of a result the bench checks; the contacts are skipped unread.
@@ -103,6 +105,7 @@ pub async fn run(
         depth.clone(),
     ));
 
+    let recording = cfg.perf.as_deref().and_then(crate::perf::start);
     let cpu_before = cpu_now(services, &pids);
     let started = Instant::now();
     let reader = tokio::spawn(read_results(results, batches.len()));
@@ -111,6 +114,10 @@ pub async fn run(
     let wall = started.elapsed();
     let cpu_after = cpu_now(services, &pids);
     sampler.abort();
+    let perf = match recording {
+        Some(r) => Some(crate::perf::summarize(&r.stop()?, cfg.tag, &pids)?),
+        None => None,
+    };
 
     let mut m = Measurement {
         contacts: expected.received,
@@ -118,6 +125,7 @@ pub async fn run(
         wall,
         max_queue_depth: depth.load(Ordering::Relaxed),
         paced_at: cfg.pace,
+        perf,
         ..Default::default()
     };
     m.cpu = diff(&cpu_before, &cpu_after);

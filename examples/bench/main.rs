@@ -19,6 +19,7 @@ mod dataset;
 mod direct;
 mod e2e;
 mod naive;
+mod perf;
 mod procfs;
 mod profile;
 mod report;
@@ -85,6 +86,10 @@ pub struct Args {
     /// Skip the profile of one batch (EXPLAIN ANALYZE and the time per step).
     #[arg(long)]
     pub skip_profile: bool,
+    /// Record the machine with `perf` (linux-perf) during the ceiling and the saturated
+    /// end-to-end run of the sweep at --base-concurrency, and summarise it in the profile.
+    #[arg(long)]
+    pub perf: bool,
     /// Write docs/benchmarks.md (the generated part) and the charts next to it.
     #[arg(long)]
     pub write_docs: bool,
@@ -206,6 +211,7 @@ impl Bench {
             None => self.prepare(self.args.sweep_contacts).await?,
         };
         if !self.args.skip_sweep {
+            self.report.sweep_started = true;
             for &c in &self.args.concurrency.clone() {
                 let row = self.sweep(&sweep, c).await?;
                 self.report.sweep.push(row);
@@ -225,11 +231,11 @@ impl Bench {
                 .await?;
             self.report.workers = vec![(1, one), (self.args.workers, many)];
         }
-        if !self.args.skip_profile {
-            let db = self.copy(&sweep, "profile").await?;
-            let url = self.services.url_of(&db);
-            self.report.profile =
-                Some(profile::run(&self.services, &url, &sweep.shape, &sweep.batches).await?);
+        if let Some(profile) = &mut self.report.profile {
+            for row in &self.report.sweep {
+                profile.perf.extend(row.ceiling.perf.clone());
+                profile.perf.extend(row.saturated.perf.clone());
+            }
         }
         Ok(())
     }
@@ -293,11 +299,15 @@ impl Bench {
             data.batches.len(),
         )
         .await?;
+        self.drop_unless_kept(db).await;
+        Ok(())
+    }
+
+    async fn drop_unless_kept(&mut self, db: &str) {
         if !self.args.keep_databases {
             self.services.drop_database(db).await;
             self.databases.retain(|d| d != db);
         }
-        Ok(())
     }
 
     async fn direct(
@@ -305,9 +315,15 @@ impl Bench {
         data: &Prepared,
         strategy: Strategy,
         concurrency: u16,
+        perf: bool,
+        profile: bool,
     ) -> anyhow::Result<Measurement> {
         let mode = format!("{strategy:?}_c{concurrency}").to_lowercase();
         let db = self.copy(data, &mode).await?;
+        let perf = perf.then(|| {
+            self.log_dir
+                .join(format!("perf-{}-{mode}.data", self.run_id))
+        });
         let m = direct::run(
             &self.services,
             &self.services.url_of(&db),
@@ -315,10 +331,18 @@ impl Bench {
             data.shape.expected(),
             strategy,
             usize::from(concurrency),
+            perf.as_deref(),
         )
         .await
         .with_context(|| format!("{mode} at {} contacts", data.shape.contacts))?;
-        self.finish(&db, data).await?;
+        let url = self.services.url_of(&db);
+        let shape = data.shape;
+        direct::verify_rows(&url, shape.seeded(), shape.expected(), data.batches.len()).await?;
+        if profile {
+            // Profiled on the end state of the largest run: the table as big as it gets.
+            self.report.profile = Some(profile::run(&url, &shape).await?);
+        }
+        self.drop_unless_kept(&db).await;
         eprintln!("bench: {}", report::one_line(&mode, &m));
         Ok(m)
     }
@@ -335,6 +359,12 @@ impl Bench {
         let db = self.copy(data, &mode).await?;
         let url = self.services.url_of(&db);
         let tag = format!("bench{}.n{}.{mode}", self.run_id, data.shape.contacts);
+        let perf = (self.args.perf
+            && pace.is_none()
+            && label == "max"
+            && concurrency == self.args.base_concurrency
+            && self.report.sweep_started)
+            .then(|| self.log_dir.join(format!("perf-{tag}.data")));
         let cfg = e2e::Config {
             bin: &self.bin,
             database_url: &url,
@@ -344,6 +374,7 @@ impl Bench {
             pace,
             tag: &tag,
             log_dir: &self.log_dir,
+            perf,
         };
         let m = e2e::run(&self.services, &cfg, &data.batches, data.shape.expected())
             .await
@@ -355,12 +386,16 @@ impl Bench {
 
     async fn scaling(&mut self, data: &Prepared) -> anyhow::Result<ScalingRow> {
         let c = self.args.base_concurrency;
-        let ceiling = self.direct(data, Strategy::Ceiling, c).await?;
+        let largest = self.args.contacts.iter().max() == Some(&data.shape.contacts);
+        let profile = largest && !self.args.skip_profile;
+        let ceiling = self
+            .direct(data, Strategy::Ceiling, c, false, profile)
+            .await?;
         let e2e = self.e2e(data, 1, c, None, "max").await?;
         let naive = if self.args.skip_naive {
             None
         } else {
-            Some(self.direct(data, Strategy::Naive, c).await?)
+            Some(self.direct(data, Strategy::Naive, c, false, false).await?)
         };
         Ok(ScalingRow {
             contacts: data.shape.contacts,
@@ -371,7 +406,10 @@ impl Bench {
     }
 
     async fn sweep(&mut self, data: &Prepared, concurrency: u16) -> anyhow::Result<SweepRow> {
-        let ceiling = self.direct(data, Strategy::Ceiling, concurrency).await?;
+        let perf = self.args.perf && concurrency == self.args.base_concurrency;
+        let ceiling = self
+            .direct(data, Strategy::Ceiling, concurrency, perf, false)
+            .await?;
         let saturated = self.e2e(data, 1, concurrency, None, "max").await?;
         let pace = saturated.contacts_per_s() * self.args.rate;
         let paced = self.e2e(data, 1, concurrency, Some(pace), "paced").await?;

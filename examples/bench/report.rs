@@ -42,6 +42,8 @@ pub struct Report {
     pub sweep: Vec<SweepRow>,
     pub workers: Vec<(usize, Measurement)>,
     pub profile: Option<Profile>,
+    /// Set once the concurrency sweep runs (the `--perf` recordings belong to it).
+    pub sweep_started: bool,
 }
 
 impl Report {

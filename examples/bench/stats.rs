@@ -65,6 +65,8 @@ pub struct Measurement {
     pub db_retries: u64,
     /// Batches published to achieve the pace, contacts/s; `None` when publishing flat out.
     pub paced_at: Option<f64>,
+    /// What `perf` saw during the run, when recorded.
+    pub perf: Option<crate::perf::Summary>,
 }
 
 impl Measurement {
