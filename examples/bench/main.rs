@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     pub concurrency: Vec<u16>,
     /// Contacts of each sweep, latency and worker-count run.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 100_000)]
     pub sweep_contacts: usize,
     /// Worker processes on one queue to compare with a single one (0 or 1: skip).
     #[arg(long, default_value_t = 2)]
