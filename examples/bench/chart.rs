@@ -144,6 +144,7 @@ fn panel(
             .x_desc(x_label)
             .y_desc(y_label)
             .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
         plot(&mut chart, series)?;
     } else {
@@ -153,6 +154,7 @@ fn panel(
             .x_desc(x_label)
             .y_desc(y_label)
             .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
         plot(&mut chart, series)?;
     }
