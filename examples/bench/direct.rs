@@ -125,7 +125,7 @@ pub async fn run(
 async fn ceiling(store: &Store, batch: &ValidatedBatch, sha: &str) -> anyhow::Result<Expected> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     match store.apply_batch(batch, sha, deadline).await? {
-        Applied::Fresh(result) => Ok(Expected {
+        Applied::Fresh { result, .. } => Ok(Expected {
             received: result.counts.received,
             created: result.counts.created,
             updated: result.counts.updated,

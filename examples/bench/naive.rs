@@ -101,7 +101,14 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
         });
     }
     let result = BatchResult::applied(&batch.batch_id, &batch.org_id, outcomes, Utc::now());
-    batches::finish(&tx, &batch.org_id, &batch.batch_id, &result).await?;
+    batches::finish(
+        &tx,
+        &batch.org_id,
+        &batch.batch_id,
+        &result,
+        &result.to_json(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Expected {
         received: result.counts.received,

@@ -104,8 +104,9 @@ pub async fn run(database_url: &str, shape: &Shape) -> anyhow::Result<Profile> {
         step(3);
         let result =
             BatchResult::applied(&validated.batch_id, &validated.org_id, outcomes, Utc::now());
+        let body = result.to_json();
         step(4);
-        batches::finish(&tx, &validated.org_id, &validated.batch_id, &result).await?;
+        batches::finish(&tx, &validated.org_id, &validated.batch_id, &result, &body).await?;
         step(5);
         tx.commit().await?;
         step(6);
@@ -148,7 +149,7 @@ pub async fn run(database_url: &str, shape: &Shape) -> anyhow::Result<Profile> {
             ),
             ("build the result", per_batch(tx_steps[4])),
             (
-                "store the result (UPDATE import_batches, jsonb)",
+                "store the result (UPDATE import_batches, bytea lz4)",
                 per_batch(tx_steps[5]),
             ),
             ("COMMIT (WAL flush)", per_batch(tx_steps[6])),
@@ -361,6 +362,7 @@ async fn result_storage(
             "CREATE TABLE IF NOT EXISTS bench_result_jsonb (id int, result jsonb);
              CREATE TABLE IF NOT EXISTS bench_result_jsonb_lz4 (id int, result jsonb COMPRESSION lz4);
              CREATE TABLE IF NOT EXISTS bench_result_bytea (id int, result bytea);
+             CREATE TABLE IF NOT EXISTS bench_result_bytea_lz4 (id int, result bytea COMPRESSION lz4);
              CREATE TABLE IF NOT EXISTS bench_result_bytea_plain (id int, result bytea);
              ALTER TABLE bench_result_bytea_plain ALTER COLUMN result SET STORAGE EXTERNAL;",
         )
@@ -375,9 +377,9 @@ async fn result_storage(
             serde_json::to_vec(&v).unwrap_or_default()
         })
         .collect();
-    let ways: [(&str, &str, bool, bool); 5] = [
+    let ways: [(&str, &str, bool, bool); 6] = [
         (
-            "jsonb, default compression (as in migrations/)",
+            "jsonb, default compression (before migration V2)",
             "INSERT INTO bench_result_jsonb VALUES (1, $1::text::jsonb)",
             false,
             false,
@@ -391,6 +393,12 @@ async fn result_storage(
         (
             "bytea of the JSON text, default compression",
             "INSERT INTO bench_result_bytea VALUES (1, $1)",
+            true,
+            false,
+        ),
+        (
+            "bytea, lz4 compression (as in migrations/)",
+            "INSERT INTO bench_result_bytea_lz4 VALUES (1, $1)",
             true,
             false,
         ),
