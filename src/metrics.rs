@@ -17,6 +17,7 @@ pub const RESULTS_UNROUTABLE: &str = "contact_import_results_unroutable_total";
 pub const BROKER_RECONNECTS: &str = "contact_import_broker_reconnects_total";
 pub const BROKER_BLOCKED: &str = "contact_import_broker_blocked";
 pub const DATABASE_UP: &str = "contact_import_database_up";
+pub const DRY_RUNS: &str = "contact_import_dry_runs_total";
 
 const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -69,6 +70,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         BROKER_BLOCKED,
         "1 while the broker blocks this worker's publishing (memory or disk alarm)."
     );
+    describe_counter!(
+        DRY_RUNS,
+        "Batches answered as dry runs (x-dry-run): checked, nothing written. Also counted in contact_import_batches_total, not in contact_import_contacts_total."
+    );
     describe_gauge!(
         DATABASE_UP,
         "0 while the database is unavailable and no new batches are taken, else 1."
@@ -82,6 +87,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     }
     counter!(DB_RETRIES).increment(0);
     counter!(BROKER_RECONNECTS).increment(0);
+    counter!(DRY_RUNS).increment(0);
     gauge!(IN_FLIGHT).set(0.0);
     gauge!(BROKER_BLOCKED).set(0.0);
     Ok(handle)
@@ -125,6 +131,10 @@ pub fn broker_blocked(blocked: bool) {
 
 pub fn database_up(up: bool) {
     gauge!(DATABASE_UP).set(f64::from(u8::from(up)));
+}
+
+pub fn dry_run() {
+    counter!(DRY_RUNS).increment(1);
 }
 
 pub fn replayed() {

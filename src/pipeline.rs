@@ -14,7 +14,7 @@ use crate::rejection::{RejectCode, Rejection};
 use crate::result::BatchResult;
 use crate::store::availability::Availability;
 use crate::store::batches::StoredResult;
-use crate::store::{Applied, Store, StoreError};
+use crate::store::{Applied, Mode, Store, StoreError};
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use lapin::message::Delivery;
@@ -139,9 +139,14 @@ impl Pipeline {
         let batch = validate_batch(batch_id.clone(), decoded.org_id, decoded.contacts);
 
         let deadline = tokio::time::Instant::now() + self.policy.batch_timeout;
-        let applied = match self.apply(&batch, body_sha256, deadline).await {
+        let mode = if consume::dry_run(delivery) {
+            Mode::DryRun
+        } else {
+            Mode::Apply
+        };
+        let applied = match self.apply(&batch, body_sha256, mode, deadline).await {
             // The time may have run out during COMMIT, which then went through after all.
-            Err(e @ StoreError::DeadlineExceeded { .. }) => {
+            Err(e @ StoreError::DeadlineExceeded { .. }) if mode == Mode::Apply => {
                 match self.committed_anyway(&batch, body_sha256).await {
                     Some(stored) => Ok(Applied::Replayed(stored)),
                     None => Err(e),
@@ -154,6 +159,10 @@ impl Pipeline {
             Ok(Applied::Fresh { result, body }) => {
                 let c = result.counts;
                 metrics::contacts(c.created, c.updated, c.failed);
+                (body, result.status.as_str())
+            }
+            Ok(Applied::DryRun { result, body }) => {
+                metrics::dry_run();
                 (body, result.status.as_str())
             }
             Ok(Applied::Replayed(stored)) => {
@@ -183,11 +192,12 @@ impl Pipeline {
         &self,
         batch: &ValidatedBatch,
         body_sha256: &str,
+        mode: Mode,
         deadline: tokio::time::Instant,
     ) -> Result<Applied, StoreError> {
         let mut last_error = None;
         loop {
-            let applied = (|| self.store.apply_batch(batch, body_sha256, deadline))
+            let applied = (|| self.store.apply_batch(batch, body_sha256, mode, deadline))
                 .retry(self.policy.retry)
                 .sleep(move |wait| sleep_until_at_most(wait, deadline))
                 .when(StoreError::is_transient)

@@ -1,7 +1,7 @@
 //! `contact-import publish FILE`: publishes one batch the way an upstream system would (with
 //! a publisher confirm and a `reply_to` queue), waits for its result and prints it.
 
-use crate::broker::consume::ORG_ID_HEADER;
+use crate::broker::consume::{DRY_RUN_HEADER, ORG_ID_HEADER};
 use crate::broker::{self, topology};
 use crate::config::BrokerConfig;
 use crate::dialect::webex;
@@ -35,6 +35,11 @@ pub struct PublishArgs {
     pub kind: String,
     #[arg(long, default_value = "application/json")]
     pub content_type: String,
+    /// Ask for a dry run (header `x-dry-run: true`): the worker validates the batch, checks it
+    /// against the database in a transaction it rolls back, and answers with the full result,
+    /// writing nothing and leaving the batch id unused.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Seconds to wait for the result.
     #[arg(long, default_value_t = 60)]
     pub timeout_secs: u64,
@@ -87,14 +92,17 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     if let Some(message_id) = &args.message_id {
         properties = properties.with_message_id(message_id.as_str().into());
     }
+    let mut headers = FieldTable::default();
     if let Some(org_id) = &args.org_id {
-        let mut headers = FieldTable::default();
         headers.insert(
             ORG_ID_HEADER.into(),
             AMQPValue::LongString(LongString::from(org_id.as_str())),
         );
-        properties = properties.with_headers(headers);
     }
+    if args.dry_run {
+        headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
+    }
+    properties = properties.with_headers(headers);
     let mandatory = BasicPublishOptions {
         mandatory: true,
         ..Default::default()

@@ -51,6 +51,10 @@ pub struct BatchResult {
     pub counts: Counts,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<BatchError>,
+    /// Set on the answer to a dry run (`x-dry-run: true`): validated and checked against the
+    /// database, nothing written.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     pub processed_at: String,
 }
 
@@ -132,6 +136,7 @@ impl BatchResult {
             failed_contacts,
             counts,
             error: None,
+            dry_run: false,
             processed_at: timestamp(at),
         }
     }
@@ -150,6 +155,7 @@ impl BatchResult {
                 message: rejection.message.clone(),
                 status_code: rejection.code.status_code(),
             }),
+            dry_run: false,
             processed_at: timestamp(at),
         }
     }

@@ -74,3 +74,18 @@ pub fn attempt(delivery: &Delivery) -> u32 {
     };
     returned.saturating_add(1)
 }
+
+/// Set by a publisher (`contact-import publish --dry-run`) to have a batch validated and
+/// checked against the database without writing anything.
+pub const DRY_RUN_HEADER: &str = "x-dry-run";
+
+/// Whether the delivery asks for a dry run: `x-dry-run` set to boolean true or `"true"`.
+pub fn dry_run(delivery: &Delivery) -> bool {
+    let headers = delivery.properties.headers().as_ref();
+    match headers.and_then(|h| h.inner().get(DRY_RUN_HEADER)) {
+        Some(AMQPValue::Boolean(on)) => *on,
+        Some(_) => header_str(headers, DRY_RUN_HEADER)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        None => false,
+    }
+}

@@ -97,6 +97,8 @@ pub enum Applied {
         /// `result` as published and stored.
         body: Vec<u8>,
     },
+    /// A dry run: what applying would do, rolled back; no batch id was stored.
+    DryRun { result: BatchResult, body: Vec<u8> },
     /// Applied before (a redelivery): the result stored then, to publish again.
     Replayed(StoredResult),
     /// The batch id was used before for a different body; nothing written.
@@ -122,6 +124,7 @@ impl Store {
         &self,
         batch: &ValidatedBatch,
         body_sha256: &str,
+        mode: Mode,
         deadline: Instant,
     ) -> Result<Applied, StoreError> {
         let timed_out = || StoreError::DeadlineExceeded { last_error: None };
@@ -130,7 +133,10 @@ impl Store {
         }
         let work = async {
             let mut client = Abandonable(Some(self.pool.get().await?));
-            let applied = apply(client.get(), batch, body_sha256).await;
+            let applied = match mode {
+                Mode::Apply => apply(client.get(), batch, body_sha256).await,
+                Mode::DryRun => dry_run(client.get(), batch).await,
+            };
             // Committed, or rolled back by the dropped transaction: safe to pool again.
             client.release();
             applied
@@ -151,6 +157,15 @@ impl Store {
         let client = self.pool.get().await?;
         Ok(batches::stored_result(&client, org, batch, body_sha256).await?)
     }
+}
+
+/// Whether a batch is applied or only tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    /// The same statements in a transaction that is rolled back: updates of unknown contacts
+    /// are found as in a real run, nothing is written and the batch id stays unused.
+    DryRun,
 }
 
 /// A pooled connection in the middle of a transaction. Dropped before [`Abandonable::release`]
@@ -182,6 +197,16 @@ impl Drop for Abandonable {
             });
         }
     }
+}
+
+async fn dry_run(client: &mut Object, batch: &ValidatedBatch) -> Result<Applied, StoreError> {
+    let tx = client.transaction().await?;
+    let outcomes = upsert::write_contacts(&tx, batch).await?;
+    tx.rollback().await?;
+    let mut result = BatchResult::applied(&batch.batch_id, &batch.org_id, outcomes, Utc::now());
+    result.dry_run = true;
+    let body = result.to_json();
+    Ok(Applied::DryRun { result, body })
 }
 
 async fn apply(

@@ -2,6 +2,7 @@
 
 mod common;
 mod contention;
+mod dry_run;
 mod import;
 mod reconnect;
 mod rejection;
