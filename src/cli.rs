@@ -1,6 +1,8 @@
-//! The command line: `worker`, `migrate`, `publish`.
+//! The command line: `worker`, `migrate`, `publish`, `dlq`, `batches`.
 
+use crate::batches_cmd::BatchesArgs;
 use crate::config::{DatabaseConfig, WorkerConfig};
+use crate::dlq_cmd::DlqArgs;
 use crate::publish_cmd::PublishArgs;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -37,4 +39,8 @@ pub enum Command {
     Migrate(DatabaseConfig),
     /// Publish one batch file (with a publisher confirm) and print its result.
     Publish(Box<PublishArgs>),
+    /// Inspect, replay and purge the dead-letter queue.
+    Dlq(Box<DlqArgs>),
+    /// Show stored results of processed batches.
+    Batches(BatchesArgs),
 }

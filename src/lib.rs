@@ -5,6 +5,8 @@
 //! Data flows one way: [`broker`] → [`dialect`] → [`contact`] → [`store`] → [`result`] →
 //! [`broker`], and [`pipeline`] is the only place that knows that order.
 
+/// `contact-import batches`: the stored results of processed batches.
+pub mod batches_cmd;
 /// RabbitMQ: topology, consuming deliveries, publishing results and dead letters.
 pub mod broker;
 /// Subcommands and their flags.
@@ -15,6 +17,8 @@ pub mod config;
 pub mod contact;
 /// Wire formats of incoming batches, each mapped onto the canonical contact.
 pub mod dialect;
+/// `contact-import dlq`: list, show, replay and purge dead letters.
+pub mod dlq_cmd;
 /// What `/readyz` checks.
 pub mod health;
 /// `/metrics`, `/healthz` and `/readyz`.

@@ -1,6 +1,6 @@
 use clap::Parser;
 use contact_import::cli::{Cli, Command};
-use contact_import::{publish_cmd, shutdown, store, telemetry, worker};
+use contact_import::{batches_cmd, dlq_cmd, publish_cmd, shutdown, store, telemetry, worker};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -17,6 +17,8 @@ async fn main() -> ExitCode {
             tracing::info!(applied, "migrations up to date");
         }),
         Command::Publish(args) => publish_cmd::run(*args).await,
+        Command::Dlq(args) => dlq_cmd::run(*args).await,
+        Command::Batches(args) => batches_cmd::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

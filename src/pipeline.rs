@@ -5,7 +5,9 @@
 //! keeps failing.
 
 use crate::broker::consume;
-use crate::broker::publish::{Publisher, ReplyTarget, Routed, UNKNOWN_ORG_ROUTING_KEY};
+use crate::broker::publish::{
+    DeadLetterReason, Publisher, ReplyTarget, Routed, UNKNOWN_ORG_ROUTING_KEY,
+};
 use crate::contact::{ValidatedBatch, validate_batch};
 use crate::dialect::{self, Limits};
 use crate::ids::{self, BatchId, OrgId};
@@ -325,17 +327,14 @@ impl Pipeline {
     ) -> Settlement {
         warn!(code = %rejection.code, message = %rejection.message, "batch rejected");
         let code = rejection.code.as_str();
-        if let Err(e) = self
-            .publisher
-            .dead_letter(
-                delivery,
-                batch_id.as_str(),
-                code,
-                &rejection.message,
-                consume::attempt(delivery),
-            )
-            .await
-        {
+        let why = DeadLetterReason {
+            batch_id: batch_id.as_str(),
+            org_id: rejection.org_id.as_ref().map(OrgId::as_str),
+            code,
+            error: &rejection.message,
+            attempts: consume::attempt(delivery),
+        };
+        if let Err(e) = self.publisher.dead_letter(delivery, &why).await {
             error!(error = %e, "dead-lettering the rejected batch failed; requeueing it");
             return Settlement::Requeue {
                 reason: "dead-letter",

@@ -19,6 +19,21 @@ pub const ERROR_HEADER: &str = "x-contact-import-error";
 pub const BATCH_ID_HEADER: &str = "x-contact-import-batch-id";
 /// Deliveries of the message so far, this one included.
 pub const ATTEMPTS_HEADER: &str = "x-contact-import-attempts";
+/// The batch's org, when it could be read.
+pub const DEAD_ORG_ID_HEADER: &str = "x-contact-import-org-id";
+/// When the worker dead-lettered the message (AMQP timestamp, seconds).
+pub const DEAD_AT_HEADER: &str = "x-contact-import-dead-lettered-at";
+
+/// Why a message is dead-lettered; written into its headers.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetterReason<'a> {
+    pub batch_id: &'a str,
+    pub org_id: Option<&'a str>,
+    /// The rejection code (`x-contact-import-reason`).
+    pub code: &'a str,
+    pub error: &'a str,
+    pub attempts: u32,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -132,15 +147,36 @@ impl Publisher {
         }
     }
 
+    /// Publishes a batch to the import exchange (confirmed, `mandatory`): how `dlq replay`
+    /// sends a dead letter back.
+    pub async fn publish_batch(
+        &self,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        match self
+            .publish(
+                &self.cfg.import_exchange,
+                &self.cfg.import_routing_key,
+                body,
+                properties,
+            )
+            .await?
+        {
+            Routed::Yes => Ok(()),
+            Routed::NoQueue => Err(PublishError::Unroutable(format!(
+                "import exchange {}",
+                self.cfg.import_exchange
+            ))),
+        }
+    }
+
     /// Copies a refused message to the dead-letter exchange with headers naming the reason.
     /// The caller acks the original only after this returned `Ok`.
     pub async fn dead_letter(
         &self,
         delivery: &Delivery,
-        batch_id: &str,
-        reason: &str,
-        error: &str,
-        attempts: u32,
+        why: &DeadLetterReason<'_>,
     ) -> Result<(), PublishError> {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         // A count from this life would cut the next one short if the batch is re-published.
@@ -151,14 +187,24 @@ impl Publisher {
         }
         headers.insert(
             ATTEMPTS_HEADER.into(),
-            AMQPValue::LongLongInt(i64::from(attempts)),
+            AMQPValue::LongLongInt(i64::from(why.attempts)),
         );
-        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
-        headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(error.into()));
+        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(why.code.into()));
+        headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(why.error.into()));
         headers.insert(
             BATCH_ID_HEADER.into(),
-            AMQPValue::LongString(batch_id.into()),
+            AMQPValue::LongString(why.batch_id.into()),
         );
+        if let Some(org_id) = why.org_id {
+            headers.insert(
+                DEAD_ORG_ID_HEADER.into(),
+                AMQPValue::LongString(org_id.into()),
+            );
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        headers.insert(DEAD_AT_HEADER.into(), AMQPValue::Timestamp(now));
         let properties = dead_letter_properties(&delivery.properties, headers);
         match self
             .publish(

@@ -204,11 +204,9 @@ impl RabbitMq {
         self.beam = Some(beam);
         let deadline = Instant::now() + SERVICE_WAIT;
         loop {
-            if let Ok(connection) =
-                lapin::Connection::connect(&self.url(), lapin::ConnectionProperties::default())
-                    .await
-            {
-                let _ = connection.close(200, "ready".into()).await;
+            if let Ok(connection) = crate::stream::connect(&self.url()).await {
+                let closing = connection.close(200, "ready".into());
+                let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
                 return true;
             }
             if let Ok(Some(_)) = self.beam.as_mut().unwrap().try_wait() {

@@ -2,6 +2,7 @@
 //! publisher confirms; the results collected from a durable queue bound to the results
 //! exchange, surviving broker restarts; the dead letters read from `contacts.import.dead`.
 
+use contact_import::broker::ConnectError;
 use futures_lite::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -9,7 +10,7 @@ use lapin::options::{
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -121,8 +122,10 @@ fn make(n: usize, size: usize, extra_email: Option<&str>, filler: usize) -> Batc
     }
 }
 
-pub async fn connect(url: &str) -> lapin::Result<Connection> {
-    Connection::connect(url, ConnectionProperties::default()).await
+/// The worker's own connect: a handshake that never completes (a node still booting, a
+/// broker going down) is given up after a bound instead of hanging the test.
+pub async fn connect(url: &str) -> Result<Connection, ConnectError> {
+    contact_import::broker::connect(url, "faults test").await
 }
 
 /// Publishes every batch persistent and `mandatory` to the import exchange, pipelined, and
@@ -291,7 +294,7 @@ async fn consume<T>(
     queue: &str,
     read: fn(&Delivery) -> T,
     sink: &Mutex<Vec<T>>,
-) -> lapin::Result<()> {
+) -> Result<(), Box<dyn std::error::Error>> {
     let connection = connect(url).await?;
     let channel = connection.create_channel().await?;
     channel.basic_qos(500, BasicQosOptions::default()).await?;

@@ -154,10 +154,27 @@ impl TestEnv {
         let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("worker-{}-{port}.log", self.id));
-        let b = &self.broker;
-        let child = Command::new(BIN)
-            .arg("worker")
+        let child = self
+            .command("worker")
             .args(extra_args)
+            .env("CONTACT_IMPORT_HTTP_ADDR", http.to_string())
+            .env("CONTACT_IMPORT_DB_RETRY_MIN_MS", "20")
+            .env("CONTACT_IMPORT_DB_RETRY_MAX_MS", "200")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the worker");
+        Worker { child, http, log }
+    }
+
+    /// `contact-import <subcommand>` configured for this test's broker names and database.
+    pub fn command(&self, subcommand: &str) -> Command {
+        let b = &self.broker;
+        let mut command = Command::new(BIN);
+        command
+            .arg(subcommand)
             .env("AMQP_URL", &b.amqp_url)
             .env("DATABASE_URL", &self.database_url)
             .env("CONTACT_IMPORT_EXCHANGE", &b.import_exchange)
@@ -172,17 +189,23 @@ impl TestEnv {
             .env(
                 "CONTACT_IMPORT_DELIVERY_LIMIT",
                 b.delivery_limit.to_string(),
-            )
-            .env("CONTACT_IMPORT_HTTP_ADDR", http.to_string())
-            .env("CONTACT_IMPORT_DB_RETRY_MIN_MS", "20")
-            .env("CONTACT_IMPORT_DB_RETRY_MAX_MS", "200")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the worker");
-        Worker { child, http, log }
+            );
+        command
+    }
+
+    /// Runs a CLI command to its end: (success, stdout, stderr).
+    pub async fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let output = self
+            .command(args[0])
+            .args(&args[1..])
+            .output()
+            .await
+            .expect("run contact-import");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 
     /// The test's own confirm-mode channel.

@@ -1,0 +1,376 @@
+//! `contact-import dlq`: look into the dead-letter queue, send letters back for another try,
+//! and clear old ones. Letters are read with `basic.get` and left unacknowledged unless a
+//! command removes them, so whatever a command does not touch (or a crash interrupts) goes
+//! back to the queue when the channel closes.
+
+use crate::broker::consume::{DELIVERY_COUNT_HEADER, ORG_ID_HEADER, header_str};
+use crate::broker::publish::{
+    ATTEMPTS_HEADER, DEAD_AT_HEADER, DEAD_ORG_ID_HEADER, ERROR_HEADER, Publisher, REASON_HEADER,
+};
+use crate::broker::{self, topology};
+use crate::config::BrokerConfig;
+use anyhow::{Context, bail};
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::{Args, Subcommand};
+use lapin::message::BasicGetMessage;
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel};
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(flatten)]
+    pub broker: BrokerConfig,
+    #[command(subcommand)]
+    pub command: DlqCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters without removing them: batch id, org, reason, attempts, first and
+    /// last death, size.
+    List {
+        /// Most letters to read.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Print one dead letter (by batch id): its headers and its body.
+    Show { id: String },
+    /// Publish dead letters to the import exchange again, then remove them from the
+    /// dead-letter queue. A letter is removed only after the broker confirmed its copy, so a
+    /// replay stopped half-way loses nothing; a batch that ends up published twice is applied
+    /// once (its batch id is its idempotency key).
+    Replay {
+        /// Batch ids to replay (repeat the flag).
+        #[arg(long = "id", required_unless_present = "all")]
+        ids: Vec<String>,
+        /// Replay every letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// Replay at most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Remove letters dead-lettered longer ago than DURATION (e.g. `7d`, `12h`). Without
+    /// `--yes` it only counts them.
+    Purge {
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Duration,
+        /// Really remove them.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
+    let connection = broker::connect(&args.broker.amqp_url, "contact-import dlq")
+        .await
+        .context("connecting to RabbitMQ")?;
+    let channel = connection.create_channel().await?;
+    topology::declare(&channel, &args.broker)
+        .await
+        .context("declaring the broker topology")?;
+    let queue = args.broker.dead_letter_queue.clone();
+    let outcome = match args.command {
+        DlqCommand::List { limit } => list(&channel, &queue, limit).await,
+        DlqCommand::Show { id } => show(&channel, &queue, &id).await,
+        DlqCommand::Replay { ids, all, limit } => {
+            let publisher = Publisher::open(&connection, args.broker.clone()).await?;
+            let wanted = |letter: &Letter| all || ids.contains(&letter.batch_id);
+            replay(&channel, &queue, &publisher, wanted, limit).await
+        }
+        DlqCommand::Purge { older_than, yes } => purge(&channel, &queue, older_than, yes).await,
+    };
+    // Letters read and not acked return to the queue with the channel.
+    let _ = connection.close(200, "done".into()).await;
+    outcome
+}
+
+/// One dead letter as read from the queue.
+struct Letter {
+    message: BasicGetMessage,
+    batch_id: String,
+    org: String,
+    reason: String,
+    attempts: String,
+    first_death: Option<SystemTime>,
+    last_death: Option<SystemTime>,
+}
+
+impl Letter {
+    fn read(message: BasicGetMessage) -> Self {
+        let props = &message.delivery.properties;
+        let headers = props.headers().as_ref();
+        let text = |name| header_str(headers, name).map(str::to_owned);
+        let deaths = x_death(headers);
+        let ours = match headers.and_then(|h| h.inner().get(DEAD_AT_HEADER)) {
+            Some(AMQPValue::Timestamp(secs)) => Some(at(*secs)),
+            _ => None,
+        };
+        let times = deaths.iter().map(|d| d.time).chain(ours);
+        let batch_id = props
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string())
+            .or_else(|| text("x-contact-import-batch-id"))
+            .unwrap_or_else(|| "-".into());
+        let org = text(DEAD_ORG_ID_HEADER)
+            .or_else(|| text(ORG_ID_HEADER))
+            .or_else(|| body_org(&message.delivery.data))
+            .unwrap_or_else(|| "-".into());
+        let reason = text(REASON_HEADER)
+            .or_else(|| deaths.first().map(|d| d.reason.clone()))
+            .unwrap_or_else(|| "-".into());
+        let attempts = match headers.and_then(|h| h.inner().get(ATTEMPTS_HEADER)) {
+            Some(AMQPValue::LongLongInt(n)) => n.to_string(),
+            _ => deaths
+                .iter()
+                .map(|d| d.count)
+                .max()
+                .map_or_else(|| "-".into(), |n| n.to_string()),
+        };
+        Self {
+            batch_id,
+            org,
+            reason,
+            attempts,
+            first_death: times.clone().min(),
+            last_death: times.max(),
+            message,
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.message.delivery.data.len()
+    }
+}
+
+/// One entry of the broker's `x-death` header.
+struct Death {
+    reason: String,
+    count: i64,
+    time: SystemTime,
+}
+
+fn x_death(headers: Option<&FieldTable>) -> Vec<Death> {
+    let Some(AMQPValue::FieldArray(entries)) = headers.and_then(|h| h.inner().get("x-death"))
+    else {
+        return Vec::new();
+    };
+    entries
+        .as_slice()
+        .iter()
+        .filter_map(|entry| match entry {
+            AMQPValue::FieldTable(t) => Some(t),
+            _ => None,
+        })
+        .filter_map(|t| {
+            let time = match t.inner().get("time")? {
+                AMQPValue::Timestamp(secs) => at(*secs),
+                _ => return None,
+            };
+            let count = match t.inner().get("count") {
+                Some(AMQPValue::LongLongInt(n)) => *n,
+                _ => 1,
+            };
+            let reason = header_str(Some(t), "reason").unwrap_or("-").to_owned();
+            Some(Death {
+                reason,
+                count,
+                time,
+            })
+        })
+        .collect()
+}
+
+/// A header value as a person reads it: text as text, timestamps as dates.
+fn readable(value: &AMQPValue) -> String {
+    match value {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.to_string(),
+        AMQPValue::Timestamp(secs) => time(Some(at(*secs))),
+        AMQPValue::FieldArray(items) => {
+            let items: Vec<String> = items.as_slice().iter().map(readable).collect();
+            format!("[{}]", items.join(", "))
+        }
+        AMQPValue::FieldTable(table) => {
+            let entries: Vec<String> = table
+                .inner()
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", readable(v)))
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        AMQPValue::ShortInt(n) => n.to_string(),
+        AMQPValue::ShortUInt(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// The body's `orgId`, for letters dead-lettered by the broker (no header names the org).
+fn body_org(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get("orgId")?.as_str().map(str::to_owned)
+}
+
+fn time(t: Option<SystemTime>) -> String {
+    t.map_or_else(
+        || "-".into(),
+        |t| DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Secs, true),
+    )
+}
+
+/// Reads the next letter, or `None` when every letter has been read once.
+async fn next(channel: &Channel, queue: &str) -> anyhow::Result<Option<Letter>> {
+    let message = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+        .await
+        .with_context(|| format!("reading {queue}"))?;
+    Ok(message.map(Letter::read))
+}
+
+async fn list(channel: &Channel, queue: &str, limit: usize) -> anyhow::Result<()> {
+    println!("BATCH ID\tORG\tREASON\tATTEMPTS\tFIRST DEATH\tLAST DEATH\tBYTES");
+    let mut seen = 0;
+    while seen < limit {
+        let Some(letter) = next(channel, queue).await? else {
+            break;
+        };
+        seen += 1;
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            letter.batch_id,
+            letter.org,
+            letter.reason,
+            letter.attempts,
+            time(letter.first_death),
+            time(letter.last_death),
+            letter.size()
+        );
+    }
+    eprintln!("{seen} dead letter(s) in {queue}");
+    Ok(())
+}
+
+async fn show(channel: &Channel, queue: &str, id: &str) -> anyhow::Result<()> {
+    while let Some(letter) = next(channel, queue).await? {
+        if letter.batch_id != id {
+            continue;
+        }
+        let delivery = &letter.message.delivery;
+        println!("batch id: {}", letter.batch_id);
+        println!("org:      {}", letter.org);
+        println!("reason:   {}", letter.reason);
+        println!("attempts: {}", letter.attempts);
+        if let Some(headers) = delivery.properties.headers() {
+            for (name, value) in headers.inner() {
+                println!("header {name}: {}", readable(value));
+            }
+        }
+        match serde_json::from_slice::<serde_json::Value>(&delivery.data) {
+            Ok(json) => println!("{}", serde_json::to_string_pretty(&json)?),
+            Err(_) => println!("{}", String::from_utf8_lossy(&delivery.data)),
+        }
+        return Ok(());
+    }
+    bail!("no dead letter with batch id {id} in {queue}")
+}
+
+async fn replay(
+    channel: &Channel,
+    queue: &str,
+    publisher: &Publisher,
+    wanted: impl Fn(&Letter) -> bool,
+    limit: Option<usize>,
+) -> anyhow::Result<()> {
+    let mut replayed = 0;
+    while limit.is_none_or(|limit| replayed < limit) {
+        let Some(letter) = next(channel, queue).await? else {
+            break;
+        };
+        if !wanted(&letter) {
+            continue;
+        }
+        let delivery = &letter.message.delivery;
+        publisher
+            .publish_batch(&delivery.data, fresh_properties(&delivery.properties))
+            .await
+            .with_context(|| format!("republishing {}", letter.batch_id))?;
+        delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .with_context(|| format!("removing {} from {queue}", letter.batch_id))?;
+        replayed += 1;
+        eprintln!("replayed {} ({})", letter.batch_id, letter.reason);
+    }
+    eprintln!("{replayed} dead letter(s) replayed");
+    Ok(())
+}
+
+/// The letter's properties without the history of its death, so the worker gives it every
+/// delivery again and does not mistake it for a redelivery.
+fn fresh_properties(original: &BasicProperties) -> BasicProperties {
+    let Some(headers) = original.headers() else {
+        return original.clone();
+    };
+    let kept: FieldTable = headers
+        .inner()
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            !(name == "x-death"
+                || name == DELIVERY_COUNT_HEADER
+                || name.starts_with("x-first-death-")
+                || name.starts_with("x-last-death-")
+                || name.starts_with("x-contact-import-")
+                || name == ERROR_HEADER)
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into();
+    original.clone().with_headers(kept)
+}
+
+async fn purge(
+    channel: &Channel,
+    queue: &str,
+    older_than: Duration,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let cutoff = SystemTime::now() - older_than;
+    let mut matched = 0;
+    while let Some(letter) = next(channel, queue).await? {
+        // A letter with no death time is kept: nothing says it is old.
+        if letter.last_death.is_none_or(|t| t > cutoff) {
+            continue;
+        }
+        matched += 1;
+        if yes {
+            letter
+                .message
+                .delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .with_context(|| format!("removing {}", letter.batch_id))?;
+        }
+    }
+    if yes {
+        eprintln!("removed {matched} dead letter(s) older than {older_than:?} from {queue}");
+    } else {
+        eprintln!(
+            "{matched} dead letter(s) older than {older_than:?} in {queue}; run again with --yes to remove them"
+        );
+    }
+    Ok(())
+}
