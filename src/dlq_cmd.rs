@@ -3,11 +3,11 @@
 //! command removes them, so whatever a command does not touch (or a crash interrupts) goes
 //! back to the queue when the channel closes.
 
+use crate::broker;
 use crate::broker::consume::{DELIVERY_COUNT_HEADER, ORG_ID_HEADER, header_str};
 use crate::broker::publish::{
     ATTEMPTS_HEADER, DEAD_AT_HEADER, DEAD_ORG_ID_HEADER, ERROR_HEADER, Publisher, REASON_HEADER,
 };
-use crate::broker::{self, topology};
 use crate::config::BrokerConfig;
 use anyhow::{Context, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -64,13 +64,7 @@ pub enum DlqCommand {
 }
 
 pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
-    let connection = broker::connect(&args.broker.amqp_url, "contact-import dlq")
-        .await
-        .context("connecting to RabbitMQ")?;
-    let channel = connection.create_channel().await?;
-    topology::declare(&channel, &args.broker)
-        .await
-        .context("declaring the broker topology")?;
+    let (connection, channel) = broker::open_declared(&args.broker, "contact-import dlq").await?;
     let queue = args.broker.dead_letter_queue.clone();
     let outcome = match args.command {
         DlqCommand::List { limit } => list(&channel, &queue, limit).await,

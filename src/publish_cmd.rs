@@ -1,8 +1,8 @@
 //! `contact-import publish FILE`: publishes one batch the way an upstream system would (with
 //! a publisher confirm and a `reply_to` queue), waits for its result and prints it.
 
+use crate::broker;
 use crate::broker::consume::{DRY_RUN_HEADER, ORG_ID_HEADER};
-use crate::broker::{self, topology};
 use crate::config::BrokerConfig;
 use crate::dialect::webex;
 use anyhow::{Context, bail};
@@ -49,14 +49,8 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     let body = tokio::fs::read(&args.file)
         .await
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let connection = broker::connect(&args.broker.amqp_url, "contact-import publish-cli")
-        .await
-        .context("connecting to RabbitMQ")?;
-    let channel = connection.create_channel().await?;
-    // Declaring the topology (idempotent) keeps a batch published before any worker started.
-    topology::declare(&channel, &args.broker)
-        .await
-        .context("declaring the broker topology")?;
+    let (connection, channel) =
+        broker::open_declared(&args.broker, "contact-import publish-cli").await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;

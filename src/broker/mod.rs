@@ -5,6 +5,7 @@ pub mod consume;
 pub mod publish;
 pub mod topology;
 
+use crate::config::BrokerConfig;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 use std::time::Duration;
@@ -36,6 +37,23 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, ConnectError> 
         .await
         .map_err(|_| ConnectError::Timeout)?
         .map_err(ConnectError::from)
+}
+
+/// For the command-line tools: a connection named `name` and a channel on it, with the
+/// topology declared (idempotent), so a tool run before any worker finds every queue.
+pub async fn open_declared(
+    cfg: &BrokerConfig,
+    name: &str,
+) -> anyhow::Result<(Connection, lapin::Channel)> {
+    use anyhow::Context;
+    let connection = connect(&cfg.amqp_url, name)
+        .await
+        .context("connecting to RabbitMQ")?;
+    let channel = connection.create_channel().await?;
+    topology::declare(&channel, cfg)
+        .await
+        .context("declaring the broker topology")?;
+    Ok((connection, channel))
 }
 
 /// `url` with our defaults where it sets no heartbeat or connect timeout.
