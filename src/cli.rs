@@ -13,12 +13,13 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "Imports bulk contact batches from RabbitMQ into PostgreSQL"
 )]
 pub struct Cli {
-    /// Log line format.
+    /// Log line format: `auto` writes JSON lines when stderr is not a terminal (a container,
+    /// systemd, a log collector) and text for a person at a terminal.
     #[arg(
         long,
         global = true,
         env = "CONTACT_IMPORT_LOG_FORMAT",
-        default_value = "text"
+        default_value = "auto"
     )]
     pub log_format: LogFormat,
     #[command(subcommand)]
@@ -27,6 +28,7 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
+    Auto,
     Text,
     Json,
 }

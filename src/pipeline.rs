@@ -81,7 +81,14 @@ impl Pipeline {
             .as_ref()
             .map(|id| id.as_str());
         let batch_id = BatchId::for_message(message_id, &body_sha256);
-        let span = info_span!("batch", batch_id = %batch_id, redelivered = delivery.redelivered);
+        // Every line about the batch carries these; the org is filled in once it is read.
+        let span = info_span!(
+            "batch",
+            batch_id = %batch_id,
+            org_id = tracing::field::Empty,
+            delivery_tag = delivery.delivery_tag,
+            redelivered = delivery.redelivered,
+        );
         self.handle_batch(delivery, batch_id, body_sha256)
             .instrument(span)
             .await;
@@ -138,6 +145,7 @@ impl Pipeline {
             Err(rejection) => return self.reject(delivery, batch_id, &reply, rejection).await,
         };
         let org_id = decoded.org_id.clone();
+        tracing::Span::current().record("org_id", org_id.as_str());
         let batch = validate_batch(batch_id.clone(), decoded.org_id, decoded.contacts);
 
         let deadline = tokio::time::Instant::now() + self.policy.batch_timeout;

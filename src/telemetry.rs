@@ -1,18 +1,25 @@
-//! Tracing set-up: level from `RUST_LOG` (default `info`), text or JSON lines on stderr.
+//! Tracing set-up: level from `RUST_LOG` (default `info`), text or JSON lines on stderr
+//! (JSON unless stderr is a terminal, with `--log-format auto`).
 
 use crate::cli::LogFormat;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(format: LogFormat) {
+    let to_terminal = std::io::stderr().is_terminal();
+    let format = match format {
+        LogFormat::Auto if to_terminal => LogFormat::Text,
+        LogFormat::Auto => LogFormat::Json,
+        chosen => chosen,
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, not in files and log collectors.
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(to_terminal);
     match format {
-        LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text | LogFormat::Auto => builder.init(),
     }
 }

@@ -4,6 +4,7 @@ mod common;
 mod contention;
 mod dry_run;
 mod import;
+mod logs;
 mod operator_cli;
 mod reconnect;
 mod rejection;
