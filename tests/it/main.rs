@@ -3,6 +3,7 @@
 mod common;
 mod contention;
 mod import;
+mod prometheus;
 mod reconnect;
 mod rejection;
 mod retry;
