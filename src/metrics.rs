@@ -1,6 +1,7 @@
 //! Every metric name and label, in one place. Names follow Prometheus conventions and are
 //! listed in README; changing one breaks operators' dashboards and alerts.
 
+use crate::rejection::RejectCode;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::time::Duration;
@@ -18,6 +19,9 @@ pub const BROKER_RECONNECTS: &str = "contact_import_broker_reconnects_total";
 pub const BROKER_BLOCKED: &str = "contact_import_broker_blocked";
 pub const DATABASE_UP: &str = "contact_import_database_up";
 pub const DRY_RUNS: &str = "contact_import_dry_runs_total";
+
+/// Every `reason` of [`REQUEUED`].
+pub const REQUEUE_REASONS: [&str; 4] = ["database", "timeout", "publish", "dead-letter"];
 
 const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -86,6 +90,17 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         counter!(CONTACTS, "outcome" => outcome).increment(0);
     }
     counter!(DB_RETRIES).increment(0);
+    // Labelled series too: increase() cannot see the first event of a series that appears
+    // with it, so alerts would miss a new reason's first dead letter.
+    for code in RejectCode::ALL {
+        counter!(DEAD_LETTERED, "reason" => code.as_str()).increment(0);
+    }
+    for reason in REQUEUE_REASONS {
+        counter!(REQUEUED, "reason" => reason).increment(0);
+    }
+    for target in ["results-exchange", "reply-to"] {
+        counter!(RESULTS_UNROUTABLE, "target" => target).increment(0);
+    }
     counter!(BROKER_RECONNECTS).increment(0);
     counter!(DRY_RUNS).increment(0);
     gauge!(IN_FLIGHT).set(0.0);

@@ -26,6 +26,21 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
+    pub const ALL: [RejectCode; 12] = [
+        Self::UnsupportedType,
+        Self::UnsupportedContentType,
+        Self::MalformedBody,
+        Self::InvalidSchemas,
+        Self::MissingOrgId,
+        Self::InvalidOrgId,
+        Self::OrgIdMismatch,
+        Self::MissingContacts,
+        Self::TooLarge,
+        Self::InvalidBatchId,
+        Self::BatchIdConflict,
+        Self::AttemptsExhausted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::UnsupportedType => "unsupported.type",

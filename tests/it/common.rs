@@ -395,6 +395,11 @@ impl Worker {
             .unwrap_or_else(|| panic!("no series {series} in /metrics:\n{text}"))
     }
 
+    /// Where the worker serves `/metrics`, `/healthz` and `/readyz`.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
     /// Asserts that `series` reaches `expected`. Settlement metrics move just after the
     /// result is published (the delivery is acked in between), so a test that has the result
     /// may read them a moment early.
