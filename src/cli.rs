@@ -3,7 +3,7 @@
 use crate::batches_cmd::BatchesArgs;
 use crate::config::{DatabaseConfig, WorkerConfig};
 use crate::dlq_cmd::DlqArgs;
-use crate::publish_cmd::PublishArgs;
+use crate::producer::PublishArgs;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -39,7 +39,7 @@ pub enum Command {
     Worker(Box<WorkerConfig>),
     /// Apply the database migrations that are not applied yet.
     Migrate(DatabaseConfig),
-    /// Publish one batch file (with a publisher confirm) and print its result.
+    /// Publish files of contacts as batches (confirmed); with --wait, collect every result.
     Publish(Box<PublishArgs>),
     /// Inspect, replay and purge the dead-letter queue.
     Dlq(Box<DlqArgs>),

@@ -29,8 +29,8 @@ pub mod ids;
 pub mod metrics;
 /// One batch from delivery to ack.
 pub mod pipeline;
-/// `contact-import publish`: send one batch by hand and print its result.
-pub mod publish_cmd;
+/// `contact-import publish`: files split into batches, published, results collected.
+pub mod producer;
 /// Why a whole batch was refused.
 pub mod rejection;
 /// The result message published for every batch.

@@ -1,6 +1,6 @@
 use clap::Parser;
 use contact_import::cli::{Cli, Command};
-use contact_import::{batches_cmd, dlq_cmd, publish_cmd, shutdown, store, telemetry, worker};
+use contact_import::{batches_cmd, dlq_cmd, producer, shutdown, store, telemetry, worker};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
         Command::Migrate(db) => store::migrate::run(&db.database_url).await.map(|applied| {
             tracing::info!(applied, "migrations up to date");
         }),
-        Command::Publish(args) => publish_cmd::run(*args).await,
+        Command::Publish(args) => producer::run(*args).await,
         Command::Dlq(args) => dlq_cmd::run(*args).await,
         Command::Batches(args) => batches_cmd::run(args).await,
     };

@@ -6,6 +6,7 @@ mod dry_run;
 mod import;
 mod logs;
 mod operator_cli;
+mod producer;
 mod prometheus;
 mod reconnect;
 mod rejection;

@@ -1,93 +1,44 @@
-//! `contact-import publish FILE`: publishes one batch the way an upstream system would (with
-//! a publisher confirm and a `reply_to` queue), waits for its result and prints it.
+//! `contact-import publish --raw FILE`: publishes a file as one message, unchanged, the way an
+//! upstream system would (with a publisher confirm and a `reply_to` queue), waits for its
+//! result and prints it.
 
+use super::PublishArgs;
 use crate::broker;
 use crate::broker::consume::{DRY_RUN_HEADER, ORG_ID_HEADER};
-use crate::config::BrokerConfig;
-use crate::dialect::webex;
 use anyhow::{Context, bail};
-use clap::Args;
 use futures_lite::StreamExt;
 use lapin::BasicProperties;
 use lapin::Confirmation;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
-#[derive(Debug, Args)]
-pub struct PublishArgs {
-    /// The batch file to publish as the message body.
-    pub file: PathBuf,
-    #[command(flatten)]
-    pub broker: BrokerConfig,
-    /// Sets the `org-id` header (for bodies without `orgId`).
-    #[arg(long)]
-    pub org_id: Option<String>,
-    /// The AMQP `message_id`, which is the batch id. Without it the worker uses the body's
-    /// SHA-256, so publishing the same file again replays the stored result.
-    #[arg(long)]
-    pub message_id: Option<String>,
-    /// The AMQP `type`, which selects the dialect.
-    #[arg(long = "type", default_value = webex::MESSAGE_TYPE)]
-    pub kind: String,
-    #[arg(long, default_value = "application/json")]
-    pub content_type: String,
-    /// Ask for a dry run (header `x-dry-run: true`): the worker validates the batch, checks it
-    /// against the database in a transaction it rolls back, and answers with the full result,
-    /// writing nothing and leaving the batch id unused.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Seconds to wait for the result.
-    #[arg(long, default_value_t = 60)]
-    pub timeout_secs: u64,
-}
-
-pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
-    let body = tokio::fs::read(&args.file)
+/// Publishes `file` as one message, unchanged, waits for its result and prints it.
+pub async fn run(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
+    let body = tokio::fs::read(file)
         .await
-        .with_context(|| format!("reading {}", args.file.display()))?;
+        .with_context(|| format!("reading {}", file.display()))?;
     let (connection, channel) =
         broker::open_declared(&args.broker, "contact-import publish-cli").await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
 
-    let exclusive = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    let reply_queue = channel
-        .queue_declare("".into(), exclusive, FieldTable::default())
-        .await?;
-    let no_ack = BasicConsumeOptions {
-        no_ack: true,
-        ..Default::default()
-    };
-    let mut replies = channel
-        .basic_consume(
-            reply_queue.name().clone(),
-            "".into(),
-            no_ack,
-            FieldTable::default(),
-        )
-        .await?;
+    let (reply_queue, mut replies) = super::reply_queue(&channel).await?;
 
     let correlation_id = uuid::Uuid::new_v4().to_string();
     let mut properties = BasicProperties::default()
         .with_content_type(args.content_type.as_str().into())
         .with_type(args.kind.as_str().into())
         .with_correlation_id(correlation_id.as_str().into())
-        .with_reply_to(reply_queue.name().clone())
+        .with_reply_to(reply_queue.as_str().into())
         .with_delivery_mode(2);
     if let Some(message_id) = &args.message_id {
         properties = properties.with_message_id(message_id.as_str().into());
     }
     let mut headers = FieldTable::default();
-    if let Some(org_id) = &args.org_id {
+    if let Some(org_id) = &args.org {
         headers.insert(
             ORG_ID_HEADER.into(),
             AMQPValue::LongString(LongString::from(org_id.as_str())),
@@ -118,7 +69,7 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     }
     eprintln!(
         "published {} ({} bytes); waiting for its result",
-        args.file.display(),
+        file.display(),
         body.len()
     );
 

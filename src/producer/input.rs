@@ -1,0 +1,282 @@
+//! Reading a producer's inputs into contacts, each remembering where it came from (file,
+//! line or row, index) so a failure can be traced back to it.
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// From the file extension: .json, .ndjson/.jsonl, .csv (stdin: ndjson).
+    Auto,
+    /// A Webex batch object (`{"orgId", "contacts": [...]}`) or an array of contacts.
+    Json,
+    /// One contact object per line.
+    Ndjson,
+    /// One contact per row, with a header row (see `CSV_COLUMNS`).
+    Csv,
+}
+
+/// CSV header names and the Webex contact field each fills. Multi-valued fields take one
+/// value per cell; `groups` takes several separated by `;`.
+pub const CSV_COLUMNS: &[(&str, &str)] = &[
+    ("contactId", "contactId"),
+    ("displayName", "displayName"),
+    ("firstName", "firstName"),
+    ("lastName", "lastName"),
+    ("companyName", "companyName"),
+    ("title", "title"),
+    ("email", "emails"),
+    ("phoneNumber", "phoneNumbers"),
+    ("sipAddress", "sipAddresses"),
+    ("im", "ims"),
+    ("street", "address"),
+    ("city", "address"),
+    ("state", "address"),
+    ("country", "address"),
+    ("zipCode", "address"),
+    ("avatarURL", "avatarURL"),
+    ("primaryContactMethod", "primaryContactMethod"),
+    ("source", "source"),
+    ("groups", "groups"),
+];
+
+/// Where a contact came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub file: String,
+    /// Line (NDJSON) or the row's first line (CSV, counting the header as line 1).
+    pub line: Option<u64>,
+    /// Position among the file's contacts, from 0.
+    pub index: usize,
+}
+
+pub struct Record {
+    pub origin: Origin,
+    pub contact: Value,
+}
+
+/// A file's contacts, read as they are needed.
+pub type Records = Box<dyn Iterator<Item = anyhow::Result<Record>>>;
+
+/// One input: a file, or `-` for stdin.
+pub struct Input {
+    pub name: String,
+    pub path: Option<PathBuf>,
+    pub format: Format,
+}
+
+/// Expands the command line's inputs: directories become their files (sorted, known
+/// extensions only).
+pub fn expand(paths: &[PathBuf], format: Format) -> anyhow::Result<Vec<Input>> {
+    let mut inputs = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            let format = if format == Format::Auto {
+                Format::Ndjson
+            } else {
+                format
+            };
+            inputs.push(Input {
+                name: "-".into(),
+                path: None,
+                format,
+            });
+        } else if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && format_of(p).is_some())
+                .collect();
+            files.sort();
+            for file in files {
+                inputs.push(file_input(&file, format)?);
+            }
+        } else {
+            inputs.push(file_input(path, format)?);
+        }
+    }
+    Ok(inputs)
+}
+
+fn file_input(path: &Path, format: Format) -> anyhow::Result<Input> {
+    let format = match format {
+        Format::Auto => format_of(path).with_context(|| {
+            format!(
+                "{}: unknown extension; pass --format json|ndjson|csv",
+                path.display()
+            )
+        })?,
+        chosen => chosen,
+    };
+    Ok(Input {
+        name: path.display().to_string(),
+        path: Some(path.to_owned()),
+        format,
+    })
+}
+
+fn format_of(path: &Path) -> Option<Format> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "json" => Some(Format::Json),
+        "ndjson" | "jsonl" => Some(Format::Ndjson),
+        "csv" => Some(Format::Csv),
+        _ => None,
+    }
+}
+
+impl Input {
+    fn open(&self) -> anyhow::Result<Box<dyn Read>> {
+        Ok(match &self.path {
+            Some(path) => Box::new(
+                std::fs::File::open(path).with_context(|| format!("opening {}", self.name))?,
+            ),
+            None => Box::new(std::io::stdin()),
+        })
+    }
+
+    /// The file's contacts in order, and the org its body names (JSON batches only).
+    pub fn records(&self) -> anyhow::Result<(Records, Option<String>)> {
+        let reader = self.open()?;
+        let name = self.name.clone();
+        let origin = move |line, index| Origin {
+            file: name.clone(),
+            line,
+            index,
+        };
+        match self.format {
+            Format::Json | Format::Auto => {
+                let value: Value = serde_json::from_reader(BufReader::new(reader))
+                    .with_context(|| format!("{}: not JSON", self.name))?;
+                let (org, contacts) = match value {
+                    Value::Array(contacts) => (None, contacts),
+                    Value::Object(mut batch) => {
+                        let org = batch
+                            .get("orgId")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
+                        match batch.remove("contacts") {
+                            Some(Value::Array(contacts)) => (org, contacts),
+                            _ => bail!("{}: no \"contacts\" array", self.name),
+                        }
+                    }
+                    _ => bail!(
+                        "{}: neither a batch object nor an array of contacts",
+                        self.name
+                    ),
+                };
+                let records = contacts
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(index, contact)| {
+                        Ok(Record {
+                            origin: origin(None, index),
+                            contact,
+                        })
+                    });
+                Ok((Box::new(records), org))
+            }
+            Format::Ndjson => {
+                let name = self.name.clone();
+                let lines = BufReader::new(reader)
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()));
+                let records = lines.enumerate().map(move |(index, (number, line))| {
+                    let line_number = number as u64 + 1;
+                    let line = line.with_context(|| format!("reading {name}"))?;
+                    let contact = serde_json::from_str(&line)
+                        .with_context(|| format!("{name}:{line_number}: not a JSON contact"))?;
+                    Ok(Record {
+                        origin: origin(Some(line_number), index),
+                        contact,
+                    })
+                });
+                Ok((Box::new(records), None))
+            }
+            Format::Csv => {
+                let mut csv = csv::ReaderBuilder::new().from_reader(reader);
+                let headers = csv
+                    .headers()
+                    .with_context(|| format!("{}: no header row", self.name))?
+                    .clone();
+                // A UTF-8 byte order mark sticks to the first header name.
+                let headers: Vec<String> = headers
+                    .iter()
+                    .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
+                    .collect();
+                if let Some(unknown) = headers
+                    .iter()
+                    .find(|h| !CSV_COLUMNS.iter().any(|(column, _)| column == h))
+                {
+                    bail!(
+                        "{}: unknown column {unknown:?} (known: {})",
+                        self.name,
+                        CSV_COLUMNS
+                            .iter()
+                            .map(|(c, _)| *c)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                let name = self.name.clone();
+                let records = csv.into_records().enumerate().map(move |(index, row)| {
+                    let row = row.with_context(|| format!("{name}: unreadable CSV row"))?;
+                    let line = row.position().map(|p| p.line());
+                    Ok(Record {
+                        origin: origin(line, index),
+                        contact: csv_contact(&headers, &row),
+                    })
+                });
+                Ok((Box::new(records), None))
+            }
+        }
+    }
+}
+
+/// One CSV row as a Webex contact; empty cells are absent fields.
+fn csv_contact(headers: &[String], row: &csv::StringRecord) -> Value {
+    let mut contact = Map::new();
+    let mut address = Map::new();
+    for (header, cell) in headers.iter().zip(row.iter()) {
+        if cell.trim().is_empty() {
+            continue;
+        }
+        let cell = Value::String(cell.to_owned());
+        match header.as_str() {
+            "email" | "phoneNumber" | "sipAddress" | "im" => {
+                let field = CSV_COLUMNS
+                    .iter()
+                    .find(|(c, _)| c == header)
+                    .map(|(_, f)| *f)
+                    .expect("checked against CSV_COLUMNS");
+                contact.insert(field.into(), json_method(cell));
+            }
+            "street" | "city" | "state" | "country" | "zipCode" => {
+                address.insert(header.clone(), cell);
+            }
+            "groups" => {
+                let groups = cell
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(';')
+                    .map(|g| Value::String(g.trim().to_owned()))
+                    .collect();
+                contact.insert("groups".into(), Value::Array(groups));
+            }
+            other => {
+                contact.insert(other.into(), cell);
+            }
+        }
+    }
+    if !address.is_empty() {
+        contact.insert("address".into(), Value::Object(address));
+    }
+    Value::Object(contact)
+}
+
+fn json_method(value: Value) -> Value {
+    serde_json::json!([{"value": value, "type": "work", "primary": true}])
+}
