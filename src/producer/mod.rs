@@ -275,14 +275,26 @@ async fn publish(
     if args.wait {
         properties = properties.with_reply_to(reply_to.clone());
     }
+    publish_confirmed(channel, &args.broker, body, properties)
+        .await
+        .with_context(|| format!("publishing batch {batch_id}"))
+}
+
+/// Publishes to the import exchange, `mandatory`, and waits for the broker's confirm.
+async fn publish_confirmed(
+    channel: &Channel,
+    broker: &BrokerConfig,
+    body: &[u8],
+    properties: BasicProperties,
+) -> anyhow::Result<()> {
     let mandatory = BasicPublishOptions {
         mandatory: true,
         ..Default::default()
     };
     let confirm = channel
         .basic_publish(
-            args.broker.import_exchange.as_str().into(),
-            args.broker.import_routing_key.as_str().into(),
+            broker.import_exchange.as_str().into(),
+            broker.import_routing_key.as_str().into(),
             mandatory,
             body,
             properties,
@@ -291,8 +303,8 @@ async fn publish(
         .await?;
     match confirm {
         Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(_)) => bail!("no queue is bound to {}", args.broker.import_exchange),
-        _ => bail!("the broker refused batch {batch_id}"),
+        Confirmation::Ack(Some(_)) => bail!("no queue is bound to {}", broker.import_exchange),
+        _ => bail!("the broker refused the message"),
     }
 }
 

@@ -8,8 +8,7 @@ use crate::broker::consume::{DRY_RUN_HEADER, ORG_ID_HEADER};
 use anyhow::{Context, bail};
 use futures_lite::StreamExt;
 use lapin::BasicProperties;
-use lapin::Confirmation;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::ConfirmSelectOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use std::path::Path;
 use std::time::Duration;
@@ -48,25 +47,7 @@ pub async fn run(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
         headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
     }
     properties = properties.with_headers(headers);
-    let mandatory = BasicPublishOptions {
-        mandatory: true,
-        ..Default::default()
-    };
-    let confirm = channel
-        .basic_publish(
-            args.broker.import_exchange.as_str().into(),
-            args.broker.import_routing_key.as_str().into(),
-            mandatory,
-            &body,
-            properties,
-        )
-        .await?
-        .await?;
-    match confirm {
-        Confirmation::Ack(None) => {}
-        Confirmation::Ack(Some(_)) => bail!("no queue is bound to {}", args.broker.import_exchange),
-        _ => bail!("the broker refused the batch"),
-    }
+    super::publish_confirmed(&channel, &args.broker, &body, properties).await?;
     eprintln!(
         "published {} ({} bytes); waiting for its result",
         file.display(),
