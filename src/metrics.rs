@@ -19,6 +19,8 @@ pub const BROKER_RECONNECTS: &str = "contact_import_broker_reconnects_total";
 pub const BROKER_BLOCKED: &str = "contact_import_broker_blocked";
 pub const DATABASE_UP: &str = "contact_import_database_up";
 pub const DRY_RUNS: &str = "contact_import_dry_runs_total";
+pub const READY: &str = "contact_import_ready";
+pub const BUILD_INFO: &str = "contact_import_build_info";
 
 /// Every `reason` of [`REQUEUED`].
 pub const REQUEUE_REASONS: [&str; 4] = ["database", "timeout", "publish", "dead-letter"];
@@ -79,6 +81,14 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Batches answered as dry runs (x-dry-run): checked, nothing written. Also counted in contact_import_batches_total, not in contact_import_contacts_total."
     );
     describe_gauge!(
+        READY,
+        "1 while the worker consumes on open channels, unblocked, with the database available (what /readyz reports, without its database round trip)."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version label says which build runs."
+    );
+    describe_gauge!(
         DATABASE_UP,
         "0 while the database is unavailable and no new batches are taken, else 1."
     );
@@ -105,6 +115,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     counter!(DRY_RUNS).increment(0);
     gauge!(IN_FLIGHT).set(0.0);
     gauge!(BROKER_BLOCKED).set(0.0);
+    gauge!(READY).set(0.0);
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
 }
 
@@ -146,6 +158,10 @@ pub fn broker_blocked(blocked: bool) {
 
 pub fn database_up(up: bool) {
     gauge!(DATABASE_UP).set(f64::from(u8::from(up)));
+}
+
+pub fn ready(ready: bool) {
+    gauge!(READY).set(f64::from(u8::from(ready)));
 }
 
 pub fn dry_run() {

@@ -55,6 +55,16 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
         .with_context(|| format!("binding the HTTP address {}", cfg.http_addr))?;
+    let ready_gauge = tokio::spawn({
+        let readiness = readiness.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                metrics::ready(readiness.known_state().is_ok());
+            }
+        }
+    });
     let (stop_http, http_stopped) = oneshot::channel::<()>();
     let http = tokio::spawn(http::serve(
         listener,
@@ -93,6 +103,8 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         }
     };
 
+    ready_gauge.abort();
+    metrics::ready(false);
     let _ = stop_http.send(());
     let _ = http.await;
     info!("worker stopped");

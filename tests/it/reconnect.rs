@@ -33,6 +33,8 @@ async fn a_consumer_cancelled_by_the_broker_subscribes_again_without_a_restart()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    worker.expect_metric("contact_import_ready", 1.0).await;
+
     // The worker declared the queue again and consumes it: a new batch gets its result.
     env.publish_json("after", &batch(ORG, json!([{"displayName": "After"}])))
         .await;

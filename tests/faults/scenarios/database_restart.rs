@@ -23,7 +23,9 @@ async fn database_restart_mid_stream_is_ridden_out_by_the_same_worker() {
         if worker.readyz().await == Some(503) {
             saw_not_ready = true;
         }
-        if worker.metric("contact_import_database_up").await == Some(0.0) {
+        if worker.metric("contact_import_database_up").await == Some(0.0)
+            && worker.metric("contact_import_ready").await == Some(0.0)
+        {
             saw_paused = true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -40,7 +42,7 @@ async fn database_restart_mid_stream_is_ridden_out_by_the_same_worker() {
     );
     summary.expect(
         saw_paused,
-        "contact_import_database_up never read 0 while the database was down",
+        "contact_import_database_up and contact_import_ready never read 0 while the database was down",
     );
     // The batches in hand waited for the database instead of spending their deliveries.
     let requeued = worker
