@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
 use lapin::message::BasicGetMessage;
-use lapin::options::{BasicAckOptions, BasicGetOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use std::time::{Duration, SystemTime};
@@ -286,8 +286,24 @@ async fn replay(
     wanted: impl Fn(&Letter) -> bool,
     limit: Option<usize>,
 ) -> anyhow::Result<()> {
+    // Only the letters there now: a replayed batch that fails again comes back as a new
+    // letter, and must not be replayed again in the same run.
+    let present = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?
+        .message_count();
     let mut replayed = 0;
-    while limit.is_none_or(|limit| replayed < limit) {
+    for _ in 0..present {
+        if limit.is_some_and(|limit| replayed >= limit) {
+            break;
+        }
         let Some(letter) = next(channel, queue).await? else {
             break;
         };

@@ -306,7 +306,7 @@ impl Pipeline {
             .await
         {
             Ok((subscribers, requester)) => {
-                if subscribers == Routed::NoQueue {
+                if subscribers == Some(Routed::NoQueue) {
                     metrics::result_unroutable("results-exchange");
                 }
                 if requester == Some(Routed::NoQueue) {
@@ -335,6 +335,18 @@ impl Pipeline {
     ) -> Settlement {
         warn!(code = %rejection.code, message = %rejection.message, "batch rejected");
         let code = rejection.code.as_str();
+        let result = BatchResult::rejected(batch_id, &rejection, Utc::now());
+        if reply.requester_only {
+            // A dry run is answered, never dead-lettered: nothing was meant to be imported.
+            return self
+                .publish(
+                    UNKNOWN_ORG_ROUTING_KEY,
+                    reply,
+                    "rejected",
+                    &result.to_json(),
+                )
+                .await;
+        }
         let why = DeadLetterReason {
             batch_id: batch_id.as_str(),
             org_id: rejection.org_id.as_ref().map(OrgId::as_str),
@@ -349,7 +361,6 @@ impl Pipeline {
             };
         }
         metrics::dead_lettered(code);
-        let result = BatchResult::rejected(batch_id, &rejection, Utc::now());
         let routing_key = rejection
             .org_id
             .as_ref()

@@ -1,7 +1,7 @@
 //! Publishing with confirms: results (to the results exchange and to `reply_to`) and dead
 //! letters. A publish counts only once the broker confirmed it.
 
-use crate::broker::consume::DELIVERY_COUNT_HEADER;
+use crate::broker::consume::{self, DELIVERY_COUNT_HEADER};
 use crate::config::BrokerConfig;
 use lapin::Confirmation;
 use lapin::message::Delivery;
@@ -66,6 +66,9 @@ pub struct ReplyTarget {
     pub reply_to: Option<String>,
     /// The request's `correlation_id`, else its `message_id`.
     pub correlation_id: Option<String>,
+    /// A dry run is answered to its requester only: the org's subscribers on the results
+    /// exchange never see a result for something that was not imported.
+    pub requester_only: bool,
 }
 
 impl ReplyTarget {
@@ -77,6 +80,7 @@ impl ReplyTarget {
         Self {
             reply_to: text(props.reply_to()),
             correlation_id: text(props.correlation_id()).or_else(|| text(props.message_id())),
+            requester_only: consume::dry_run(delivery),
         }
     }
 }
@@ -117,7 +121,7 @@ impl Publisher {
         reply: &ReplyTarget,
         status: &str,
         body: &[u8],
-    ) -> Result<(Routed, Option<Routed>), PublishError> {
+    ) -> Result<(Option<Routed>, Option<Routed>), PublishError> {
         let mut headers = FieldTable::default();
         headers.insert(
             "status".into(),
@@ -131,20 +135,30 @@ impl Publisher {
         if let Some(correlation_id) = &reply.correlation_id {
             properties = properties.with_correlation_id(correlation_id.as_str().into());
         }
-        let to_subscribers = self.publish(
-            &self.cfg.results_exchange,
-            org_routing_key,
-            body,
-            properties.clone(),
-        );
-        match &reply.reply_to {
-            None => Ok((to_subscribers.await?, None)),
-            Some(queue) => {
-                let (subscribers, requester) =
-                    tokio::join!(to_subscribers, self.publish("", queue, body, properties));
-                Ok((subscribers?, Some(requester?)))
+        let to_subscribers = async {
+            if reply.requester_only {
+                return Ok(None);
             }
-        }
+            let routed = self
+                .publish(
+                    &self.cfg.results_exchange,
+                    org_routing_key,
+                    body,
+                    properties.clone(),
+                )
+                .await?;
+            Ok::<_, PublishError>(Some(routed))
+        };
+        let to_requester = async {
+            match &reply.reply_to {
+                None => Ok::<_, PublishError>(None),
+                Some(queue) => Ok(Some(
+                    self.publish("", queue, body, properties.clone()).await?,
+                )),
+            }
+        };
+        let (subscribers, requester) = tokio::join!(to_subscribers, to_requester);
+        Ok((subscribers?, requester?))
     }
 
     /// Publishes a batch to the import exchange (confirmed, `mandatory`): how `dlq replay`

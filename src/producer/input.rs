@@ -46,7 +46,8 @@ pub const CSV_COLUMNS: &[(&str, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub file: String,
-    /// Line (NDJSON) or the row's first line (CSV, counting the header as line 1).
+    /// Line (NDJSON), or row (CSV, the header being row 1, as a spreadsheet numbers them;
+    /// a quoted cell may span several lines of the file).
     pub line: Option<u64>,
     /// Position among the file's contacts, from 0.
     pub index: usize,
@@ -223,10 +224,11 @@ impl Input {
                 }
                 let name = self.name.clone();
                 let records = csv.into_records().enumerate().map(move |(index, row)| {
-                    let row = row.with_context(|| format!("{name}: unreadable CSV row"))?;
-                    let line = row.position().map(|p| p.line());
+                    let number = index as u64 + 2;
+                    let row =
+                        row.with_context(|| format!("{name}: row {number} is not valid CSV"))?;
                     Ok(Record {
-                        origin: origin(line, index),
+                        origin: origin(Some(number), index),
                         contact: csv_contact(&headers, &row),
                     })
                 });
@@ -241,7 +243,8 @@ fn csv_contact(headers: &[String], row: &csv::StringRecord) -> Value {
     let mut contact = Map::new();
     let mut address = Map::new();
     for (header, cell) in headers.iter().zip(row.iter()) {
-        if cell.trim().is_empty() {
+        let cell = cell.trim();
+        if cell.is_empty() {
             continue;
         }
         let cell = Value::String(cell.to_owned());
@@ -262,7 +265,9 @@ fn csv_contact(headers: &[String], row: &csv::StringRecord) -> Value {
                     .as_str()
                     .unwrap_or_default()
                     .split(';')
-                    .map(|g| Value::String(g.trim().to_owned()))
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(|g| Value::String(g.to_owned()))
                     .collect();
                 contact.insert("groups".into(), Value::Array(groups));
             }

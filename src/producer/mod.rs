@@ -124,12 +124,28 @@ async fn reply_queue(channel: &Channel) -> anyhow::Result<(ShortString, Consumer
 
 /// A published batch waiting for its result.
 struct Pending {
+    batch_id: String,
     origins: Vec<Origin>,
 }
 
+/// What the publishing loop and the result collector share, under one lock: a result is
+/// taken out of `pending` and counted in `tally` in one step, so the end of the wait never
+/// sees a batch that is neither pending nor counted.
+#[derive(Default)]
+struct Ledger {
+    /// By correlation id: unique per publish, even for batches with identical bodies (which
+    /// share a batch id, the second being a replay).
+    pending: HashMap<u64, Pending>,
+    tally: Tally,
+}
+
 async fn split(args: &PublishArgs) -> anyhow::Result<()> {
+    if args.dry_run && !args.wait {
+        bail!("--dry-run needs --wait: a dry run is answered only to the requester");
+    }
     let inputs = input::expand(&args.inputs, args.format)?;
-    let total = count_contacts(&inputs);
+    // A first pass reads every file: a malformed one fails the run before anything is sent.
+    let total = count_contacts(&inputs)?;
     let (connection, channel) =
         broker::open_declared(&args.broker, "contact-import publish").await?;
     channel
@@ -138,40 +154,41 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
     let (reply_to, mut replies) = reply_queue(&channel).await?;
 
     let progress = Progress::new(total);
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let pending: Arc<Mutex<HashMap<String, Pending>>> = Arc::default();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
     let permits = Arc::new(Semaphore::new(args.max_in_flight as usize));
     let collector = {
-        let (tally, pending, permits, progress) = (
-            tally.clone(),
-            pending.clone(),
-            permits.clone(),
-            progress.clone(),
-        );
+        let (ledger, permits, progress) = (ledger.clone(), permits.clone(), progress.clone());
         tokio::spawn(async move {
             while let Some(Ok(reply)) = replies.next().await {
                 let Some(id) = reply
                     .properties
                     .correlation_id()
                     .as_ref()
-                    .map(|c| c.to_string())
+                    .and_then(|c| c.as_str().parse::<u64>().ok())
                 else {
                     continue;
                 };
-                let Some(batch) = pending.lock().expect("pending lock").remove(&id) else {
-                    continue; // a replay of one already counted
-                };
                 let result: Value = serde_json::from_slice(&reply.data).unwrap_or(Value::Null);
-                tally
-                    .lock()
-                    .expect("tally lock")
-                    .add(&id, &result, &batch.origins);
+                let mut ledger = ledger.lock().expect("ledger lock");
+                let Some(batch) = ledger.pending.remove(&id) else {
+                    continue; // a second answer (a redelivery's replay) to one already counted
+                };
+                ledger.tally.add(&batch.batch_id, &result, &batch.origins);
                 progress.answered(batch.origins.len());
                 permits.add_permits(1);
             }
         })
     };
+    let no_answer = || {
+        anyhow::anyhow!(
+            "no result for {} s with {} batches waiting; is a worker consuming {}?",
+            args.timeout_secs,
+            args.max_in_flight,
+            args.broker.import_queue
+        )
+    };
 
+    let mut sequence = 0u64;
     for input in &inputs {
         let (records, body_org) = input.records()?;
         let org = match (&args.org, body_org) {
@@ -192,16 +209,32 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
                 &json!({"schemas": CONTACT_SCHEMA, "orgId": org, "contacts": contacts}),
             )?;
             let batch_id = format!("sha256:{}", ids::body_sha256(&body));
-            permits.acquire().await?.forget();
+            // Bounded: with --wait a permit comes back only with a result.
+            tokio::time::timeout(Duration::from_secs(args.timeout_secs), permits.acquire())
+                .await
+                .map_err(|_| no_answer())??
+                .forget();
+            sequence += 1;
             let size = origins.len();
             if args.wait {
-                pending
+                let pending = Pending {
+                    batch_id: batch_id.clone(),
+                    origins,
+                };
+                ledger
                     .lock()
-                    .expect("pending lock")
-                    .insert(batch_id.clone(), Pending { origins });
+                    .expect("ledger lock")
+                    .pending
+                    .insert(sequence, pending);
             }
-            publish(&channel, args, &body, &batch_id, &org, &reply_to).await?;
-            tally.lock().expect("tally lock").batches += 1;
+            let message = Message {
+                body: &body,
+                batch_id: &batch_id,
+                correlation_id: sequence,
+                org: &org,
+            };
+            publish(&channel, args, &message, &reply_to).await?;
+            ledger.lock().expect("ledger lock").tally.batches += 1;
             progress.published(size);
             if !args.wait {
                 permits.add_permits(1);
@@ -211,12 +244,13 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
 
     let outcome = if args.wait {
         let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
-        while !pending.lock().expect("pending lock").is_empty() && Instant::now() < deadline {
+        while !ledger.lock().expect("ledger lock").pending.is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         collector.abort();
         progress.finish();
-        let tally = tally.lock().expect("tally lock");
+        let ledger = ledger.lock().expect("ledger lock");
+        let tally = &ledger.tally;
         println!("{}", tally.summary());
         if let Some(path) = &args.report {
             report::write(path, &tally.failures)
@@ -241,26 +275,33 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
     } else {
         collector.abort();
         progress.finish();
-        let tally = tally.lock().expect("tally lock");
-        println!("{} batch(es) published and confirmed", tally.batches);
+        let batches = ledger.lock().expect("ledger lock").tally.batches;
+        println!("{batches} batch(es) published and confirmed");
         Ok(())
     };
     let _ = connection.close(200, "done".into()).await;
     outcome
 }
 
+/// One batch to publish.
+struct Message<'a> {
+    body: &'a [u8],
+    batch_id: &'a str,
+    /// Unique within this run: how its result is matched.
+    correlation_id: u64,
+    org: &'a str,
+}
+
 async fn publish(
     channel: &Channel,
     args: &PublishArgs,
-    body: &[u8],
-    batch_id: &str,
-    org: &str,
+    message: &Message<'_>,
     reply_to: &ShortString,
 ) -> anyhow::Result<()> {
     let mut headers = FieldTable::default();
     headers.insert(
         ORG_ID_HEADER.into(),
-        AMQPValue::LongString(LongString::from(org)),
+        AMQPValue::LongString(LongString::from(message.org)),
     );
     if args.dry_run {
         headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
@@ -268,16 +309,16 @@ async fn publish(
     let mut properties = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_type(webex::MESSAGE_TYPE.into())
-        .with_message_id(batch_id.into())
-        .with_correlation_id(batch_id.into())
+        .with_message_id(message.batch_id.into())
+        .with_correlation_id(message.correlation_id.to_string().into())
         .with_delivery_mode(2)
         .with_headers(headers);
     if args.wait {
         properties = properties.with_reply_to(reply_to.clone());
     }
-    publish_confirmed(channel, &args.broker, body, properties)
+    publish_confirmed(channel, &args.broker, message.body, properties)
         .await
-        .with_context(|| format!("publishing batch {batch_id}"))
+        .with_context(|| format!("publishing batch {}", message.batch_id))
 }
 
 /// Publishes to the import exchange, `mandatory`, and waits for the broker's confirm.
@@ -308,16 +349,21 @@ async fn publish_confirmed(
     }
 }
 
-/// Contacts in all inputs, for the progress bar's ETA; `None` when an input cannot be read
-/// twice (stdin) or does not parse (the real pass reports why).
-fn count_contacts(inputs: &[input::Input]) -> Option<u64> {
+/// Contacts in all inputs, for the progress bar's ETA (`None` for stdin, which cannot be
+/// read twice). Reading every file first also fails a malformed one before anything is sent.
+fn count_contacts(inputs: &[input::Input]) -> anyhow::Result<Option<u64>> {
     let mut total = 0;
     for input in inputs {
-        input.path.as_ref()?;
-        let (records, _) = input.records().ok()?;
-        total += records.count() as u64;
+        if input.path.is_none() {
+            return Ok(None);
+        }
+        let (records, _) = input.records()?;
+        for record in records {
+            record?;
+            total += 1;
+        }
     }
-    Some(total)
+    Ok(Some(total))
 }
 
 /// A progress bar at a terminal; otherwise a log line every few seconds.

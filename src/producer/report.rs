@@ -38,6 +38,15 @@ impl Tally {
         self.created += count("created");
         self.updated += count("updated");
         self.failed += count("failed");
+        if result.is_null() {
+            self.rejected += 1;
+            let error = serde_json::json!({"code": "unreadable.result", "message": "the result was not JSON"});
+            for origin in origins {
+                self.failures
+                    .push(row(origin, batch_id, &error, "code", "message"));
+            }
+            return;
+        }
         if result["status"] == "rejected" {
             self.rejected += 1;
             let error = &result["error"];

@@ -29,10 +29,19 @@ async fn a_dry_run_answers_the_full_result_and_writes_nothing() {
     let body = serde_json::to_vec(&trial).unwrap();
     let mut dry = FieldTable::default();
     dry.insert("x-dry-run".into(), AMQPValue::Boolean(true));
-    env.publish(&body, env.props("trial").with_headers(dry))
-        .await;
+    let replies = format!("{}replies", env.id);
+    env.declare_queue(&replies).await;
+    env.publish(
+        &body,
+        env.props("trial")
+            .with_headers(dry)
+            .with_reply_to(replies.as_str().into()),
+    )
+    .await;
 
-    let (_, _, result) = env.next_result().await;
+    // Answered to the requester only: the org's subscribers never see a dry run.
+    let (_, answer) = env.next_message(&replies).await;
+    let result: serde_json::Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(result["batchId"], "trial");
     assert_eq!(result["dryRun"], true);
     assert_eq!(result["status"], "partial");
@@ -84,7 +93,7 @@ async fn a_dry_run_answers_the_full_result_and_writes_nothing() {
         .expect_metric("contact_import_dry_runs_total", 1.0)
         .await;
 
-    // The same batch for real applies it.
+    // The same batch for real applies it; it is the first result the subscribers see.
     env.publish(&body, env.props("trial")).await;
     let (_, _, applied) = env.next_result().await;
     assert!(applied.get("dryRun").is_none(), "{applied}");

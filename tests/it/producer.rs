@@ -66,8 +66,8 @@ async fn a_csv_is_split_into_batches_failures_are_reported_by_row_and_a_resend_i
     // file, line, index, batchId, errorCode, errorMessage, statusCode
     assert_eq!(&row[0], csv_arg);
     assert_eq!(
-        &row[1], "6",
-        "the bad row starts on line 6 (the quoted cell spans 3-4)"
+        &row[1], "5",
+        "row 5, the header being row 1 (a quoted cell spans two lines of the file)"
     );
     assert_eq!(&row[2], "3");
     assert_eq!(&row[4], "invalid.email");
