@@ -3,15 +3,12 @@
 //! same columns and `COALESCE` update rule, the stored result. Only the round trips differ.
 
 use crate::dataset::Expected;
-use chrono::{DateTime, Utc};
-use contact_import::contact::{
-    ContactError, ContactFields, ErrorCode, Planned, StoredContact, ValidatedBatch,
-};
-use contact_import::ids::ContactId;
+use chrono::Utc;
+use contact_import::contact::{ContactError, ErrorCode, Planned, ValidatedBatch};
 use contact_import::result::{BatchResult, ContactOutcome};
 use contact_import::store::batches::{self, Claim};
+use contact_import::store::upsert;
 use deadpool_postgres::Pool;
-use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 
 /// One contact; an update (`$3`) only touches a row the org already has.
@@ -39,7 +36,7 @@ ON CONFLICT (org_id, contact_id) DO UPDATE SET
     ims                    = COALESCE(EXCLUDED.ims, c.ims),
     groups                 = COALESCE(EXCLUDED.groups, c.groups),
     updated_at             = now()
-RETURNING (c.xmax = 0) AS inserted, c.created_at, c.updated_at,
+RETURNING c.contact_id, (c.xmax = 0) AS inserted, c.created_at, c.updated_at,
     c.display_name, c.first_name, c.last_name, c.company_name, c.title, c.address, c.avatar_url,
     c.primary_contact_method, c.source, c.emails, c.phone_numbers, c.sip_addresses, c.ims, c.groups
 ";
@@ -87,7 +84,7 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
             .await?;
         outcomes.push(match row {
             Some(row) => {
-                let stored = stored(batch, *id, &row)?;
+                let stored = upsert::stored_contact(batch, &row)?;
                 if row.try_get("inserted")? {
                     ContactOutcome::Created(stored)
                 } else {
@@ -118,42 +115,3 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
     })
 }
 
-/// The contact as stored, read from the returned row as the worker reads it.
-fn stored(
-    batch: &ValidatedBatch,
-    id: ContactId,
-    row: &Row,
-) -> Result<StoredContact, tokio_postgres::Error> {
-    fn json<T: serde::de::DeserializeOwned>(
-        row: &Row,
-        column: &str,
-    ) -> Result<Option<T>, tokio_postgres::Error> {
-        Ok(row
-            .try_get::<_, Option<Json<T>>>(column)?
-            .map(|Json(value)| value))
-    }
-    let created: DateTime<Utc> = row.try_get("created_at")?;
-    let updated: DateTime<Utc> = row.try_get("updated_at")?;
-    Ok(StoredContact::new(
-        &batch.org_id,
-        id,
-        created,
-        updated,
-        ContactFields {
-            display_name: row.try_get("display_name")?,
-            first_name: row.try_get("first_name")?,
-            last_name: row.try_get("last_name")?,
-            company_name: row.try_get("company_name")?,
-            title: row.try_get("title")?,
-            address: json(row, "address")?,
-            avatar_url: row.try_get("avatar_url")?,
-            primary_contact_method: row.try_get("primary_contact_method")?,
-            source: row.try_get("source")?,
-            emails: json(row, "emails")?,
-            phone_numbers: json(row, "phone_numbers")?,
-            sip_addresses: json(row, "sip_addresses")?,
-            ims: json(row, "ims")?,
-            groups: json(row, "groups")?,
-        },
-    ))
-}

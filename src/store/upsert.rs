@@ -144,9 +144,10 @@ pub async fn write_contacts(
         .collect())
 }
 
-/// Reads a returned row. `try_get` rather than `get`: a row another writer left in a shape
-/// this worker cannot read fails the batch (and is reported) instead of panicking.
-fn stored_contact(
+/// Reads a returned row (the benchmark's naive baseline reads its rows with it too).
+/// `try_get` rather than `get`: a row another writer left in a shape this worker cannot read
+/// fails the batch (and is reported) instead of panicking.
+pub fn stored_contact(
     batch: &ValidatedBatch,
     row: &Row,
 ) -> Result<StoredContact, tokio_postgres::Error> {
