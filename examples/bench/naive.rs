@@ -114,4 +114,3 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
         failed: result.counts.failed,
     })
 }
-

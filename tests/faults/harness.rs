@@ -77,6 +77,21 @@ impl Scenario {
         self.cluster.postgres.client().await
     }
 
+    /// Makes every batch wait `seconds` in PostgreSQL (a trigger on `import_batches`, named
+    /// `slow`, that a scenario may drop to end the slowness).
+    pub async fn slow_down_batches(&self, seconds: f64) {
+        self.db()
+            .await
+            .batch_execute(&format!(
+                "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN PERFORM pg_sleep({seconds}); RETURN NEW; END $$;
+                 CREATE TRIGGER slow BEFORE INSERT ON import_batches
+                   FOR EACH ROW EXECUTE FUNCTION slow();"
+            ))
+            .await
+            .unwrap();
+    }
+
     pub async fn publish(&mut self, batches: Vec<Batch>) {
         stream::publish(&self.cluster.rabbit.url(), &batches).await;
         self.published.extend(batches);

@@ -12,16 +12,7 @@ async fn memory_alarm_pauses_the_worker_until_the_broker_unblocks_it() {
     // Slow enough (about 20 batches/s) that the stream is still running, and results still
     // being published, when the alarm goes up: the broker blocks a connection when it
     // publishes.
-    s.db()
-        .await
-        .batch_execute(
-            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN PERFORM pg_sleep(0.2); RETURN NEW; END $$;
-             CREATE TRIGGER slow BEFORE INSERT ON import_batches
-               FOR EACH ROW EXECUTE FUNCTION slow();",
-        )
-        .await
-        .unwrap();
+    s.slow_down_batches(0.2).await;
     let settings = s.worker_settings();
     let concurrency = usize::from(settings.concurrency);
     let mut worker = s.spawn_worker("worker", &settings).await;

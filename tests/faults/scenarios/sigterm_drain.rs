@@ -10,16 +10,7 @@ use tokio::time::Instant;
 async fn sigterm_drains_started_batches_and_leaves_the_rest_queued() {
     let mut s = Scenario::start("sigterm_drain").await;
     // Slow enough (300 ms a batch) that batches are always in flight when SIGTERM comes.
-    s.db()
-        .await
-        .batch_execute(
-            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$;
-             CREATE TRIGGER slow BEFORE INSERT ON import_batches
-               FOR EACH ROW EXECUTE FUNCTION slow();",
-        )
-        .await
-        .unwrap();
+    s.slow_down_batches(0.3).await;
     let mut settings = s.worker_settings();
     settings.shutdown_grace_secs = 20;
     let mut first = s.spawn_worker("first", &settings).await;

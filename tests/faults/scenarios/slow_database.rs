@@ -14,16 +14,7 @@ const MEMORY_LIMIT_KIB: u64 = 150 * 1024;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_database_backpressure_keeps_the_backlog_in_the_broker() {
     let mut s = Scenario::start("slow_database").await;
-    s.db()
-        .await
-        .batch_execute(
-            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN PERFORM pg_sleep(0.2); RETURN NEW; END $$;
-             CREATE TRIGGER slow BEFORE INSERT ON import_batches
-               FOR EACH ROW EXECUTE FUNCTION slow();",
-        )
-        .await
-        .unwrap();
+    s.slow_down_batches(0.2).await;
     let settings = s.worker_settings();
     let prefetch = u32::from(settings.concurrency) * 2;
     let mut worker = s.spawn_worker("worker", &settings).await;
