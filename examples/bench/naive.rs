@@ -12,7 +12,7 @@ use deadpool_postgres::Pool;
 use tokio_postgres::types::Json;
 
 /// One contact; an update (`$3`) only touches a row the org already has.
-const UPSERT_ONE: &str = "
+const INSERT_ONE: &str = "
 INSERT INTO contacts AS c (
     org_id, contact_id, display_name, first_name, last_name, company_name, title, address,
     avatar_url, primary_contact_method, source, emails, phone_numbers, sip_addresses, ims, groups)
@@ -20,26 +20,11 @@ SELECT $1::text, $2::uuid, $4::text, $5::text, $6::text, $7::text, $8::text, $9:
        $10::text, $11::text, $12::text, $13::jsonb, $14::jsonb, $15::jsonb, $16::jsonb, $17::jsonb
 WHERE NOT $3::bool
    OR EXISTS (SELECT 1 FROM contacts e WHERE e.org_id = $1 AND e.contact_id = $2)
-ON CONFLICT (org_id, contact_id) DO UPDATE SET
-    display_name           = COALESCE(EXCLUDED.display_name, c.display_name),
-    first_name             = COALESCE(EXCLUDED.first_name, c.first_name),
-    last_name              = COALESCE(EXCLUDED.last_name, c.last_name),
-    company_name           = COALESCE(EXCLUDED.company_name, c.company_name),
-    title                  = COALESCE(EXCLUDED.title, c.title),
-    address                = COALESCE(EXCLUDED.address, c.address),
-    avatar_url             = COALESCE(EXCLUDED.avatar_url, c.avatar_url),
-    primary_contact_method = COALESCE(EXCLUDED.primary_contact_method, c.primary_contact_method),
-    source                 = COALESCE(EXCLUDED.source, c.source),
-    emails                 = COALESCE(EXCLUDED.emails, c.emails),
-    phone_numbers          = COALESCE(EXCLUDED.phone_numbers, c.phone_numbers),
-    sip_addresses          = COALESCE(EXCLUDED.sip_addresses, c.sip_addresses),
-    ims                    = COALESCE(EXCLUDED.ims, c.ims),
-    groups                 = COALESCE(EXCLUDED.groups, c.groups),
-    updated_at             = now()
-RETURNING c.contact_id, (c.xmax = 0) AS inserted, c.created_at, c.updated_at,
-    c.display_name, c.first_name, c.last_name, c.company_name, c.title, c.address, c.avatar_url,
-    c.primary_contact_method, c.source, c.emails, c.phone_numbers, c.sip_addresses, c.ims, c.groups
 ";
+
+/// The same merge rule and returned columns as the worker's statement.
+static UPSERT_ONE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{INSERT_ONE}{}", upsert::MERGE_AND_RETURN));
 
 pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Result<Expected> {
     let mut client = pool.get().await?;
@@ -47,7 +32,7 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
     let Claim::New = batches::claim(&tx, &batch.org_id, &batch.batch_id, sha).await? else {
         anyhow::bail!("batch {} was applied before", batch.batch_id);
     };
-    let statement = tx.prepare_cached(UPSERT_ONE).await?;
+    let statement = tx.prepare_cached(&UPSERT_ONE).await?;
     let mut outcomes = Vec::with_capacity(batch.entries.len());
     for entry in &batch.entries {
         let (id, contact) = match entry {

@@ -117,13 +117,9 @@ pub async fn run(database_url: &str, shape: &Shape) -> anyhow::Result<Profile> {
     }
     let per_batch = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
     let fresh: Vec<ValidatedBatch> = sample[n..].iter().map(Batch::validated).collect();
-    let (explain, upsert_variants) = match upsert_sql() {
-        Some(sql) => (
-            Some(explain(&pool, sql, &fresh[0]).await?),
-            upsert_variants(&pool, sql, &fresh).await?,
-        ),
-        None => (None, Vec::new()),
-    };
+    let sql = upsert::UPSERT;
+    let explain = Some(explain(&pool, sql, &fresh[0]).await?);
+    let upsert_variants = upsert_variants(&pool, sql, &fresh).await?;
     let result_storage = result_storage(&pool, &results[..5]).await?;
     pool.close();
     Ok(Profile {
@@ -161,16 +157,6 @@ pub async fn run(database_url: &str, shape: &Shape) -> anyhow::Result<Profile> {
         result_storage,
         perf: Vec::new(),
     })
-}
-
-/// The upsert statement, read from the storage code itself so the plan shown is the plan
-/// the worker runs (`None` if that code no longer has the constant).
-fn upsert_sql() -> Option<&'static str> {
-    const SOURCE: &str = include_str!("../../src/store/upsert.rs");
-    const START: &str = "const UPSERT: &str = \"";
-    let start = SOURCE.find(START)? + START.len();
-    let end = start + SOURCE[start..].find("\";")?;
-    Some(&SOURCE[start..end])
 }
 
 /// The columns `write_contacts` binds, built the same way.

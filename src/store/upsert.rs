@@ -13,11 +13,43 @@ use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
+/// How a written row meets a stored one, and what comes back: fields absent from an update
+/// (NULL) keep their stored value. Shared by [`UPSERT`] and the benchmark's naive baseline,
+/// so both apply the same rule.
+macro_rules! merge_and_return {
+    () => {
+        "ON CONFLICT (org_id, contact_id) DO UPDATE SET
+    display_name           = COALESCE(EXCLUDED.display_name, c.display_name),
+    first_name             = COALESCE(EXCLUDED.first_name, c.first_name),
+    last_name              = COALESCE(EXCLUDED.last_name, c.last_name),
+    company_name           = COALESCE(EXCLUDED.company_name, c.company_name),
+    title                  = COALESCE(EXCLUDED.title, c.title),
+    address                = COALESCE(EXCLUDED.address, c.address),
+    avatar_url             = COALESCE(EXCLUDED.avatar_url, c.avatar_url),
+    primary_contact_method = COALESCE(EXCLUDED.primary_contact_method, c.primary_contact_method),
+    source                 = COALESCE(EXCLUDED.source, c.source),
+    emails                 = COALESCE(EXCLUDED.emails, c.emails),
+    phone_numbers          = COALESCE(EXCLUDED.phone_numbers, c.phone_numbers),
+    sip_addresses          = COALESCE(EXCLUDED.sip_addresses, c.sip_addresses),
+    ims                    = COALESCE(EXCLUDED.ims, c.ims),
+    groups                 = COALESCE(EXCLUDED.groups, c.groups),
+    updated_at             = now()
+RETURNING c.contact_id, (c.xmax = 0) AS inserted, c.created_at, c.updated_at,
+    c.display_name, c.first_name, c.last_name, c.company_name, c.title, c.address, c.avatar_url,
+    c.primary_contact_method, c.source, c.emails, c.phone_numbers, c.sip_addresses, c.ims, c.groups
+"
+    };
+}
+
+/// [`merge_and_return!`] as a constant, for statements built at run time.
+pub const MERGE_AND_RETURN: &str = merge_and_return!();
+
 /// New contacts are inserted; updates (`is_update`) only touch a row that the batch's org
 /// already has, so an update of an unknown id writes nothing and is reported as 404. Rows are
 /// written in contact_id order so that concurrent batches lock shared rows in the same
 /// order. Fields absent from an update (NULL here) keep their stored value.
-const UPSERT: &str = "
+pub const UPSERT: &str = concat!(
+    "
 WITH input AS (
     SELECT * FROM unnest(
         $2::uuid[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
@@ -37,26 +69,9 @@ FROM input i
 WHERE NOT i.is_update
    OR EXISTS (SELECT 1 FROM contacts e WHERE e.org_id = $1 AND e.contact_id = i.contact_id)
 ORDER BY i.contact_id
-ON CONFLICT (org_id, contact_id) DO UPDATE SET
-    display_name           = COALESCE(EXCLUDED.display_name, c.display_name),
-    first_name             = COALESCE(EXCLUDED.first_name, c.first_name),
-    last_name              = COALESCE(EXCLUDED.last_name, c.last_name),
-    company_name           = COALESCE(EXCLUDED.company_name, c.company_name),
-    title                  = COALESCE(EXCLUDED.title, c.title),
-    address                = COALESCE(EXCLUDED.address, c.address),
-    avatar_url             = COALESCE(EXCLUDED.avatar_url, c.avatar_url),
-    primary_contact_method = COALESCE(EXCLUDED.primary_contact_method, c.primary_contact_method),
-    source                 = COALESCE(EXCLUDED.source, c.source),
-    emails                 = COALESCE(EXCLUDED.emails, c.emails),
-    phone_numbers          = COALESCE(EXCLUDED.phone_numbers, c.phone_numbers),
-    sip_addresses          = COALESCE(EXCLUDED.sip_addresses, c.sip_addresses),
-    ims                    = COALESCE(EXCLUDED.ims, c.ims),
-    groups                 = COALESCE(EXCLUDED.groups, c.groups),
-    updated_at             = now()
-RETURNING c.contact_id, (c.xmax = 0) AS inserted, c.created_at, c.updated_at,
-    c.display_name, c.first_name, c.last_name, c.company_name, c.title, c.address, c.avatar_url,
-    c.primary_contact_method, c.source, c.emails, c.phone_numbers, c.sip_addresses, c.ims, c.groups
-";
+",
+    merge_and_return!()
+);
 
 /// One column of the statement's input, a value per written contact.
 type Column<T> = Vec<Option<T>>;
