@@ -1,5 +1,6 @@
 //! The command line: `worker`, `migrate`, `publish`, `dlq`, `batches`.
 
+use crate::accounts::AccountsArgs;
 use crate::batches_cmd::BatchesArgs;
 use crate::config::{DatabaseConfig, WorkerConfig};
 use crate::dlq_cmd::DlqArgs;
@@ -45,4 +46,6 @@ pub enum Command {
     Dlq(Box<DlqArgs>),
     /// Show stored results of processed batches.
     Batches(BatchesArgs),
+    /// Manage the accounts whose credentials Save User Contacts batches carry.
+    Accounts(AccountsArgs),
 }

@@ -5,6 +5,8 @@
 //! Data flows one way: [`broker`] → [`dialect`] → [`contact`] → [`store`] → [`result`] →
 //! [`broker`], and [`pipeline`] is the only place that knows that order.
 
+/// Account credentials (argon2id) for the Save User Contacts dialect, and their command.
+pub mod accounts;
 /// `contact-import batches`: the stored results of processed batches.
 pub mod batches_cmd;
 /// RabbitMQ: topology, consuming deliveries, publishing results and dead letters.

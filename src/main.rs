@@ -1,6 +1,8 @@
 use clap::Parser;
 use contact_import::cli::{Cli, Command};
-use contact_import::{batches_cmd, dlq_cmd, producer, shutdown, store, telemetry, worker};
+use contact_import::{
+    accounts, batches_cmd, dlq_cmd, producer, shutdown, store, telemetry, worker,
+};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -19,6 +21,7 @@ async fn main() -> ExitCode {
         Command::Publish(args) => producer::run(*args).await,
         Command::Dlq(args) => dlq_cmd::run(*args).await,
         Command::Batches(args) => batches_cmd::run(args).await,
+        Command::Accounts(args) => accounts::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

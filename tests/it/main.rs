@@ -1,5 +1,6 @@
 //! Behaviour of the worker against a real RabbitMQ and PostgreSQL (see `common`).
 
+mod accounts;
 mod common;
 mod contention;
 mod dry_run;
