@@ -51,6 +51,11 @@ pub struct BatchResult {
     pub counts: Counts,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<BatchError>,
+    /// DocuSign batches: the seed's `contactUpdateResponse`, one entry per contact with its
+    /// `errorDetails`; a JSON object for a JSON request, an XML document (a string) for an
+    /// XML or CSV one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact_update_response: Option<serde_json::Value>,
     /// Set on the answer to a dry run (`x-dry-run: true`): validated and checked against the
     /// database, nothing written.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -136,6 +141,7 @@ impl BatchResult {
             failed_contacts,
             counts,
             error: None,
+            contact_update_response: None,
             dry_run: false,
             processed_at: timestamp(at),
         }
@@ -155,6 +161,7 @@ impl BatchResult {
                 message: rejection.message.clone(),
                 status_code: rejection.code.status_code(),
             }),
+            contact_update_response: None,
             dry_run: false,
             processed_at: timestamp(at),
         }

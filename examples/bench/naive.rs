@@ -49,7 +49,7 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
                 &[
                     &batch.org_id.as_str(),
                     &id.0,
-                    &contact.update_of.is_some(),
+                    &contact.target.is_update(),
                     &f.display_name,
                     &f.first_name,
                     &f.last_name,

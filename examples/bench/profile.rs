@@ -177,7 +177,7 @@ impl<'a> Columns<'a> {
             .iter()
             .filter_map(|e| match e {
                 Planned::Write { id, contact } => {
-                    Some((id.0, contact.update_of.is_some(), &contact.fields))
+                    Some((id.0, contact.target.is_update(), &contact.fields))
                 }
                 Planned::Failed(_) => None,
             })

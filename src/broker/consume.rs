@@ -8,6 +8,8 @@ use lapin::{Channel, Consumer};
 
 /// Header a publisher may use to name the org instead of the body's `orgId`.
 pub const ORG_ID_HEADER: &str = "org-id";
+/// Header a DocuSign publisher may use for its accountId (which is the org).
+pub const ACCOUNT_ID_HEADER: &str = "account-id";
 
 /// Sets the prefetch and starts consuming `queue`.
 pub async fn subscribe(
@@ -36,6 +38,7 @@ pub fn incoming(delivery: &Delivery) -> IncomingMessage<'_> {
         kind: props.kind().as_ref().map(|k| k.as_str()),
         content_type: props.content_type().as_ref().map(|c| c.as_str()),
         org_id_header: header_str(props.headers().as_ref(), ORG_ID_HEADER),
+        account_id_header: header_str(props.headers().as_ref(), ACCOUNT_ID_HEADER),
         body: &delivery.data,
     }
 }

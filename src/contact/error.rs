@@ -27,8 +27,20 @@ pub enum ErrorCode {
     InvalidUrl,
     /// The same contactId appears earlier in the same batch.
     DuplicateInBatch,
-    /// An update names a contactId that the org does not have.
+    /// An update names a contactId that the org does not have, or (Update User Contact) no
+    /// contact of the org has the user's email address or IM id.
     ContactNotFound,
+    /// A field the dialect requires is absent or empty (Save User Contacts).
+    MissingField,
+    /// A date that is not a real `YYYY-MM-DD` calendar date.
+    InvalidDate,
+    /// A value outside the field's allowed values or type (DocuSign `shared`, `cloudProvider`,
+    /// `phoneType`).
+    InvalidValue,
+    /// The userName/password pair is not an account of the org (Save User Contacts).
+    InvalidCredentials,
+    /// Update User Contact: the user's id matches more than one contact of the org.
+    AmbiguousContact,
 }
 
 impl ErrorCode {
@@ -51,14 +63,20 @@ impl ErrorCode {
             Self::InvalidUrl => "invalid.url",
             Self::DuplicateInBatch => "duplicate.in.batch",
             Self::ContactNotFound => "contact.not.found",
+            Self::MissingField => "missing.field",
+            Self::InvalidDate => "invalid.date",
+            Self::InvalidValue => "invalid.value",
+            Self::InvalidCredentials => "invalid.credentials",
+            Self::AmbiguousContact => "ambiguous.contact",
         }
     }
 
     /// The HTTP-style `statusCode` the seed APIs use for this failure.
     pub fn status_code(self) -> u16 {
         match self {
-            Self::DuplicateInBatch => 409,
+            Self::DuplicateInBatch | Self::AmbiguousContact => 409,
             Self::ContactNotFound => 404,
+            Self::InvalidCredentials => 401,
             _ => 400,
         }
     }

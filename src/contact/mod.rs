@@ -6,5 +6,8 @@ pub mod model;
 pub mod validate;
 
 pub use error::{ContactError, ErrorCode};
-pub use model::{Address, ContactDraft, ContactFields, ContactMethod, StoredContact, ValidContact};
+pub use model::{
+    Address, ContactDraft, ContactFields, ContactMethod, Credentials, SigningGroupUser,
+    StoredContact, Target, ValidContact,
+};
 pub use validate::{Planned, ValidatedBatch, validate_batch};

@@ -1,6 +1,8 @@
 use crate::ids::{ContactId, OrgId};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
 
 /// The `schemas` URN of the Webex contact core schema, echoed on every stored contact.
 pub const CONTACT_SCHEMA: &str = "urn:cisco:codev:identity:contact:core:1.0";
@@ -24,6 +26,65 @@ pub struct ContactDraft {
     pub sip_addresses: Option<Vec<MethodDraft>>,
     pub ims: Option<Vec<MethodDraft>>,
     pub groups: Option<Vec<String>>,
+    pub middle_name: Option<String>,
+    /// `YYYY-MM-DD`, checked by validation.
+    pub birth_date: Option<String>,
+    pub wedding_date: Option<String>,
+    pub anniversary_date: Option<String>,
+    /// Save User Contacts' `column1`..`column5`.
+    pub custom_fields: Option<BTreeMap<String, String>>,
+    pub shared: Option<bool>,
+    pub cloud_provider: Option<String>,
+    pub cloud_provider_container_id: Option<String>,
+    pub signing_group: Option<String>,
+    pub signing_group_name: Option<String>,
+    pub signing_group_users: Option<Vec<SigningGroupUser>>,
+    /// Update User Contact: the contact is the org's one with this email address or IM id,
+    /// and the draft's emails/phone numbers become its primary ones (see [`Target::Lookup`]).
+    pub lookup: Option<String>,
+    /// Save User Contacts: the account that saves the contact. Checked, then dropped before
+    /// validation; never stored.
+    pub credentials: Option<Credentials>,
+}
+
+/// An account's user name and password as a request carried them. `Debug` never shows the
+/// password, so a draft can be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user_name: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user_name", &self.user_name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A member of a DocuSign signing group, as the contact carries it. `activationAccessCode`
+/// is a credential and is not kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningGroupUser {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_activation_email: Option<String>,
 }
 
 /// One entry of a multi-valued field (email, phone, SIP address, IM) before validation.
@@ -38,9 +99,28 @@ pub struct MethodDraft {
 /// A contact that passed validation: values trimmed and normalised, enums canonical.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidContact {
-    /// `Some` when the request named an existing contact to update.
-    pub update_of: Option<ContactId>,
+    pub target: Target,
     pub fields: ContactFields,
+}
+
+/// Which stored contact a valid contact writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A new contact.
+    New,
+    /// The org's contact with this id; fields absent from the request keep their value.
+    Update(ContactId),
+    /// The org's one contact with this email address or IM id (Update User Contact). Its
+    /// emails and phone numbers are merged: the request's become the primary ones, the stored
+    /// ones stay, no longer primary.
+    Lookup(String),
+}
+
+impl Target {
+    /// Whether the contact must already exist.
+    pub fn is_update(&self) -> bool {
+        !matches!(self, Self::New)
+    }
 }
 
 /// The stored fields of a contact, in the seed's JSON names. Absent fields are omitted.
@@ -75,6 +155,28 @@ pub struct ContactFields {
     pub ims: Option<Vec<ContactMethod>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub middle_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wedding_date: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anniversary_date: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_fields: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_provider_container_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_group_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_group_users: Option<Vec<SigningGroupUser>>,
 }
 
 /// A validated email, phone number, SIP address or IM account.

@@ -3,11 +3,13 @@
 
 use super::error::{ContactError, ErrorCode};
 use super::model::{
-    Address, ContactDraft, ContactFields, ContactMethod, MethodDraft, ValidContact,
+    Address, ContactDraft, ContactFields, ContactMethod, MethodDraft, SigningGroupUser, Target,
+    ValidContact,
 };
 use crate::ids::{BatchId, ContactId, OrgId};
+use chrono::NaiveDate;
 use email_address::EmailAddress;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// Longest name, title, company, source or address line, in characters.
@@ -24,6 +26,10 @@ const PHONE_DIGITS: std::ops::RangeInclusive<usize> = 3..=15;
 pub const EMAIL_TYPES: &[&str] = &["work", "home", "room", "other"];
 pub const PHONE_TYPES: &[&str] = &["work", "home", "mobile", "fax", "pager", "other"];
 pub const PRIMARY_CONTACT_METHODS: &[&str] = &["EMAIL", "PHONE", "SIPADDRESS", "IMS"];
+/// DocuSign's `cloudProvider` values.
+pub const CLOUD_PROVIDERS: &[&str] = &["rooms", "docusignCore"];
+/// Most custom fields on one contact (Save User Contacts has column1..column5).
+const MAX_CUSTOM_FIELDS: usize = 5;
 
 /// What happens to one contact of a batch, in request order.
 // Unboxed on purpose: most entries are writes, and the Vec holding them is allocated once.
@@ -62,9 +68,12 @@ pub fn validate_batch(
                 Ok(contact) => contact,
                 Err(error) => return Planned::Failed(error),
             };
-            let id = match contact.update_of {
-                None => ContactId::for_new(&org_id, &batch_id, index),
-                Some(id) => match first_use.get(&id) {
+            let id = match &contact.target {
+                Target::New => ContactId::for_new(&org_id, &batch_id, index),
+                // Resolved in the transaction that writes it; until then the id names the
+                // request, which no stored contact has.
+                Target::Lookup(_) => ContactId::for_new(&org_id, &batch_id, index),
+                Target::Update(id) => match first_use.get(id) {
                     Some(earlier) => {
                         return Planned::Failed(ContactError::new(
                             ErrorCode::DuplicateInBatch,
@@ -72,8 +81,8 @@ pub fn validate_batch(
                         ));
                     }
                     None => {
-                        first_use.insert(id, index);
-                        id
+                        first_use.insert(*id, index);
+                        *id
                     }
                 },
             };
@@ -120,17 +129,145 @@ pub fn validate(draft: ContactDraft) -> Result<ValidContact, ContactError> {
         sip_addresses: methods("sipAddresses", draft.sip_addresses, free_text)?,
         ims: methods("ims", draft.ims, free_text)?,
         groups: groups(draft.groups)?,
+        middle_name: text("middleName", draft.middle_name)?,
+        birth_date: date("birthDate", draft.birth_date)?,
+        wedding_date: date("weddingDate", draft.wedding_date)?,
+        anniversary_date: date("anniversaryDate", draft.anniversary_date)?,
+        custom_fields: custom_fields(draft.custom_fields)?,
+        shared: draft.shared,
+        cloud_provider: cloud_provider(draft.cloud_provider)?,
+        cloud_provider_container_id: text(
+            "cloudProviderContainerId",
+            draft.cloud_provider_container_id,
+        )?,
+        signing_group: text("signingGroup", draft.signing_group)?,
+        signing_group_name: text("signingGroupName", draft.signing_group_name)?,
+        signing_group_users: signing_group_users(draft.signing_group_users)?,
     };
 
+    let target = match (update_of, draft.lookup) {
+        (Some(id), _) => Target::Update(id),
+        (None, Some(user)) => Target::Lookup(lookup(user)?),
+        (None, None) => Target::New,
+    };
     let named =
         fields.display_name.is_some() || fields.first_name.is_some() || fields.last_name.is_some();
-    if update_of.is_none() && !named {
+    if target == Target::New && !named {
         return Err(ContactError::new(
             ErrorCode::MissingName,
             "a new contact needs at least one of displayName, firstName, lastName",
         ));
     }
-    Ok(ValidContact { update_of, fields })
+    Ok(ValidContact { target, fields })
+}
+
+/// The user id an Update User Contact request addresses: an email address or a chat id.
+fn lookup(user: String) -> Result<String, ContactError> {
+    text("uid", Some(user))?.ok_or_else(|| {
+        ContactError::new(
+            ErrorCode::MissingField,
+            "uid (the user's email address or chat id) is empty",
+        )
+    })
+}
+
+/// A real calendar date written `YYYY-MM-DD`.
+fn date(field: &str, value: Option<String>) -> Result<Option<NaiveDate>, ContactError> {
+    let Some(value) = text(field, value)? else {
+        return Ok(None);
+    };
+    // chrono alone would also take "1990-1-1"; the seed's format has fixed widths.
+    let shaped = value.len() == 10
+        && value.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    match NaiveDate::parse_from_str(&value, "%Y-%m-%d") {
+        Ok(date) if shaped => Ok(Some(date)),
+        _ => Err(ContactError::new(
+            ErrorCode::InvalidDate,
+            format!("{field} '{value}' is not a calendar date in YYYY-MM-DD format"),
+        )),
+    }
+}
+
+fn custom_fields(
+    fields: Option<BTreeMap<String, String>>,
+) -> Result<Option<BTreeMap<String, String>>, ContactError> {
+    let Some(fields) = fields else {
+        return Ok(None);
+    };
+    if fields.len() > MAX_CUSTOM_FIELDS {
+        return Err(ContactError::new(
+            ErrorCode::TooManyValues,
+            format!("at most {MAX_CUSTOM_FIELDS} custom fields are allowed"),
+        ));
+    }
+    let mut kept = BTreeMap::new();
+    for (name, value) in fields {
+        if let Some(value) = text(&name, Some(value))? {
+            kept.insert(name, value);
+        }
+    }
+    Ok((!kept.is_empty()).then_some(kept))
+}
+
+fn cloud_provider(value: Option<String>) -> Result<Option<String>, ContactError> {
+    let Some(value) = text("cloudProvider", value)? else {
+        return Ok(None);
+    };
+    match CLOUD_PROVIDERS
+        .iter()
+        .find(|p| p.eq_ignore_ascii_case(&value))
+    {
+        Some(canonical) => Ok(Some((*canonical).to_owned())),
+        None => Err(ContactError::new(
+            ErrorCode::InvalidValue,
+            format!(
+                "cloudProvider '{value}' is not one of {}",
+                CLOUD_PROVIDERS.join(", ")
+            ),
+        )),
+    }
+}
+
+fn signing_group_users(
+    users: Option<Vec<SigningGroupUser>>,
+) -> Result<Option<Vec<SigningGroupUser>>, ContactError> {
+    let Some(users) = users else { return Ok(None) };
+    if users.len() > MAX_LIST_ENTRIES {
+        return Err(ContactError::new(
+            ErrorCode::TooManyValues,
+            format!(
+                "signingGroupUsers has {} entries, at most {MAX_LIST_ENTRIES} are allowed",
+                users.len()
+            ),
+        ));
+    }
+    users
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let field = |name: &str| format!("signingGroupUsers[{i}].{name}");
+            Ok(SigningGroupUser {
+                user_name: text(&field("userName"), u.user_name)?,
+                user_id: text(&field("userId"), u.user_id)?,
+                email: text(&field("email"), u.email)?,
+                user_type: text(&field("userType"), u.user_type)?,
+                user_status: text(&field("userStatus"), u.user_status)?,
+                uri: text(&field("uri"), u.uri)?,
+                login_status: text(&field("loginStatus"), u.login_status)?,
+                send_activation_email: text(
+                    &field("sendActivationEmail"),
+                    u.send_activation_email,
+                )?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// Trims; an empty string counts as absent.
@@ -408,7 +545,7 @@ mod tests {
             title: Some("GM".into()),
             ..Default::default()
         };
-        assert!(validate(update).unwrap().update_of.is_some());
+        assert!(validate(update).unwrap().target.is_update());
     }
 
     #[test]

@@ -1,12 +1,107 @@
 //! Wire formats. A dialect reads a message (body and properties) into a [`DecodedBatch`]:
 //! the org and one canonical [`ContactDraft`] (or per-contact error) per contact. Which
-//! dialect reads a message comes from its AMQP `type`; nothing is guessed.
+//! dialect reads a message comes from its AMQP `type` ([`MessageType`]), which format from
+//! its content type; nothing is guessed.
 
+pub mod docusign;
+pub mod save;
+pub mod update;
 pub mod webex;
 
 use crate::contact::{ContactDraft, ContactError};
 use crate::ids::OrgId;
 use crate::rejection::{RejectCode, Rejection};
+use crate::result::BatchResult;
+
+/// The AMQP `type` names, one per dialect. Upstream systems are configured with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageType {
+    /// Webex Bulk Create or Update Contacts; also a message without `type`.
+    Webex,
+    /// Save User Contacts.
+    SaveUserContacts,
+    /// DocuSign eSignature Contacts: create (JSON, XML or CSV).
+    DocuSign,
+    /// Update User Contact (chat-bot integration).
+    UpdateUserContact,
+}
+
+impl MessageType {
+    pub const ALL: [MessageType; 4] = [
+        Self::Webex,
+        Self::SaveUserContacts,
+        Self::DocuSign,
+        Self::UpdateUserContact,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webex => webex::MESSAGE_TYPE,
+            Self::SaveUserContacts => save::MESSAGE_TYPE,
+            Self::DocuSign => docusign::MESSAGE_TYPE,
+            Self::UpdateUserContact => update::MESSAGE_TYPE,
+        }
+    }
+
+    /// The dialect of a message's `type`; an absent or empty `type` is Webex's.
+    pub fn of(kind: Option<&str>) -> Result<Self, Rejection> {
+        let Some(kind) = kind.map(str::trim).filter(|k| !k.is_empty()) else {
+            return Ok(Self::Webex);
+        };
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == kind)
+            .ok_or_else(|| {
+                let known: Vec<_> = Self::ALL.iter().map(|t| t.as_str()).collect();
+                Rejection::new(
+                    RejectCode::UnsupportedType,
+                    format!(
+                        "message type '{kind}' is not one this worker reads (known: {})",
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+
+    fn dialect(self) -> &'static dyn Dialect {
+        match self {
+            Self::Webex => &webex::Webex,
+            Self::SaveUserContacts => &save::SaveUserContacts,
+            Self::DocuSign => &docusign::DocuSign,
+            Self::UpdateUserContact => &update::UpdateUserContact,
+        }
+    }
+
+    /// What the requester (`reply_to`) receives for a result body: the result itself, or
+    /// for Update User Contact the chat-bot reply made from it.
+    pub fn reply_body(self, result_body: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            Self::UpdateUserContact => Some(update::reply(result_body)),
+            _ => None,
+        }
+    }
+}
+
+/// What a dialect's clients expect in the result beside the common fields.
+#[derive(Debug, Clone, Default)]
+pub enum Answer {
+    #[default]
+    Common,
+    /// DocuSign: `contactUpdateResponse`, in the request's own format.
+    DocuSign(docusign::Echo),
+}
+
+impl Answer {
+    /// Adds the dialect's part to a result of this batch.
+    pub fn complete(&self, result: &mut BatchResult) {
+        match self {
+            Self::Common => {}
+            Self::DocuSign(echo) => {
+                result.contact_update_response = Some(echo.contact_update_response(result));
+            }
+        }
+    }
+}
 
 /// What a dialect sees of an AMQP message, free of the client library's types.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +111,8 @@ pub struct IncomingMessage<'a> {
     pub content_type: Option<&'a str>,
     /// The `org-id` header, for publishers that keep the org out of the body.
     pub org_id_header: Option<&'a str>,
+    /// The `account-id` header: DocuSign's accountId, which is the org.
+    pub account_id_header: Option<&'a str>,
     pub body: &'a [u8],
 }
 
@@ -24,6 +121,7 @@ pub struct IncomingMessage<'a> {
 pub struct DecodedBatch {
     pub org_id: OrgId,
     pub contacts: Vec<Result<ContactDraft, ContactError>>,
+    pub answer: Answer,
 }
 
 /// Bounds on one batch, so one message cannot exhaust the worker's memory or a transaction.
@@ -55,20 +153,41 @@ pub fn decode(message: &IncomingMessage<'_>, limits: &Limits) -> Result<DecodedB
             ),
         ));
     }
-    dialect_for(message.kind)?.decode(message, limits)
+    MessageType::of(message.kind)?
+        .dialect()
+        .decode(message, limits)
 }
 
-fn dialect_for(kind: Option<&str>) -> Result<&'static dyn Dialect, Rejection> {
-    match kind.map(str::trim).filter(|k| !k.is_empty()) {
-        None | Some(webex::MESSAGE_TYPE) => Ok(&webex::Webex),
-        Some(other) => Err(Rejection::new(
-            RejectCode::UnsupportedType,
-            format!(
-                "message type '{other}' is not one this worker reads (known: {})",
-                webex::MESSAGE_TYPE
-            ),
-        )),
+/// Refuses a batch of more contacts than the limit allows.
+pub fn check_count(count: usize, limits: &Limits, org: &Option<OrgId>) -> Result<(), Rejection> {
+    if count <= limits.max_contacts {
+        return Ok(());
     }
+    Err(Rejection::new(
+        RejectCode::TooLarge,
+        format!(
+            "the batch has {count} contacts, at most {} are accepted",
+            limits.max_contacts
+        ),
+    )
+    .with_org(org.clone()))
+}
+
+/// Refuses a content type the dialect does not read, naming the ones it does.
+pub fn unsupported_content_type(media_type: Option<&str>, accepted: &[&str]) -> Rejection {
+    Rejection::new(
+        RejectCode::UnsupportedContentType,
+        match media_type {
+            Some(other) => format!(
+                "content type '{other}' is not one this message type accepts ({})",
+                accepted.join(", ")
+            ),
+            None => format!(
+                "the message has no content type; this message type needs one of {}",
+                accepted.join(", ")
+            ),
+        },
+    )
 }
 
 /// The media type of a `content_type` property, without parameters, lowercased.
@@ -102,3 +221,6 @@ pub fn resolve_org(body: Option<&str>, header: Option<&str>) -> Result<OrgId, Re
         }
     }
 }
+
+/// The JSON media type; every dialect reads JSON.
+pub const JSON: &str = "application/json";

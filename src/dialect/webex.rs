@@ -1,7 +1,10 @@
 //! The Webex "Bulk Create or Update Contacts" shape (seed 002):
 //! `{"schemas", "orgId", "contacts": [...]}`.
 
-use super::{DecodedBatch, Dialect, IncomingMessage, Limits, media_type, resolve_org};
+use super::{
+    Answer, DecodedBatch, Dialect, IncomingMessage, JSON, Limits, check_count, media_type,
+    resolve_org, unsupported_content_type,
+};
 use crate::contact::model::{CONTACT_SCHEMA, MethodDraft};
 use crate::contact::{Address, ContactDraft, ContactError, ErrorCode};
 use crate::rejection::{RejectCode, Rejection};
@@ -52,13 +55,8 @@ impl Dialect for Webex {
         limits: &Limits,
     ) -> Result<DecodedBatch, Rejection> {
         match media_type(message.content_type).as_deref() {
-            None | Some("application/json") => {}
-            Some(other) => {
-                return Err(Rejection::new(
-                    RejectCode::UnsupportedContentType,
-                    format!("content type '{other}' is not application/json"),
-                ));
-            }
+            None | Some(JSON) => {}
+            other => return Err(unsupported_content_type(other, &[JSON])),
         }
         let envelope: Envelope<'_> = serde_json::from_slice(message.body).map_err(|e| {
             Rejection::new(
@@ -83,19 +81,13 @@ impl Dialect for Webex {
             )
             .with_org(known_org));
         };
-        if raw_contacts.len() > limits.max_contacts {
-            return Err(Rejection::new(
-                RejectCode::TooLarge,
-                format!(
-                    "the batch has {} contacts, at most {} are accepted",
-                    raw_contacts.len(),
-                    limits.max_contacts
-                ),
-            )
-            .with_org(known_org));
-        }
+        check_count(raw_contacts.len(), limits, &known_org)?;
         let contacts = raw_contacts.into_iter().map(contact).collect();
-        Ok(DecodedBatch { org_id, contacts })
+        Ok(DecodedBatch {
+            org_id,
+            contacts,
+            answer: Answer::Common,
+        })
     }
 }
 
@@ -122,6 +114,7 @@ fn contact(raw: &RawValue) -> Result<ContactDraft, ContactError> {
         sip_addresses: c.sip_addresses,
         ims: c.ims,
         groups: c.groups,
+        ..ContactDraft::default()
     })
 }
 
@@ -159,6 +152,7 @@ mod tests {
             kind: None,
             content_type: Some("application/json"),
             org_id_header: None,
+            account_id_header: None,
             body: body.as_bytes(),
         }
     }

@@ -1,14 +1,15 @@
 //! The set-based contact upsert: one statement per batch, whatever its size.
 
+use crate::contact::validate::MAX_LIST_ENTRIES;
 use crate::contact::{
-    Address, ContactError, ContactFields, ContactMethod, ErrorCode, Planned, StoredContact,
-    ValidatedBatch,
+    Address, ContactError, ContactFields, ContactMethod, ErrorCode, Planned, SigningGroupUser,
+    StoredContact, Target, ValidatedBatch,
 };
 use crate::ids::ContactId;
 use crate::result::ContactOutcome;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Transaction;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
@@ -33,10 +34,24 @@ macro_rules! merge_and_return {
     sip_addresses          = COALESCE(EXCLUDED.sip_addresses, c.sip_addresses),
     ims                    = COALESCE(EXCLUDED.ims, c.ims),
     groups                 = COALESCE(EXCLUDED.groups, c.groups),
+    middle_name            = COALESCE(EXCLUDED.middle_name, c.middle_name),
+    birth_date             = COALESCE(EXCLUDED.birth_date, c.birth_date),
+    wedding_date           = COALESCE(EXCLUDED.wedding_date, c.wedding_date),
+    anniversary_date       = COALESCE(EXCLUDED.anniversary_date, c.anniversary_date),
+    custom_fields          = COALESCE(EXCLUDED.custom_fields, c.custom_fields),
+    shared                 = COALESCE(EXCLUDED.shared, c.shared),
+    cloud_provider         = COALESCE(EXCLUDED.cloud_provider, c.cloud_provider),
+    cloud_provider_container_id = COALESCE(EXCLUDED.cloud_provider_container_id, c.cloud_provider_container_id),
+    signing_group          = COALESCE(EXCLUDED.signing_group, c.signing_group),
+    signing_group_name     = COALESCE(EXCLUDED.signing_group_name, c.signing_group_name),
+    signing_group_users    = COALESCE(EXCLUDED.signing_group_users, c.signing_group_users),
     updated_at             = now()
 RETURNING c.contact_id, (c.xmax = 0) AS inserted, c.created_at, c.updated_at,
     c.display_name, c.first_name, c.last_name, c.company_name, c.title, c.address, c.avatar_url,
-    c.primary_contact_method, c.source, c.emails, c.phone_numbers, c.sip_addresses, c.ims, c.groups
+    c.primary_contact_method, c.source, c.emails, c.phone_numbers, c.sip_addresses, c.ims, c.groups,
+    c.middle_name, c.birth_date, c.wedding_date, c.anniversary_date, c.custom_fields, c.shared,
+    c.cloud_provider, c.cloud_provider_container_id, c.signing_group, c.signing_group_name,
+    c.signing_group_users
 "
     };
 }
@@ -54,17 +69,27 @@ WITH input AS (
     SELECT * FROM unnest(
         $2::uuid[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
         $9::jsonb[], $10::text[], $11::text[], $12::text[], $13::jsonb[], $14::jsonb[],
-        $15::jsonb[], $16::jsonb[], $17::jsonb[]
+        $15::jsonb[], $16::jsonb[], $17::jsonb[], $18::text[], $19::date[], $20::date[],
+        $21::date[], $22::jsonb[], $23::bool[], $24::text[], $25::text[], $26::text[],
+        $27::text[], $28::jsonb[]
     ) AS t(contact_id, is_update, display_name, first_name, last_name, company_name, title,
            address, avatar_url, primary_contact_method, source, emails, phone_numbers,
-           sip_addresses, ims, groups)
+           sip_addresses, ims, groups, middle_name, birth_date, wedding_date, anniversary_date,
+           custom_fields, shared, cloud_provider, cloud_provider_container_id, signing_group,
+           signing_group_name, signing_group_users)
 )
 INSERT INTO contacts AS c (
     org_id, contact_id, display_name, first_name, last_name, company_name, title, address,
-    avatar_url, primary_contact_method, source, emails, phone_numbers, sip_addresses, ims, groups)
+    avatar_url, primary_contact_method, source, emails, phone_numbers, sip_addresses, ims, groups,
+    middle_name, birth_date, wedding_date, anniversary_date, custom_fields, shared,
+    cloud_provider, cloud_provider_container_id, signing_group, signing_group_name,
+    signing_group_users)
 SELECT $1, i.contact_id, i.display_name, i.first_name, i.last_name, i.company_name, i.title,
        i.address, i.avatar_url, i.primary_contact_method, i.source, i.emails, i.phone_numbers,
-       i.sip_addresses, i.ims, i.groups
+       i.sip_addresses, i.ims, i.groups, i.middle_name, i.birth_date, i.wedding_date,
+       i.anniversary_date, i.custom_fields, i.shared, i.cloud_provider,
+       i.cloud_provider_container_id, i.signing_group, i.signing_group_name,
+       i.signing_group_users
 FROM input i
 WHERE NOT i.is_update
    OR EXISTS (SELECT 1 FROM contacts e WHERE e.org_id = $1 AND e.contact_id = i.contact_id)
@@ -81,12 +106,19 @@ pub async fn write_contacts(
     tx: &Transaction<'_>,
     batch: &ValidatedBatch,
 ) -> Result<Vec<ContactOutcome>, tokio_postgres::Error> {
+    let resolved;
+    let batch = if batch.entries.iter().any(is_lookup) {
+        resolved = resolve_lookups(tx, batch).await?;
+        &resolved
+    } else {
+        batch
+    };
     let writes: Vec<(ContactId, bool, &ContactFields)> = batch
         .entries
         .iter()
         .filter_map(|entry| match entry {
             Planned::Write { id, contact } => {
-                Some((*id, contact.update_of.is_some(), &contact.fields))
+                Some((*id, contact.target.is_update(), &contact.fields))
             }
             Planned::Failed(_) => None,
         })
@@ -96,19 +128,30 @@ pub async fn write_contacts(
     if !writes.is_empty() {
         let ids: Vec<Uuid> = writes.iter().map(|(id, _, _)| id.0).collect();
         let is_update: Vec<bool> = writes.iter().map(|(_, update, _)| *update).collect();
-        let text = |get: fn(&ContactFields) -> &Option<String>| -> Column<&str> {
-            writes.iter().map(|(_, _, f)| get(f).as_deref()).collect()
+        let column = |get: fn(&ContactFields) -> Option<&str>| -> Column<&str> {
+            writes.iter().map(|(_, _, f)| get(f)).collect()
+        };
+        let date = |get: fn(&ContactFields) -> Option<NaiveDate>| -> Column<NaiveDate> {
+            writes.iter().map(|(_, _, f)| get(f)).collect()
         };
         let list = |get: fn(&ContactFields) -> &Option<Vec<ContactMethod>>| -> Column<Json<&Vec<ContactMethod>>> {
             writes.iter().map(|(_, _, f)| get(f).as_ref().map(Json)).collect()
         };
-        let addresses: Column<Json<&Address>> = writes
+        fn json<T>(value: &Option<T>) -> Option<Json<&T>> {
+            value.as_ref().map(Json)
+        }
+        let addresses: Column<Json<&Address>> =
+            writes.iter().map(|(_, _, f)| json(&f.address)).collect();
+        let groups: Column<Json<&Vec<String>>> =
+            writes.iter().map(|(_, _, f)| json(&f.groups)).collect();
+        let custom_fields: Column<Json<&BTreeMap<String, String>>> = writes
             .iter()
-            .map(|(_, _, f)| f.address.as_ref().map(Json))
+            .map(|(_, _, f)| json(&f.custom_fields))
             .collect();
-        let groups: Column<Json<&Vec<String>>> = writes
+        let shared: Column<bool> = writes.iter().map(|(_, _, f)| f.shared).collect();
+        let signing_group_users: Column<Json<&Vec<SigningGroupUser>>> = writes
             .iter()
-            .map(|(_, _, f)| f.groups.as_ref().map(Json))
+            .map(|(_, _, f)| json(&f.signing_group_users))
             .collect();
 
         let statement = tx.prepare_cached(UPSERT).await?;
@@ -119,20 +162,31 @@ pub async fn write_contacts(
                     &batch.org_id.as_str(),
                     &ids,
                     &is_update,
-                    &text(|f| &f.display_name),
-                    &text(|f| &f.first_name),
-                    &text(|f| &f.last_name),
-                    &text(|f| &f.company_name),
-                    &text(|f| &f.title),
+                    &column(|f| f.display_name.as_deref()),
+                    &column(|f| f.first_name.as_deref()),
+                    &column(|f| f.last_name.as_deref()),
+                    &column(|f| f.company_name.as_deref()),
+                    &column(|f| f.title.as_deref()),
                     &addresses,
-                    &text(|f| &f.avatar_url),
-                    &text(|f| &f.primary_contact_method),
-                    &text(|f| &f.source),
+                    &column(|f| f.avatar_url.as_deref()),
+                    &column(|f| f.primary_contact_method.as_deref()),
+                    &column(|f| f.source.as_deref()),
                     &list(|f| &f.emails),
                     &list(|f| &f.phone_numbers),
                     &list(|f| &f.sip_addresses),
                     &list(|f| &f.ims),
                     &groups,
+                    &column(|f| f.middle_name.as_deref()),
+                    &date(|f| f.birth_date),
+                    &date(|f| f.wedding_date),
+                    &date(|f| f.anniversary_date),
+                    &custom_fields,
+                    &shared,
+                    &column(|f| f.cloud_provider.as_deref()),
+                    &column(|f| f.cloud_provider_container_id.as_deref()),
+                    &column(|f| f.signing_group.as_deref()),
+                    &column(|f| f.signing_group_name.as_deref()),
+                    &signing_group_users,
                 ],
             )
             .await?;
@@ -140,6 +194,7 @@ pub async fn write_contacts(
             let id: Uuid = row.try_get("contact_id")?;
             stored.insert(id, (row.try_get("inserted")?, stored_contact(batch, &row)?));
         }
+        record_groups(tx, batch, &stored).await?;
     }
 
     Ok(batch
@@ -157,6 +212,161 @@ pub async fn write_contacts(
             },
         })
         .collect())
+}
+
+/// Creates, on first use, the org's groups that the written contacts joined. In name order,
+/// so that concurrent batches creating the same groups wait on each other, never deadlock.
+async fn record_groups(
+    tx: &Transaction<'_>,
+    batch: &ValidatedBatch,
+    stored: &HashMap<Uuid, (bool, StoredContact)>,
+) -> Result<(), tokio_postgres::Error> {
+    let names: BTreeSet<&str> = stored
+        .values()
+        .flat_map(|(_, c)| c.fields.groups.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = names.into_iter().collect();
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO contact_groups (org_id, name) \
+             SELECT $1, name FROM unnest($2::text[]) AS name ORDER BY name \
+             ON CONFLICT (org_id, name) DO NOTHING",
+        )
+        .await?;
+    tx.execute(&statement, &[&batch.org_id.as_str(), &names])
+        .await?;
+    Ok(())
+}
+
+fn is_lookup(entry: &Planned) -> bool {
+    matches!(entry, Planned::Write { contact, .. } if matches!(contact.target, Target::Lookup(_)))
+}
+
+/// The org's contacts whose email address (any case) or IM id is the user's id, locked for
+/// the update. Two are enough to know the id is ambiguous.
+const FIND_BY_USER: &str = "
+SELECT contact_id, emails, phone_numbers FROM contacts
+WHERE org_id = $1
+  AND (EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(emails, '[]')) e
+               WHERE lower(e->>'value') = lower($2))
+    OR EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(ims, '[]')) i
+               WHERE i->>'value' = $2))
+ORDER BY contact_id
+LIMIT 2
+FOR UPDATE";
+
+/// Turns every [`Target::Lookup`] into an update of the one contact it names, with the
+/// request's email address and phone number merged in as the primary ones; an id that
+/// names no contact, or several, fails that entry.
+async fn resolve_lookups(
+    tx: &Transaction<'_>,
+    batch: &ValidatedBatch,
+) -> Result<ValidatedBatch, tokio_postgres::Error> {
+    let mut resolved = batch.clone();
+    let mut written: HashSet<ContactId> = resolved
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Planned::Write { id, contact } if !matches!(contact.target, Target::Lookup(_)) => {
+                Some(*id)
+            }
+            _ => None,
+        })
+        .collect();
+    let statement = tx.prepare_cached(FIND_BY_USER).await?;
+    for entry in &mut resolved.entries {
+        let Planned::Write { id, contact } = entry else {
+            continue;
+        };
+        let Target::Lookup(user) = &contact.target else {
+            continue;
+        };
+        let rows = tx
+            .query(&statement, &[&batch.org_id.as_str(), user])
+            .await?;
+        let failure = match rows.as_slice() {
+            [] => ContactError::new(
+                ErrorCode::ContactNotFound,
+                format!(
+                    "no contact of org {} has the email address or chat id '{user}'",
+                    batch.org_id
+                ),
+            ),
+            [row] => {
+                let found = ContactId(row.try_get("contact_id")?);
+                if written.insert(found) {
+                    let stored = |column| -> Result<Vec<ContactMethod>, tokio_postgres::Error> {
+                        Ok(row
+                            .try_get::<_, Option<Json<Vec<ContactMethod>>>>(column)?
+                            .map(|Json(list)| list)
+                            .unwrap_or_default())
+                    };
+                    let fields = &mut contact.fields;
+                    fields.emails = merge_primary(fields.emails.take(), stored("emails")?, true);
+                    fields.phone_numbers =
+                        merge_primary(fields.phone_numbers.take(), stored("phone_numbers")?, false);
+                    contact.target = Target::Update(found);
+                    *id = found;
+                    continue;
+                }
+                ContactError::new(
+                    ErrorCode::DuplicateInBatch,
+                    format!("'{user}' names contact {found}, which this batch already updates"),
+                )
+            }
+            _ => ContactError::new(
+                ErrorCode::AmbiguousContact,
+                format!(
+                    "more than one contact of org {} has the email address or chat id '{user}'",
+                    batch.org_id
+                ),
+            ),
+        };
+        *entry = Planned::Failed(failure);
+    }
+    Ok(resolved)
+}
+
+/// The request's entries first and primary, then the stored ones that differ from them, no
+/// longer primary. `None` (nothing requested) leaves the stored list untouched.
+fn merge_primary(
+    requested: Option<Vec<ContactMethod>>,
+    stored: Vec<ContactMethod>,
+    ignore_case: bool,
+) -> Option<Vec<ContactMethod>> {
+    let requested = requested?;
+    let same = |a: &str, b: &str| {
+        if ignore_case {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    };
+    let mut merged: Vec<ContactMethod> = requested
+        .into_iter()
+        .map(|mut entry| {
+            if entry.kind.is_none() {
+                // The stored entry's type survives a request that names none.
+                entry.kind = stored
+                    .iter()
+                    .find(|s| same(&s.value, &entry.value))
+                    .and_then(|s| s.kind.clone());
+            }
+            entry
+        })
+        .collect();
+    for mut entry in stored {
+        if !merged.iter().any(|m| same(&m.value, &entry.value)) {
+            entry.primary = false;
+            merged.push(entry);
+        }
+    }
+    merged.truncate(MAX_LIST_ENTRIES);
+    Some(merged)
 }
 
 /// Reads a returned row (the benchmark's naive baseline reads its rows with it too).
@@ -196,6 +406,17 @@ pub fn stored_contact(
             sip_addresses: json(row, "sip_addresses")?,
             ims: json(row, "ims")?,
             groups: json(row, "groups")?,
+            middle_name: row.try_get("middle_name")?,
+            birth_date: row.try_get("birth_date")?,
+            wedding_date: row.try_get("wedding_date")?,
+            anniversary_date: row.try_get("anniversary_date")?,
+            custom_fields: json(row, "custom_fields")?,
+            shared: row.try_get("shared")?,
+            cloud_provider: row.try_get("cloud_provider")?,
+            cloud_provider_container_id: row.try_get("cloud_provider_container_id")?,
+            signing_group: row.try_get("signing_group")?,
+            signing_group_name: row.try_get("signing_group_name")?,
+            signing_group_users: json(row, "signing_group_users")?,
         },
     ))
 }

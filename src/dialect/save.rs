@@ -1,0 +1,249 @@
+//! The "Save User Contacts" shape (seed 000): flat contacts carrying the saving account's
+//! userName/password. The body is one contact, an array of them, or
+//! `{"orgId", "contacts": [...]}`.
+
+use super::{
+    Answer, DecodedBatch, Dialect, IncomingMessage, JSON, Limits, check_count, media_type,
+    resolve_org, unsupported_content_type,
+};
+use crate::contact::model::MethodDraft;
+use crate::contact::{Address, ContactDraft, ContactError, Credentials, ErrorCode};
+use crate::rejection::{RejectCode, Rejection};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+/// The AMQP `type` of this shape.
+pub const MESSAGE_TYPE: &str = "user-contacts.save";
+
+pub struct SaveUserContacts;
+
+/// An object body: the envelope when it has `contacts`, else a single contact (whose own
+/// `orgId`, if any, is the org).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    org_id: Option<String>,
+    #[serde(borrow)]
+    contacts: Option<Vec<&'a RawValue>>,
+}
+
+/// One contact as the seed sends it. No `Debug`: it holds a password.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SaveContact {
+    user_name: Option<String>,
+    password: Option<String>,
+    first_name: Option<String>,
+    middle_name: Option<String>,
+    last_name: Option<String>,
+    mobile_number: Option<String>,
+    email_id: Option<String>,
+    birth_date: Option<String>,
+    wedding_date: Option<String>,
+    anniversary_date: Option<String>,
+    address: Option<String>,
+    city: Option<String>,
+    state: Option<String>,
+    country: Option<String>,
+    zip_code: Option<String>,
+    column1: Option<String>,
+    column2: Option<String>,
+    column3: Option<String>,
+    column4: Option<String>,
+    column5: Option<String>,
+    group_name: Option<String>,
+}
+
+impl Dialect for SaveUserContacts {
+    fn decode(
+        &self,
+        message: &IncomingMessage<'_>,
+        limits: &Limits,
+    ) -> Result<DecodedBatch, Rejection> {
+        match media_type(message.content_type).as_deref() {
+            None | Some(JSON) => {}
+            other => return Err(unsupported_content_type(other, &[JSON])),
+        }
+        let malformed = |e: serde_json::Error| {
+            Rejection::new(
+                RejectCode::MalformedBody,
+                format!(
+                    "the body is not a Save User Contacts contact, array of contacts or \
+                     {{\"orgId\", \"contacts\"}} object: {e}"
+                ),
+            )
+        };
+        let body: &RawValue = serde_json::from_slice(message.body).map_err(malformed)?;
+        let (org_in_body, raw_contacts) = if body.get().starts_with('[') {
+            (None, serde_json::from_str(body.get()).map_err(malformed)?)
+        } else {
+            let envelope: Envelope<'_> = serde_json::from_str(body.get()).map_err(malformed)?;
+            match envelope.contacts {
+                Some(contacts) => (envelope.org_id, contacts),
+                None => (envelope.org_id, vec![body]),
+            }
+        };
+        let org_id = resolve_org(org_in_body.as_deref(), message.org_id_header)?;
+        check_count(raw_contacts.len(), limits, &Some(org_id.clone()))?;
+        Ok(DecodedBatch {
+            org_id,
+            contacts: raw_contacts.into_iter().map(contact).collect(),
+            answer: Answer::Common,
+        })
+    }
+}
+
+fn contact(raw: &RawValue) -> Result<ContactDraft, ContactError> {
+    let c: SaveContact = serde_json::from_str(raw.get()).map_err(|e| {
+        ContactError::new(
+            ErrorCode::InvalidContact,
+            format!("not a Save User Contacts contact: {e}"),
+        )
+    })?;
+    let present = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+    let missing: Vec<&str> = [
+        ("userName", &c.user_name),
+        ("password", &c.password),
+        ("firstName", &c.first_name),
+        ("lastName", &c.last_name),
+        ("mobileNumber", &c.mobile_number),
+    ]
+    .into_iter()
+    .filter(|(_, value)| !present(value))
+    .map(|(name, _)| name)
+    .collect();
+    if !missing.is_empty() {
+        return Err(ContactError::new(
+            ErrorCode::MissingField,
+            format!("required field(s) missing or empty: {}", missing.join(", ")),
+        ));
+    }
+    let custom_fields: BTreeMap<String, String> = [
+        ("column1", c.column1),
+        ("column2", c.column2),
+        ("column3", c.column3),
+        ("column4", c.column4),
+        ("column5", c.column5),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+    .collect();
+    let address = Address {
+        street: c.address,
+        city: c.city,
+        state: c.state,
+        country: c.country,
+        zip_code: c.zip_code,
+    };
+    // The seed sends "" for an email it does not have.
+    let email = c.email_id.filter(|e| !e.trim().is_empty());
+    Ok(ContactDraft {
+        first_name: c.first_name,
+        middle_name: c.middle_name,
+        last_name: c.last_name,
+        phone_numbers: Some(vec![MethodDraft {
+            value: c.mobile_number,
+            kind: Some("mobile".into()),
+            primary: Some(true),
+        }]),
+        emails: email.map(|value| {
+            vec![MethodDraft {
+                value: Some(value),
+                kind: None,
+                primary: Some(true),
+            }]
+        }),
+        birth_date: c.birth_date,
+        wedding_date: c.wedding_date,
+        anniversary_date: c.anniversary_date,
+        address: (address != Address::default()).then_some(address),
+        custom_fields: (!custom_fields.is_empty()).then_some(custom_fields),
+        groups: c.group_name.map(|g| vec![g]),
+        credentials: Some(Credentials {
+            user_name: c.user_name.unwrap_or_default().trim().to_owned(),
+            password: c.password.unwrap_or_default(),
+        }),
+        ..ContactDraft::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::decode;
+
+    const LIMITS: Limits = Limits {
+        max_message_bytes: 1 << 20,
+        max_contacts: 10,
+    };
+
+    fn decode_body(body: &str) -> Result<DecodedBatch, Rejection> {
+        decode(
+            &IncomingMessage {
+                kind: Some(MESSAGE_TYPE),
+                content_type: Some("application/json"),
+                org_id_header: Some("o1"),
+                account_id_header: None,
+                body: body.as_bytes(),
+            },
+            &LIMITS,
+        )
+    }
+
+    /// The seed's example request, as JSON.
+    const SEED: &str = r#"{"userName": "exampleUser", "password": "examplePass",
+        "firstName": "John", "lastName": "Doe", "mobileNumber": "1234567890", "emailId": "",
+        "birthDate": "1990-01-01", "address": "1234 Main St", "city": "Anytown",
+        "state": "Anystate", "country": "USA", "zipCode": "12345"}"#;
+
+    #[test]
+    fn reads_the_seed_example_as_one_contact() {
+        let batch = decode_body(SEED).unwrap();
+        assert_eq!(batch.org_id.as_str(), "o1");
+        let [Ok(contact)] = batch.contacts.as_slice() else {
+            panic!("{:?}", batch.contacts)
+        };
+        assert_eq!(contact.first_name.as_deref(), Some("John"));
+        assert_eq!(contact.birth_date.as_deref(), Some("1990-01-01"));
+        assert_eq!(contact.emails, None, "an empty emailId is no email");
+        let phone = &contact.phone_numbers.as_ref().unwrap()[0];
+        assert_eq!(phone.value.as_deref(), Some("1234567890"));
+        assert_eq!(phone.kind.as_deref(), Some("mobile"));
+        let address = contact.address.as_ref().unwrap();
+        assert_eq!(address.street.as_deref(), Some("1234 Main St"));
+        assert_eq!(address.zip_code.as_deref(), Some("12345"));
+        let credentials = contact.credentials.as_ref().unwrap();
+        assert_eq!(credentials.user_name, "exampleUser");
+        assert!(!format!("{contact:?}").contains("examplePass"));
+    }
+
+    #[test]
+    fn accepts_an_array_and_an_envelope() {
+        let array = format!("[{SEED}, {SEED}]");
+        assert_eq!(decode_body(&array).unwrap().contacts.len(), 2);
+        let envelope = format!(r#"{{"orgId": "o1", "contacts": [{SEED}]}}"#);
+        assert_eq!(decode_body(&envelope).unwrap().contacts.len(), 1);
+        let other_org = format!(r#"{{"orgId": "o2", "contacts": [{SEED}]}}"#);
+        assert_eq!(
+            decode_body(&other_org).unwrap_err().code,
+            RejectCode::OrgIdMismatch
+        );
+        assert_eq!(
+            decode_body("nope").unwrap_err().code,
+            RejectCode::MalformedBody
+        );
+    }
+
+    #[test]
+    fn a_missing_required_field_is_named() {
+        let batch =
+            decode_body(r#"[{"userName": "u", "firstName": "A", "lastName": " "}]"#).unwrap();
+        let error = batch.contacts[0].as_ref().unwrap_err();
+        assert_eq!(error.code, ErrorCode::MissingField);
+        assert_eq!(
+            error.message,
+            "required field(s) missing or empty: password, lastName, mobileNumber"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! The "Update User Contact" chat-bot shape (seed 003): one user, addressed by an email
+//! address or chat id, whose phone number and email address change. The requester gets the
+//! seed's reply (`responseType`, `responseId`, `responseMessages`).
+
+use super::{
+    Answer, DecodedBatch, Dialect, IncomingMessage, JSON, Limits, media_type, resolve_org,
+    unsupported_content_type,
+};
+use crate::contact::model::MethodDraft;
+use crate::contact::{ContactDraft, ContactError, ErrorCode};
+use crate::rejection::{RejectCode, Rejection};
+use serde::{Deserialize, Serialize};
+
+/// The AMQP `type` of this shape.
+pub const MESSAGE_TYPE: &str = "user-contact.update";
+
+/// The seed's success text, verbatim (trailing space included): chat clients may match it.
+pub const SUCCESS_TEXT: &str = "User Contact details updated successfully ";
+
+pub struct UpdateUserContact;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Request {
+    /// The seed's parameter table names the user's id `uuid`…
+    uuid: Option<String>,
+    org_id: Option<String>,
+    conversation_request: Option<ConversationRequest>,
+    query_info: Option<QueryInfo>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct ConversationRequest {
+    user_info: Option<UserInfo>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UserInfo {
+    /// …and its example request `conversationRequest.userInfo.uid`.
+    uid: Option<String>,
+    uuid: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct QueryInfo {
+    parameters: Option<Parameters>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Parameters {
+    params: Option<Params>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Params {
+    account_info: Option<AccountInfo>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct AccountInfo {
+    user_contact: Option<UserContact>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct UserContact {
+    phone_number: Option<String>,
+    email_id: Option<String>,
+}
+
+impl Dialect for UpdateUserContact {
+    fn decode(
+        &self,
+        message: &IncomingMessage<'_>,
+        _limits: &Limits,
+    ) -> Result<DecodedBatch, Rejection> {
+        match media_type(message.content_type).as_deref() {
+            None | Some(JSON) => {}
+            other => return Err(unsupported_content_type(other, &[JSON])),
+        }
+        let request: Request = serde_json::from_slice(message.body).map_err(|e| {
+            Rejection::new(
+                RejectCode::MalformedBody,
+                format!("the body is not an Update User Contact request: {e}"),
+            )
+        })?;
+        let org_id = resolve_org(request.org_id.as_deref(), message.org_id_header)?;
+        Ok(DecodedBatch {
+            org_id,
+            contacts: vec![contact(request)],
+            answer: Answer::Common,
+        })
+    }
+}
+
+fn contact(request: Request) -> Result<ContactDraft, ContactError> {
+    let user_info = request
+        .conversation_request
+        .and_then(|c| c.user_info)
+        .unwrap_or_default();
+    let given = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let ids: Vec<String> = [request.uuid, user_info.uid, user_info.uuid]
+        .into_iter()
+        .filter_map(given)
+        .collect();
+    let Some(user) = ids.first().cloned() else {
+        return Err(ContactError::new(
+            ErrorCode::MissingField,
+            "the user's id is missing: set conversationRequest.userInfo.uid (or uuid)",
+        ));
+    };
+    if let Some(other) = ids.iter().find(|id| **id != user) {
+        return Err(ContactError::new(
+            ErrorCode::InvalidValue,
+            format!("the request names two users, '{user}' and '{other}'"),
+        ));
+    }
+    let user_contact = request
+        .query_info
+        .and_then(|q| q.parameters)
+        .and_then(|p| p.params)
+        .and_then(|p| p.account_info)
+        .and_then(|a| a.user_contact)
+        .unwrap_or_default();
+    let (phone, email) = (
+        given(user_contact.phone_number),
+        given(user_contact.email_id),
+    );
+    if phone.is_none() && email.is_none() {
+        return Err(ContactError::new(
+            ErrorCode::MissingField,
+            "queryInfo.parameters.params.accountInfo.userContact needs a phoneNumber or an emailId",
+        ));
+    }
+    let primary = |value: Option<String>| {
+        value.map(|value| {
+            vec![MethodDraft {
+                value: Some(value),
+                kind: None,
+                primary: Some(true),
+            }]
+        })
+    };
+    Ok(ContactDraft {
+        lookup: Some(user),
+        phone_numbers: primary(phone),
+        emails: primary(email),
+        ..ContactDraft::default()
+    })
+}
+
+/// What the reply needs of a published result.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultSummary {
+    batch_id: String,
+    #[serde(default)]
+    failed_contacts: Vec<FailureSummary>,
+    error: Option<FailureSummary>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FailureSummary {
+    #[serde(alias = "message")]
+    error_message: String,
+    status_code: u16,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Reply {
+    response_type: &'static str,
+    response_id: String,
+    response_messages: [ResponseMessage; 1],
+    /// Not in the seed: the HTTP-style status, for clients that act on more than the text.
+    status_code: u16,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseMessage {
+    simple_response: SimpleResponse,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SimpleResponse {
+    response_text: String,
+}
+
+/// The seed's reply made from a result body (a fresh one or a replayed one alike).
+pub fn reply(result_body: &[u8]) -> Vec<u8> {
+    let (response_id, text, status_code) =
+        match serde_json::from_slice::<ResultSummary>(result_body) {
+            Ok(result) => match result.error.or(result.failed_contacts.into_iter().next()) {
+                Some(failure) => (
+                    result.batch_id,
+                    format!(
+                        "User Contact details could not be updated: {}",
+                        failure.error_message
+                    ),
+                    failure.status_code,
+                ),
+                None if result.dry_run => (
+                    result.batch_id,
+                    "User Contact details can be updated (dry run, nothing changed)".to_owned(),
+                    200,
+                ),
+                None => (result.batch_id, SUCCESS_TEXT.to_owned(), 200),
+            },
+            // Never happens for a result this worker wrote; said plainly if it does.
+            Err(_) => (
+                String::new(),
+                "User Contact details could not be updated: internal error".to_owned(),
+                500,
+            ),
+        };
+    let reply = Reply {
+        response_type: "text",
+        response_id,
+        response_messages: [ResponseMessage {
+            simple_response: SimpleResponse {
+                response_text: text,
+            },
+        }],
+        status_code,
+    };
+    serde_json::to_vec(&reply).expect("a reply always serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::decode;
+
+    fn decode_body(body: &str) -> Result<DecodedBatch, Rejection> {
+        decode(
+            &IncomingMessage {
+                kind: Some(MESSAGE_TYPE),
+                content_type: Some("application/json"),
+                org_id_header: Some("o1"),
+                account_id_header: None,
+                body: body.as_bytes(),
+            },
+            &Limits {
+                max_message_bytes: 1 << 20,
+                max_contacts: 10,
+            },
+        )
+    }
+
+    fn request(user_info: &str, user_contact: &str) -> String {
+        format!(
+            r#"{{"response": {{}}, "conversationRequest": {{"userInfo": {user_info}, "channel": "web"}},
+               "languageCode": "en-US", "queryInfo": {{"interestType": "update-address",
+               "parameters": {{"params": {{"accountInfo": {{"userContact": {user_contact}}}}}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn reads_the_seed_shape_with_uid_or_uuid() {
+        for user_info in [
+            r#"{"uid": "ram123@gmail.com"}"#,
+            r#"{"uuid": "ram123@gmail.com"}"#,
+        ] {
+            let body = request(
+                user_info,
+                r#"{"phoneNumber": "+1 400 123 1234", "emailId": ""}"#,
+            );
+            let batch = decode_body(&body).unwrap();
+            let contact = batch.contacts[0].as_ref().unwrap();
+            assert_eq!(contact.lookup.as_deref(), Some("ram123@gmail.com"));
+            assert_eq!(contact.emails, None);
+            let phone = &contact.phone_numbers.as_ref().unwrap()[0];
+            assert_eq!(phone.value.as_deref(), Some("+1 400 123 1234"));
+            assert_eq!(phone.primary, Some(true));
+        }
+        let top_level = r#"{"uuid": "chat-42", "queryInfo": {"parameters": {"params": {"accountInfo": {"userContact": {"emailId": "a@b.co"}}}}}}"#;
+        let batch = decode_body(top_level).unwrap();
+        assert_eq!(
+            batch.contacts[0].as_ref().unwrap().lookup.as_deref(),
+            Some("chat-42")
+        );
+    }
+
+    #[test]
+    fn a_request_without_user_or_contact_fails_with_a_reason() {
+        let no_user = request("{}", r#"{"emailId": "a@b.co"}"#);
+        let error = decode_body(&no_user)
+            .unwrap()
+            .contacts
+            .remove(0)
+            .unwrap_err();
+        assert_eq!(error.code, ErrorCode::MissingField);
+        let nothing = request(r#"{"uid": "u"}"#, "{}");
+        let error = decode_body(&nothing)
+            .unwrap()
+            .contacts
+            .remove(0)
+            .unwrap_err();
+        assert_eq!(error.code, ErrorCode::MissingField);
+        let two = request(r#"{"uid": "a", "uuid": "b"}"#, r#"{"emailId": "a@b.co"}"#);
+        let error = decode_body(&two).unwrap().contacts.remove(0).unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidValue);
+        assert_eq!(
+            decode_body("[]").unwrap_err().code,
+            RejectCode::MalformedBody
+        );
+    }
+
+    #[test]
+    fn the_reply_has_the_seed_shape() {
+        let ok: serde_json::Value = serde_json::from_slice(&reply(
+            br#"{"batchId": "b1", "status": "succeeded", "failedContacts": []}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            ok,
+            serde_json::json!({"responseType": "text", "responseId": "b1",
+                "responseMessages": [{"simpleResponse": {"responseText": SUCCESS_TEXT}}],
+                "statusCode": 200})
+        );
+        let failed: serde_json::Value = serde_json::from_slice(&reply(
+            br#"{"batchId": "b2", "failedContacts": [{"id": "0", "errorCode": "contact.not.found", "errorMessage": "no contact", "statusCode": 404}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(failed["statusCode"], 404);
+        assert_eq!(
+            failed["responseMessages"][0]["simpleResponse"]["responseText"],
+            "User Contact details could not be updated: no contact"
+        );
+        let rejected: serde_json::Value = serde_json::from_slice(&reply(
+            br#"{"batchId": "b3", "error": {"code": "missing.org.id", "message": "no org", "statusCode": 400}}"#,
+        ))
+        .unwrap();
+        assert_eq!(rejected["statusCode"], 400);
+    }
+}
