@@ -3,11 +3,14 @@
 //! in and never stored, logged or echoed.
 
 use crate::config::DatabaseConfig;
+use crate::contact::{ContactDraft, ContactError, Credentials, ErrorCode};
+use crate::ids::OrgId;
 use anyhow::{Context, bail};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use clap::{Args, Subcommand};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::BufRead;
 use tokio_postgres::{GenericClient, NoTls};
 
@@ -26,6 +29,81 @@ pub fn verify(password: &str, phc: &str) -> bool {
             .verify_password(password.as_bytes(), &parsed)
             .is_ok()
     })
+}
+
+/// The stored hashes of those of `users` that are accounts of `org`.
+pub async fn password_hashes(
+    client: &impl GenericClient,
+    org: &str,
+    users: &[&str],
+) -> Result<HashMap<String, String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT user_name, password_hash FROM accounts \
+             WHERE org_id = $1 AND user_name = ANY($2)",
+            &[&org, &users],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect())
+}
+
+/// The user names whose credentials the contacts carry, each once.
+pub fn claimed_users(drafts: &[Result<ContactDraft, ContactError>]) -> Vec<&str> {
+    let users: BTreeSet<&str> = drafts
+        .iter()
+        .filter_map(|d| d.as_ref().ok()?.credentials.as_ref())
+        .map(|c| c.user_name.as_str())
+        .collect();
+    users.into_iter().collect()
+}
+
+/// Fails (401) every contact whose userName/password pair is not an account of the org, and
+/// drops the credentials of the others, so no password goes further. Each distinct pair is
+/// verified once (argon2id costs tens of milliseconds by design), off the async threads.
+pub async fn authenticate(
+    org: &OrgId,
+    drafts: &mut [Result<ContactDraft, ContactError>],
+    hashes: HashMap<String, String>,
+) {
+    let pairs: BTreeSet<Credentials> = drafts
+        .iter()
+        .filter_map(|d| d.as_ref().ok()?.credentials.clone())
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let valid: HashSet<Credentials> = tokio::task::spawn_blocking(move || {
+        pairs
+            .into_iter()
+            .filter(|c| {
+                hashes
+                    .get(&c.user_name)
+                    .is_some_and(|phc| verify(&c.password, phc))
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
+    for draft in drafts.iter_mut() {
+        let Ok(contact) = draft else { continue };
+        let Some(credentials) = contact.credentials.take() else {
+            continue;
+        };
+        if !valid.contains(&credentials) {
+            // One message for an unknown user and a wrong password: a result must not tell
+            // which user names exist.
+            *draft = Err(ContactError::new(
+                ErrorCode::InvalidCredentials,
+                format!(
+                    "userName '{}' with this password is not an account of org {org}",
+                    credentials.user_name
+                ),
+            ));
+        }
+    }
 }
 
 /// Whether `user` of `org` exists and `password` is theirs.

@@ -4,12 +4,13 @@
 //! everything else requeues it, and the queue's delivery limit dead-letters a batch that
 //! keeps failing.
 
+use crate::accounts;
 use crate::broker::consume;
 use crate::broker::publish::{
     DeadLetterReason, Publisher, ReplyTarget, Routed, UNKNOWN_ORG_ROUTING_KEY,
 };
-use crate::contact::{ValidatedBatch, validate_batch};
-use crate::dialect::{self, Limits};
+use crate::contact::{ContactDraft, ContactError, ValidatedBatch, validate_batch};
+use crate::dialect::{self, Answer, DecodedBatch, Limits};
 use crate::ids::{self, BatchId, OrgId};
 use crate::metrics::{self, InFlight};
 use crate::rejection::{RejectCode, Rejection};
@@ -144,9 +145,16 @@ impl Pipeline {
             Ok(decoded) => decoded,
             Err(rejection) => return self.reject(delivery, batch_id, &reply, rejection).await,
         };
-        let org_id = decoded.org_id.clone();
+        let DecodedBatch {
+            org_id,
+            mut contacts,
+            answer,
+        } = decoded;
         tracing::Span::current().record("org_id", org_id.as_str());
-        let batch = validate_batch(batch_id.clone(), decoded.org_id, decoded.contacts);
+        if let Err(e) = self.authenticate(&org_id, &mut contacts).await {
+            return self.give_back(delivery, batch_id, &reply, org_id, e).await;
+        }
+        let batch = validate_batch(batch_id.clone(), org_id.clone(), contacts);
 
         let deadline = tokio::time::Instant::now() + self.policy.batch_timeout;
         let mode = if consume::dry_run(delivery) {
@@ -154,7 +162,10 @@ impl Pipeline {
         } else {
             Mode::Apply
         };
-        let applied = match self.apply(&batch, body_sha256, mode, deadline).await {
+        let applied = match self
+            .apply(&batch, body_sha256, &answer, mode, deadline)
+            .await
+        {
             // The time may have run out during COMMIT, which then went through after all.
             Err(e @ StoreError::DeadlineExceeded { .. }) if mode == Mode::Apply => {
                 match self.committed_anyway(&batch, body_sha256).await {
@@ -196,29 +207,47 @@ impl Pipeline {
         self.publish(org_id.as_str(), &reply, status, &body).await
     }
 
+    /// Checks the account credentials that contacts carry (Save User Contacts) and drops
+    /// them; the hashes are read with the same retries as a batch.
+    async fn authenticate(
+        &self,
+        org: &OrgId,
+        contacts: &mut [Result<ContactDraft, ContactError>],
+    ) -> Result<(), StoreError> {
+        let users = accounts::claimed_users(contacts);
+        if users.is_empty() {
+            return Ok(());
+        }
+        let hashes = (|| self.store.password_hashes(org, &users))
+            .retry(self.policy.retry)
+            .when(StoreError::is_transient)
+            .notify(|e: &StoreError, wait: Duration| self.retrying(e, wait))
+            .await?;
+        accounts::authenticate(org, contacts, hashes).await;
+        Ok(())
+    }
+
     /// Applies the batch, retrying transient errors with backoff. While the database is away
     /// the batch waits for it (within its deadline) rather than spend one of its deliveries.
     async fn apply(
         &self,
         batch: &ValidatedBatch,
         body_sha256: &str,
+        answer: &Answer,
         mode: Mode,
         deadline: tokio::time::Instant,
     ) -> Result<Applied, StoreError> {
         let mut last_error = None;
         loop {
-            let applied = (|| self.store.apply_batch(batch, body_sha256, mode, deadline))
-                .retry(self.policy.retry)
-                .sleep(move |wait| sleep_until_at_most(wait, deadline))
-                .when(StoreError::is_transient)
-                .notify(|e: &StoreError, wait: Duration| {
-                    metrics::db_retry();
-                    if e.is_outage() {
-                        self.availability.report_outage(e);
-                    }
-                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "transient database error, retrying");
-                })
-                .await;
+            let applied = (|| {
+                self.store
+                    .apply_batch(batch, body_sha256, answer, mode, deadline)
+            })
+            .retry(self.policy.retry)
+            .sleep(move |wait| sleep_until_at_most(wait, deadline))
+            .when(StoreError::is_transient)
+            .notify(|e: &StoreError, wait: Duration| self.retrying(e, wait))
+            .await;
             match applied {
                 Ok(applied) => {
                     self.availability.report_up();
@@ -239,6 +268,15 @@ impl Pipeline {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Counts and logs a retry after a transient database error, and marks an outage.
+    fn retrying(&self, e: &StoreError, wait: Duration) {
+        metrics::db_retry();
+        if e.is_outage() {
+            self.availability.report_outage(e);
+        }
+        warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "transient database error, retrying");
     }
 
     /// The stored result of a batch whose deadline passed, if it committed after all.

@@ -17,6 +17,7 @@ use crate::services::Services;
 use crate::stats::{CpuUse, Measurement};
 use anyhow::{Context, ensure};
 use contact_import::contact::ValidatedBatch;
+use contact_import::dialect::Answer;
 use contact_import::store::{self, Applied, Mode, Store};
 use deadpool_postgres::Pool;
 use std::sync::Arc;
@@ -124,7 +125,10 @@ pub async fn run(
 
 async fn ceiling(store: &Store, batch: &ValidatedBatch, sha: &str) -> anyhow::Result<Expected> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    match store.apply_batch(batch, sha, Mode::Apply, deadline).await? {
+    match store
+        .apply_batch(batch, sha, &Answer::Common, Mode::Apply, deadline)
+        .await?
+    {
         Applied::Fresh { result, .. } => Ok(Expected {
             received: result.counts.received,
             created: result.counts.created,

@@ -3,6 +3,7 @@
 
 use crate::broker::consume::{self, DELIVERY_COUNT_HEADER};
 use crate::config::BrokerConfig;
+use crate::dialect::MessageType;
 use lapin::Confirmation;
 use lapin::message::Delivery;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -69,6 +70,9 @@ pub struct ReplyTarget {
     /// A dry run is answered to its requester only: the org's subscribers on the results
     /// exchange never see a result for something that was not imported.
     pub requester_only: bool,
+    /// The dialect the requester speaks, when it is one this worker reads: some expect
+    /// their own reply shape rather than the common result.
+    pub dialect: Option<MessageType>,
 }
 
 impl ReplyTarget {
@@ -81,6 +85,7 @@ impl ReplyTarget {
             reply_to: text(props.reply_to()),
             correlation_id: text(props.correlation_id()).or_else(|| text(props.message_id())),
             requester_only: consume::dry_run(delivery),
+            dialect: MessageType::of(props.kind().as_ref().map(|k| k.as_str())).ok(),
         }
     }
 }
@@ -114,7 +119,8 @@ impl Publisher {
     /// Publishes a result to the results exchange under the org's routing key and, when the
     /// request asked for it, to its `reply_to` queue; both confirmed. A result nobody
     /// subscribed to is still a delivered result (it is stored with the batch), so "no queue"
-    /// is reported, not an error.
+    /// is reported, not an error. A requester whose dialect has its own reply shape (Update
+    /// User Contact) gets that, made from the result.
     pub async fn publish_result(
         &self,
         org_routing_key: &str,
@@ -150,12 +156,14 @@ impl Publisher {
             Ok::<_, PublishError>(Some(routed))
         };
         let to_requester = async {
-            match &reply.reply_to {
-                None => Ok::<_, PublishError>(None),
-                Some(queue) => Ok(Some(
-                    self.publish("", queue, body, properties.clone()).await?,
-                )),
-            }
+            let Some(queue) = &reply.reply_to else {
+                return Ok::<_, PublishError>(None);
+            };
+            let own_shape = reply.dialect.and_then(|d| d.reply_body(body));
+            let body = own_shape.as_deref().unwrap_or(body);
+            Ok(Some(
+                self.publish("", queue, body, properties.clone()).await?,
+            ))
         };
         let (subscribers, requester) = tokio::join!(to_subscribers, to_requester);
         Ok((subscribers?, requester?))

@@ -49,7 +49,7 @@ pub struct ContactDraft {
 
 /// An account's user name and password as a request carried them. `Debug` never shows the
 /// password, so a draft can be logged.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Credentials {
     pub user_name: String,
     pub password: String,

@@ -10,6 +10,7 @@ use crate::contact::model::MethodDraft;
 use crate::contact::{ContactDraft, ContactError, ErrorCode};
 use crate::rejection::{RejectCode, Rejection};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// The AMQP `type` of this shape.
 pub const MESSAGE_TYPE: &str = "user-contact.update";
@@ -84,12 +85,20 @@ impl Dialect for UpdateUserContact {
             None | Some(JSON) => {}
             other => return Err(unsupported_content_type(other, &[JSON])),
         }
-        let request: Request = serde_json::from_slice(message.body).map_err(|e| {
+        let malformed = |why: String| {
             Rejection::new(
                 RejectCode::MalformedBody,
-                format!("the body is not an Update User Contact request: {e}"),
+                format!("the body is not an Update User Contact request: {why}"),
             )
-        })?;
+        };
+        let body: &RawValue =
+            serde_json::from_slice(message.body).map_err(|e| malformed(e.to_string()))?;
+        // serde would also read a struct from an array; the seed's request is an object.
+        if !body.get().starts_with('{') {
+            return Err(malformed("it is not a JSON object".into()));
+        }
+        let request: Request =
+            serde_json::from_str(body.get()).map_err(|e| malformed(e.to_string()))?;
         let org_id = resolve_org(request.org_id.as_deref(), message.org_id_header)?;
         Ok(DecodedBatch {
             org_id,

@@ -231,7 +231,7 @@ mod tests {
         };
         assert_eq!(rejected(xml), RejectCode::UnsupportedContentType);
         let other = IncomingMessage {
-            kind: Some("user-contacts.save"),
+            kind: Some("contacts.unknown"),
             ..message("{}")
         };
         assert_eq!(rejected(other), RejectCode::UnsupportedType);

@@ -7,12 +7,15 @@ pub mod migrate;
 pub mod pool;
 pub mod upsert;
 
+use crate::accounts;
 use crate::contact::ValidatedBatch;
+use crate::dialect::Answer;
 use crate::ids::{BatchId, OrgId};
 use crate::result::BatchResult;
 use batches::{Claim, StoredResult};
 use chrono::Utc;
 use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_postgres::NoTls;
@@ -124,6 +127,7 @@ impl Store {
         &self,
         batch: &ValidatedBatch,
         body_sha256: &str,
+        answer: &Answer,
         mode: Mode,
         deadline: Instant,
     ) -> Result<Applied, StoreError> {
@@ -134,8 +138,8 @@ impl Store {
         let work = async {
             let mut client = Abandonable(Some(self.pool.get().await?));
             let applied = match mode {
-                Mode::Apply => apply(client.get(), batch, body_sha256).await,
-                Mode::DryRun => dry_run(client.get(), batch).await,
+                Mode::Apply => apply(client.get(), batch, body_sha256, answer).await,
+                Mode::DryRun => dry_run(client.get(), batch, answer).await,
             };
             // Committed, or rolled back by the dropped transaction: safe to pool again.
             client.release();
@@ -144,6 +148,16 @@ impl Store {
         tokio::time::timeout_at(deadline, work)
             .await
             .unwrap_or_else(|_| Err(timed_out()))
+    }
+
+    /// The password hashes of those of `users` that are accounts of `org`.
+    pub async fn password_hashes(
+        &self,
+        org: &OrgId,
+        users: &[&str],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(accounts::password_hashes(&**client, org.as_str(), users).await?)
     }
 
     /// The stored result of a batch applied before, if any: after a time-out during `COMMIT`
@@ -199,11 +213,16 @@ impl Drop for Abandonable {
     }
 }
 
-async fn dry_run(client: &mut Object, batch: &ValidatedBatch) -> Result<Applied, StoreError> {
+async fn dry_run(
+    client: &mut Object,
+    batch: &ValidatedBatch,
+    answer: &Answer,
+) -> Result<Applied, StoreError> {
     let tx = client.transaction().await?;
     let outcomes = upsert::write_contacts(&tx, batch).await?;
     tx.rollback().await?;
     let mut result = BatchResult::applied(&batch.batch_id, &batch.org_id, outcomes, Utc::now());
+    answer.complete(&mut result);
     result.dry_run = true;
     let body = result.to_json();
     Ok(Applied::DryRun { result, body })
@@ -213,6 +232,7 @@ async fn apply(
     client: &mut Object,
     batch: &ValidatedBatch,
     body_sha256: &str,
+    answer: &Answer,
 ) -> Result<Applied, StoreError> {
     let tx = client.transaction().await?;
     match batches::claim(&tx, &batch.org_id, &batch.batch_id, body_sha256).await? {
@@ -224,7 +244,8 @@ async fn apply(
         Claim::Done { .. } => return Ok(Applied::IdConflict),
     }
     let outcomes = upsert::write_contacts(&tx, batch).await?;
-    let result = BatchResult::applied(&batch.batch_id, &batch.org_id, outcomes, Utc::now());
+    let mut result = BatchResult::applied(&batch.batch_id, &batch.org_id, outcomes, Utc::now());
+    answer.complete(&mut result);
     let body = result.to_json();
     batches::finish(&tx, &batch.org_id, &batch.batch_id, &result, &body).await?;
     tx.commit().await?;
