@@ -3,6 +3,7 @@
 mod accounts;
 mod common;
 mod contention;
+mod dialects;
 mod dry_run;
 mod import;
 mod logs;
