@@ -24,3 +24,16 @@ CREATE TABLE contact_groups (
     PRIMARY KEY (org_id, name),
     UNIQUE (group_id)
 );
+
+-- Update User Contact finds a contact by the user's email address or chat id. The keys are
+-- lowercased (email addresses are matched in any case, and so are chat ids), and indexed so
+-- that the lookup does not scan every contact of a large org.
+CREATE FUNCTION contact_user_keys(emails jsonb, ims jsonb) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ARRAY(
+        SELECT lower(e->>'value') FROM jsonb_array_elements(COALESCE(emails, '[]')) e
+        UNION
+        SELECT lower(i->>'value') FROM jsonb_array_elements(COALESCE(ims, '[]')) i)
+$$;
+
+CREATE INDEX contacts_user_keys ON contacts USING gin (contact_user_keys(emails, ims));

@@ -246,17 +246,13 @@ fn is_lookup(entry: &Planned) -> bool {
     matches!(entry, Planned::Write { contact, .. } if matches!(contact.target, Target::Lookup(_)))
 }
 
-/// The org's contacts whose email address (any case) or IM id is the user's id, locked for
-/// the update. Two are enough to know the id is ambiguous.
+/// The org's contacts whose email address or IM id is the user's id (in any case; the
+/// expression is the one `contacts_user_keys` indexes), locked for the update. No LIMIT:
+/// with one the planner expects an early match and scans the table instead of the index
+/// (1.7 s instead of 5 ms for 200,000 contacts).
 const FIND_BY_USER: &str = "
 SELECT contact_id, emails, phone_numbers FROM contacts
-WHERE org_id = $1
-  AND (EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(emails, '[]')) e
-               WHERE lower(e->>'value') = lower($2))
-    OR EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(ims, '[]')) i
-               WHERE i->>'value' = $2))
-ORDER BY contact_id
-LIMIT 2
+WHERE org_id = $1 AND contact_user_keys(emails, ims) @> ARRAY[lower($2)]
 FOR UPDATE";
 
 /// Turns every [`Target::Lookup`] into an update of the one contact it names, with the

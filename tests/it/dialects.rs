@@ -339,6 +339,21 @@ async fn update_user_contact_changes_only_phone_and_email_and_replies_in_the_see
     worker
         .expect_metric("contact_import_batches_replayed_total", 1.0)
         .await;
+
+    // Once two contacts share the chat id, it names nobody in particular: 409.
+    let twin = json!({"displayName": "Twin", "ims": [{"value": "RAM-CHAT-7"}]});
+    env.publish_json("create-twin", &batch(ORG, json!([twin])))
+        .await;
+    env.next_result().await;
+    let (body, p) = request("upd-4", &serde_json::to_vec(&by_chat_id).unwrap());
+    env.publish(&body, p).await;
+    let (_, _, result) = env.next_result().await;
+    assert_eq!(
+        failures(&result),
+        [("0".into(), "ambiguous.contact".into(), 409)]
+    );
+    env.next_message(&replies).await;
+    assert_eq!(canonical(&env, &id).await, after_chat);
 }
 
 #[tokio::test]
