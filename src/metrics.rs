@@ -1,6 +1,7 @@
 //! Every metric name and label, in one place. Names follow Prometheus conventions and are
 //! listed in README; changing one breaks operators' dashboards and alerts.
 
+use crate::dialect::MessageType;
 use crate::rejection::RejectCode;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -21,6 +22,7 @@ pub const DATABASE_UP: &str = "contact_import_database_up";
 pub const DRY_RUNS: &str = "contact_import_dry_runs_total";
 pub const READY: &str = "contact_import_ready";
 pub const BUILD_INFO: &str = "contact_import_build_info";
+pub const MESSAGES: &str = "contact_import_messages_total";
 
 /// Every `reason` of [`REQUEUED`].
 pub const REQUEUE_REASONS: [&str; 4] = ["database", "timeout", "publish", "dead-letter"];
@@ -92,6 +94,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         DATABASE_UP,
         "0 while the database is unavailable and no new batches are taken, else 1."
     );
+    describe_counter!(
+        MESSAGES,
+        "Messages taken from the import queue, by AMQP type (the dialect; \"unknown\" for a type no dialect reads). Redeliveries count again."
+    );
     // Zero-valued series exist from the start, so that rate() and alerts see them.
     for status in ["succeeded", "partial", "failed", "rejected"] {
         counter!(BATCHES, "status" => status).increment(0);
@@ -111,6 +117,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     for target in ["results-exchange", "reply-to"] {
         counter!(RESULTS_UNROUTABLE, "target" => target).increment(0);
     }
+    for kind in MessageType::ALL {
+        counter!(MESSAGES, "type" => kind.as_str()).increment(0);
+    }
+    counter!(MESSAGES, "type" => "unknown").increment(0);
     counter!(BROKER_RECONNECTS).increment(0);
     counter!(DRY_RUNS).increment(0);
     gauge!(IN_FLIGHT).set(0.0);
@@ -162,6 +172,12 @@ pub fn database_up(up: bool) {
 
 pub fn ready(ready: bool) {
     gauge!(READY).set(f64::from(u8::from(ready)));
+}
+
+/// Counts a message taken from the queue, by its dialect.
+pub fn message(kind: Option<MessageType>) {
+    let kind = kind.map_or("unknown", MessageType::as_str);
+    counter!(MESSAGES, "type" => kind).increment(1);
 }
 
 pub fn dry_run() {

@@ -134,6 +134,7 @@ impl Pipeline {
         body_sha256: &str,
     ) -> Settlement {
         let reply = ReplyTarget::of(delivery);
+        metrics::message(reply.dialect);
         if !batch_id.is_storable() {
             let rejection = Rejection::new(
                 RejectCode::InvalidBatchId,

@@ -185,6 +185,12 @@ async fn save_user_contacts_checks_the_account_and_stores_the_flat_fields() {
     worker
         .expect_metric(r#"contact_import_contacts_total{outcome="failed"}"#, 4.0)
         .await;
+    worker
+        .expect_metric(
+            r#"contact_import_messages_total{type="user-contacts.save"}"#,
+            2.0,
+        )
+        .await;
     let log_path = worker.log.clone();
     assert!(worker.terminate().await.success());
     let log = std::fs::read_to_string(log_path).unwrap();
