@@ -40,6 +40,12 @@
 //!
 //! `activationAccessCode` of a signing group user is a credential and is dropped on reading;
 //! the response-only fields (`contactUri`, `isOwner`, `errorDetails`) are ignored.
+//! `shared` is the string `true` or `false` (any case; a JSON boolean is taken too), and
+//! `phoneType` one of DocuSign's home, mobile, work, other, fax; another value fails the
+//! contact (`invalid.value`).
+//!
+//! The answer, `contactUpdateResponse` ([`Echo`]), has one entry per request contact with its
+//! `errorDetails`: JSON for a JSON request, the seed's XML for an XML or CSV one.
 
 use super::{
     Answer, DecodedBatch, Dialect, IncomingMessage, JSON, Limits, check_count, media_type,
@@ -51,6 +57,7 @@ use crate::ids::OrgId;
 use crate::rejection::{RejectCode, Rejection};
 use crate::result::BatchResult;
 use quick_xml::Writer;
+use quick_xml::escape::partial_escape;
 use quick_xml::events::BytesText;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -153,13 +160,21 @@ impl Dialect for DocuSign {
         message: &IncomingMessage<'_>,
         limits: &Limits,
     ) -> Result<DecodedBatch, Rejection> {
+        // A refused body still reaches the org's subscribers when a header names the org.
+        let header_org = message
+            .account_id_header
+            .or(message.org_id_header)
+            .and_then(|id| OrgId::parse(id).ok());
         let media = media_type(message.content_type);
         let (request, reply) = match media.as_deref() {
-            Some(JSON) => (read_json(message.body)?, Reply::Json),
-            Some(XML | TEXT_XML) => (read_xml(message.body)?, Reply::Xml),
-            Some(CSV) => (read_csv(message.body)?, Reply::Xml),
-            other => return Err(unsupported_content_type(other, ACCEPTED)),
+            Some(JSON) => (read_json(message.body), Reply::Json),
+            Some(XML | TEXT_XML) => (read_xml(message.body), Reply::Xml),
+            Some(CSV) => (read_csv(message.body), Reply::Xml),
+            other => {
+                return Err(unsupported_content_type(other, ACCEPTED).with_org(header_org));
+            }
         };
+        let request = request.map_err(|r| r.with_org(header_org))?;
         let org_id = org(request.account_id.as_deref(), message)?;
         let known_org = Some(org_id.clone());
         let Some(entries) = request.contacts else {
@@ -939,7 +954,7 @@ fn write_error_details(w: &mut Writer<Vec<u8>>, details: &ErrorDetails) -> io::R
         leaf(w, "errorCode", Some(&details.error_code))?;
         // The seed writes an empty message as `<message></message>`, so it is never omitted.
         w.create_element("message")
-            .write_text_content(BytesText::new(&xml_chars(&details.message)))?;
+            .write_text_content(text_event(&details.message))?;
         Ok(())
     })?;
     Ok(())
@@ -949,9 +964,15 @@ fn write_error_details(w: &mut Writer<Vec<u8>>, details: &ErrorDetails) -> io::R
 fn leaf(w: &mut Writer<Vec<u8>>, name: &str, value: Option<&str>) -> io::Result<()> {
     if let Some(value) = value.filter(|v| !v.is_empty()) {
         w.create_element(name)
-            .write_text_content(BytesText::new(&xml_chars(value)))?;
+            .write_text_content(text_event(value))?;
     }
     Ok(())
+}
+
+/// Element text, escaped by quick-xml. Only `<`, `>` and `&` need escaping in text, so
+/// quotes stay readable.
+fn text_event(value: &str) -> BytesText<'static> {
+    BytesText::from_escaped(partial_escape(xml_chars(value).into_owned()).into_owned())
 }
 
 /// The text without the characters XML 1.0 cannot carry even escaped (most C0 controls).
@@ -1177,10 +1198,9 @@ mod tests {
   <contacts><contact><name>&xxe;</name></contact></contacts>
 </contactModRequest>"#;
         for body in [laughs, external] {
-            assert_eq!(
-                rejected(message("application/xml", body)).code,
-                RejectCode::MalformedBody
-            );
+            let rejection = rejected(message("application/xml", body));
+            assert_eq!(rejection.code, RejectCode::MalformedBody);
+            assert!(rejection.message.contains("DTD"), "{}", rejection.message);
         }
     }
 
@@ -1267,6 +1287,12 @@ mod tests {
     fn unreadable_batches_are_rejected_with_their_reason() {
         let json = |body| rejected(message("application/json", body)).code;
         assert_eq!(json("nope"), RejectCode::MalformedBody);
+        let malformed = rejected(message("text/csv", "name,emial\n"));
+        assert_eq!(
+            malformed.org_id.as_ref().map(OrgId::as_str),
+            Some("acct-1"),
+            "the header's org still hears of the rejection"
+        );
         assert_eq!(json(r#"{"contacts": {}}"#), RejectCode::MalformedBody);
         assert_eq!(
             json(r#"{"accountId": "acct-1"}"#),
