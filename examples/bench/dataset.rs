@@ -94,6 +94,7 @@ impl Batch {
             kind: Some(dialect::webex::MESSAGE_TYPE),
             content_type: Some("application/json"),
             org_id_header: None,
+            account_id_header: None,
             body: &self.body,
         };
         let decoded = dialect::decode(&message, &LIMITS).expect("generated batches decode");

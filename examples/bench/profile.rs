@@ -74,6 +74,7 @@ pub async fn run(database_url: &str, shape: &Shape) -> anyhow::Result<Profile> {
             kind: Some(dialect::webex::MESSAGE_TYPE),
             content_type: Some("application/json"),
             org_id_header: None,
+            account_id_header: None,
             body: &batch.body,
         };
         let decoded = dialect::decode(&message, &LIMITS).map_err(|r| anyhow::anyhow!(r.message))?;
