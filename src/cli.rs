@@ -40,7 +40,8 @@ pub enum Command {
     Worker(Box<WorkerConfig>),
     /// Apply the database migrations that are not applied yet.
     Migrate(DatabaseConfig),
-    /// Publish files of contacts as batches (confirmed); with --wait, collect every result.
+    /// Publish files of contacts (any dialect, detected per file or set by --type), confirmed;
+    /// with --wait, collect every result.
     Publish(Box<PublishArgs>),
     /// Inspect, replay and purge the dead-letter queue.
     Dlq(Box<DlqArgs>),

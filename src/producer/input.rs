@@ -8,14 +8,17 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// From the file extension: .json, .ndjson/.jsonl, .csv (stdin: ndjson).
+    /// From the file extension: .json, .ndjson/.jsonl, .csv, .xml (stdin: ndjson).
     Auto,
-    /// A Webex batch object (`{"orgId", "contacts": [...]}`) or an array of contacts.
+    /// A Webex batch object (`{"orgId", "contacts": [...]}`) or an array of contacts, or
+    /// another dialect's JSON document.
     Json,
     /// One contact object per line.
     Ndjson,
-    /// One contact per row, with a header row (see `CSV_COLUMNS`).
+    /// One contact per row, with a header row (see `CSV_COLUMNS`), or a DocuSign CSV.
     Csv,
+    /// A DocuSign `contactModRequest` document, always published as one message.
+    Xml,
 }
 
 /// CSV header names and the Webex contact field each fills. Multi-valued fields take one
@@ -106,7 +109,7 @@ fn file_input(path: &Path, format: Format) -> anyhow::Result<Input> {
     let format = match format {
         Format::Auto => format_of(path).with_context(|| {
             format!(
-                "{}: unknown extension; pass --format json|ndjson|csv",
+                "{}: unknown extension; pass --format json|ndjson|csv|xml",
                 path.display()
             )
         })?,
@@ -119,11 +122,13 @@ fn file_input(path: &Path, format: Format) -> anyhow::Result<Input> {
     })
 }
 
-fn format_of(path: &Path) -> Option<Format> {
+/// The syntax a file's extension names, if any.
+pub fn format_of(path: &Path) -> Option<Format> {
     match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
         "json" => Some(Format::Json),
         "ndjson" | "jsonl" => Some(Format::Ndjson),
         "csv" => Some(Format::Csv),
+        "xml" => Some(Format::Xml),
         _ => None,
     }
 }
@@ -136,6 +141,25 @@ impl Input {
             ),
             None => Box::new(std::io::stdin()),
         })
+    }
+
+    /// The whole input, as it is published when it is sent as one message.
+    pub fn read_all(&self) -> anyhow::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open()?
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", self.name))?;
+        Ok(bytes)
+    }
+
+    /// At most `limit` bytes from the start of a file, enough to tell its dialect.
+    pub fn read_start(&self, limit: u64) -> anyhow::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open()?
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", self.name))?;
+        Ok(bytes)
     }
 
     /// The file's contacts in order, and the org its body names (JSON batches only).
@@ -197,6 +221,11 @@ impl Input {
                 });
                 Ok((Box::new(records), None))
             }
+            Format::Xml => bail!(
+                "{}: XML is a DocuSign contactModRequest, published as one message; \
+                 it cannot be split into Webex batches",
+                self.name
+            ),
             Format::Csv => {
                 let mut csv = csv::ReaderBuilder::new().from_reader(reader);
                 let headers = csv

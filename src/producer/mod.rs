@@ -2,29 +2,33 @@
 //! directory; `-` for stdin) into batches, publishes them with publisher confirms and a
 //! bounded number in flight, and with `--wait` collects every result, prints a summary, writes
 //! the failed contacts to `--report`, and exits non-zero unless every contact was stored.
+//! Files in another dialect than Webex (see [`detect`]) are sent one file = one message,
+//! unchanged, with the AMQP `type` and content type the worker reads them by.
 //! `--raw` sends a file as one message, unchanged, and prints its result.
 
+pub mod detect;
 pub mod input;
 mod raw;
 pub mod report;
 
 use crate::broker;
-use crate::broker::consume::{DRY_RUN_HEADER, ORG_ID_HEADER};
+use crate::broker::consume::{ACCOUNT_ID_HEADER, DRY_RUN_HEADER, ORG_ID_HEADER};
 use crate::config::BrokerConfig;
 use crate::contact::model::CONTACT_SCHEMA;
-use crate::dialect::webex;
+use crate::dialect::MessageType;
 use crate::ids;
 use anyhow::{Context, bail};
 use clap::Args;
+use detect::Detected;
 use futures_lite::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use input::{Format, Origin};
+use input::{Format, Input};
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Consumer};
-use report::Tally;
+use report::{Source, Tally};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -37,17 +41,16 @@ use tokio::sync::Semaphore;
 /// of each batch's body), and the worker applies a batch id once: a resend replays the stored
 /// results and changes nothing.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Resending the same file publishes the same batch ids (each batch's SHA-256), \
-and the worker applies a batch id only once: a resend replays the stored results and imports nothing twice."
-)]
+#[command(after_help = AFTER_HELP)]
 pub struct PublishArgs {
-    /// Files, directories (their .json, .ndjson/.jsonl and .csv files), or `-` for stdin.
+    /// Files, directories (their .json, .ndjson/.jsonl, .csv and .xml files), or `-` for stdin.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub broker: BrokerConfig,
-    /// The org of the contacts (required unless a JSON batch names its `orgId`).
+    /// The org of the contacts (required for Webex files unless a JSON batch names its
+    /// `orgId`). A file sent as one message gets it as the `org-id` header (DocuSign also as
+    /// `account-id`).
     #[arg(long, alias = "org-id")]
     pub org: Option<String>,
     #[arg(long, value_enum, default_value = "auto")]
@@ -73,19 +76,44 @@ pub struct PublishArgs {
     /// Seconds to wait for results after the last publish (--wait), or for the result (--raw).
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
-    /// Send each file as one message, unchanged (any dialect), and print its result.
+    /// Send each file as one message, unchanged, and print its result.
     #[arg(long)]
     pub raw: bool,
     /// With --raw: the message_id (batch id); without it the worker uses the body's SHA-256.
     #[arg(long, requires = "raw")]
     pub message_id: Option<String>,
-    /// With --raw: the AMQP `type`, which selects the dialect.
-    #[arg(long = "type", default_value = webex::MESSAGE_TYPE)]
-    pub kind: String,
-    /// With --raw: the content type.
-    #[arg(long, default_value = "application/json")]
-    pub content_type: String,
+    /// The AMQP `type` (the dialect) of every input, instead of detecting it per file.
+    #[arg(long = "type", value_name = "TYPE", value_parser = detect::message_type_parser())]
+    pub kind: Option<MessageType>,
+    /// The content type of a file sent as one message, instead of the one its syntax implies
+    /// (application/json, text/csv, application/xml). Webex batches are always JSON.
+    #[arg(long)]
+    pub content_type: Option<String>,
 }
+
+const AFTER_HELP: &str = "\
+Message types (AMQP `type`), detected per file unless --type says:
+  .xml                    docusign.contacts.create, application/xml
+  .csv                    docusign.contacts.create, text/csv, when every header column is a
+                          DocuSign one (contactId, name, emails, organization, shared, homePhone,
+                          mobilePhone, workPhone, otherPhone, faxPhone, cloudProvider,
+                          cloudProviderContainerId, signingGroup, signingGroupName, accountId;
+                          any case, BOM allowed) and one is not contactId; else Webex CSV
+  .json, .ndjson/.jsonl   one JSON document (application/json) that is
+                            an object with conversationRequest or queryInfo: user-contact.update
+                            contacts (the array, its `contacts`, or the object itself) with
+                            userName, password or mobileNumber: user-contacts.save
+                            contacts with contactPhoneNumbers or name and none of Webex's fields
+                            (firstName, lastName, displayName, phoneNumbers, ...), no `schemas`:
+                            docusign.contacts.create
+                          anything else: webex.contacts.bulk
+  stdin (-)               not read ahead: Webex, unless --type (or --format xml: DocuSign)
+Webex files are split into batches of --batch-size. Any other file is sent as one message,
+unchanged, with --org as the `org-id` header (DocuSign: also `account-id`); with --wait its
+result is counted like a batch's (user-contact.update: by the reply's statusCode, 2xx = updated).
+
+Resending the same file publishes the same batch ids (each batch's SHA-256), and the worker
+applies a batch id only once: a resend replays the stored results and imports nothing twice.";
 
 pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     if args.raw {
@@ -125,7 +153,7 @@ async fn reply_queue(channel: &Channel) -> anyhow::Result<(ShortString, Consumer
 /// A published batch waiting for its result.
 struct Pending {
     batch_id: String,
-    origins: Vec<Origin>,
+    source: Source,
 }
 
 /// What the publishing loop and the result collector share, under one lock: a result is
@@ -139,13 +167,43 @@ struct Ledger {
     tally: Tally,
 }
 
+/// The most of a file read to tell its dialect: the worker's default largest message, since
+/// a larger file cannot be sent as one message anyway.
+const DETECT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How `args` say `format`/`bytes` are published: `--type` if given, else [`detect`].
+fn choose(args: &PublishArgs, format: Format, bytes: &[u8]) -> Detected {
+    match args.kind {
+        Some(kind) => Detected {
+            kind,
+            content_type: detect::content_type_of(format),
+        },
+        None => detect::detect_format(format, bytes),
+    }
+}
+
+/// How an input is published: `None` as Webex batches, else as one message of this kind.
+/// Stdin is not read ahead: without --type its syntax alone decides (XML: DocuSign).
+fn plan(args: &PublishArgs, input: &Input) -> anyhow::Result<Option<Detected>> {
+    let start = match (&input.path, args.kind) {
+        (Some(_), None) => input.read_start(DETECT_BYTES)?,
+        _ => Vec::new(),
+    };
+    let chosen = choose(args, input.format, &start);
+    Ok((chosen.kind != MessageType::Webex).then_some(chosen))
+}
+
 async fn split(args: &PublishArgs) -> anyhow::Result<()> {
     if args.dry_run && !args.wait {
         bail!("--dry-run needs --wait: a dry run is answered only to the requester");
     }
-    let inputs = input::expand(&args.inputs, args.format)?;
+    let mut inputs = Vec::new();
+    for input in input::expand(&args.inputs, args.format)? {
+        let whole = plan(args, &input)?;
+        inputs.push((input, whole));
+    }
     // A first pass reads every file: a malformed one fails the run before anything is sent.
-    let total = count_contacts(&inputs)?;
+    let total = count_contacts(inputs.iter().filter(|(_, w)| w.is_none()).map(|(i, _)| i))?;
     let (connection, channel) =
         broker::open_declared(&args.broker, "contact-import publish").await?;
     channel
@@ -173,23 +231,40 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
                 let Some(batch) = ledger.pending.remove(&id) else {
                     continue; // a second answer (a redelivery's replay) to one already counted
                 };
-                ledger.tally.add(&batch.batch_id, &result, &batch.origins);
-                progress.answered(batch.origins.len());
+                let contacts = ledger.tally.add(&batch.batch_id, &result, &batch.source);
+                progress.answered(contacts);
                 permits.add_permits(1);
             }
         })
     };
-    let no_answer = || {
-        anyhow::anyhow!(
-            "no result for {} s with {} batches waiting; is a worker consuming {}?",
-            args.timeout_secs,
-            args.max_in_flight,
-            args.broker.import_queue
-        )
+    let mut sender = Sender {
+        channel: &channel,
+        args,
+        reply_to: &reply_to,
+        ledger: &ledger,
+        permits: &permits,
+        progress: &progress,
+        sequence: 0,
     };
 
-    let mut sequence = 0u64;
-    for input in &inputs {
+    for (input, whole) in &inputs {
+        if let Some(detected) = whole {
+            let body = input.read_all()?;
+            let message = Message {
+                batch_id: format!("sha256:{}", ids::body_sha256(&body)),
+                body,
+                org: args.org.as_deref(),
+                kind: detected.kind,
+                content_type: args
+                    .content_type
+                    .as_deref()
+                    .unwrap_or(detected.content_type),
+            };
+            sender
+                .send(&message, Source::File(input.name.clone()))
+                .await?;
+            continue;
+        }
         let (records, body_org) = input.records()?;
         let org = match (&args.org, body_org) {
             (Some(org), _) => org.clone(),
@@ -208,37 +283,14 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
             let body = serde_json::to_vec(
                 &json!({"schemas": CONTACT_SCHEMA, "orgId": org, "contacts": contacts}),
             )?;
-            let batch_id = format!("sha256:{}", ids::body_sha256(&body));
-            // Bounded: with --wait a permit comes back only with a result.
-            tokio::time::timeout(Duration::from_secs(args.timeout_secs), permits.acquire())
-                .await
-                .map_err(|_| no_answer())??
-                .forget();
-            sequence += 1;
-            let size = origins.len();
-            if args.wait {
-                let pending = Pending {
-                    batch_id: batch_id.clone(),
-                    origins,
-                };
-                ledger
-                    .lock()
-                    .expect("ledger lock")
-                    .pending
-                    .insert(sequence, pending);
-            }
             let message = Message {
-                body: &body,
-                batch_id: &batch_id,
-                correlation_id: sequence,
-                org: &org,
+                batch_id: format!("sha256:{}", ids::body_sha256(&body)),
+                body,
+                org: Some(&org),
+                kind: MessageType::Webex,
+                content_type: detect::JSON,
             };
-            publish(&channel, args, &message, &reply_to).await?;
-            ledger.lock().expect("ledger lock").tally.batches += 1;
-            progress.published(size);
-            if !args.wait {
-                permits.add_permits(1);
-            }
+            sender.send(&message, Source::Contacts(origins)).await?;
         }
     }
 
@@ -283,42 +335,115 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
     outcome
 }
 
-/// One batch to publish.
+/// One message to publish: a Webex batch the producer built, or a file sent as it is.
 struct Message<'a> {
-    body: &'a [u8],
-    batch_id: &'a str,
-    /// Unique within this run: how its result is matched.
-    correlation_id: u64,
-    org: &'a str,
+    body: Vec<u8>,
+    batch_id: String,
+    /// Sent as the `org-id` header (DocuSign: also `account-id`).
+    org: Option<&'a str>,
+    kind: MessageType,
+    content_type: &'a str,
+}
+
+/// Publishes the messages of one run, at most `--max-in-flight` unconfirmed (with --wait:
+/// unanswered), each registered in the ledger under a fresh correlation id before it is sent.
+struct Sender<'a> {
+    channel: &'a Channel,
+    args: &'a PublishArgs,
+    reply_to: &'a ShortString,
+    ledger: &'a Mutex<Ledger>,
+    permits: &'a Semaphore,
+    progress: &'a Progress,
+    /// The last correlation id used: unique within this run, it is how a result is matched.
+    sequence: u64,
+}
+
+impl Sender<'_> {
+    async fn send(&mut self, message: &Message<'_>, source: Source) -> anyhow::Result<()> {
+        let args = self.args;
+        // Bounded: with --wait a permit comes back only with a result.
+        tokio::time::timeout(
+            Duration::from_secs(args.timeout_secs),
+            self.permits.acquire(),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no result for {} s with {} batches waiting; is a worker consuming {}?",
+                args.timeout_secs,
+                args.max_in_flight,
+                args.broker.import_queue
+            )
+        })??
+        .forget();
+        self.sequence += 1;
+        let contacts = match &source {
+            Source::Contacts(origins) => origins.len(),
+            Source::File(_) => 0,
+        };
+        if args.wait {
+            let pending = Pending {
+                batch_id: message.batch_id.clone(),
+                source,
+            };
+            self.ledger
+                .lock()
+                .expect("ledger lock")
+                .pending
+                .insert(self.sequence, pending);
+        }
+        publish(self.channel, args, message, self.sequence, self.reply_to).await?;
+        self.ledger.lock().expect("ledger lock").tally.batches += 1;
+        self.progress.published(contacts);
+        if !args.wait {
+            self.permits.add_permits(1);
+        }
+        Ok(())
+    }
 }
 
 async fn publish(
     channel: &Channel,
     args: &PublishArgs,
     message: &Message<'_>,
+    correlation_id: u64,
     reply_to: &ShortString,
 ) -> anyhow::Result<()> {
-    let mut headers = FieldTable::default();
-    headers.insert(
-        ORG_ID_HEADER.into(),
-        AMQPValue::LongString(LongString::from(message.org)),
-    );
+    let mut headers = org_headers(message.org, message.kind);
     if args.dry_run {
         headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
     }
     let mut properties = BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_type(webex::MESSAGE_TYPE.into())
-        .with_message_id(message.batch_id.into())
-        .with_correlation_id(message.correlation_id.to_string().into())
+        .with_content_type(message.content_type.into())
+        .with_type(message.kind.as_str().into())
+        .with_message_id(message.batch_id.as_str().into())
+        .with_correlation_id(correlation_id.to_string().into())
         .with_delivery_mode(2)
         .with_headers(headers);
     if args.wait {
         properties = properties.with_reply_to(reply_to.clone());
     }
-    publish_confirmed(channel, &args.broker, message.body, properties)
+    publish_confirmed(channel, &args.broker, &message.body, properties)
         .await
         .with_context(|| format!("publishing batch {}", message.batch_id))
+}
+
+/// The `org-id` header, and for DocuSign (whose org is its accountId) `account-id` too.
+fn org_headers(org: Option<&str>, kind: MessageType) -> FieldTable {
+    let mut headers = FieldTable::default();
+    if let Some(org) = org {
+        headers.insert(
+            ORG_ID_HEADER.into(),
+            AMQPValue::LongString(LongString::from(org)),
+        );
+        if kind == MessageType::DocuSign {
+            headers.insert(
+                ACCOUNT_ID_HEADER.into(),
+                AMQPValue::LongString(LongString::from(org)),
+            );
+        }
+    }
+    headers
 }
 
 /// Publishes to the import exchange, `mandatory`, and waits for the broker's confirm.
@@ -351,7 +476,7 @@ async fn publish_confirmed(
 
 /// Contacts in all inputs, for the progress bar's ETA (`None` for stdin, which cannot be
 /// read twice). Reading every file first also fails a malformed one before anything is sent.
-fn count_contacts(inputs: &[input::Input]) -> anyhow::Result<Option<u64>> {
+fn count_contacts<'a>(inputs: impl Iterator<Item = &'a Input>) -> anyhow::Result<Option<u64>> {
     let mut total = 0;
     for input in inputs {
         if input.path.is_none() {

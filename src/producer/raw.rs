@@ -1,15 +1,17 @@
 //! `contact-import publish --raw FILE`: publishes a file as one message, unchanged, the way an
 //! upstream system would (with a publisher confirm and a `reply_to` queue), waits for its
-//! result and prints it.
+//! result and prints it. Its `type` and content type are detected like any file's (or taken
+//! from `--type`/`--content-type`).
 
 use super::PublishArgs;
+use super::input::{Format, format_of};
 use crate::broker;
-use crate::broker::consume::{DRY_RUN_HEADER, ORG_ID_HEADER};
+use crate::broker::consume::DRY_RUN_HEADER;
 use anyhow::{Context, bail};
 use futures_lite::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::ConfirmSelectOptions;
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::types::AMQPValue;
 use std::path::Path;
 use std::time::Duration;
 
@@ -26,32 +28,33 @@ pub async fn run(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
 
     let (reply_queue, mut replies) = super::reply_queue(&channel).await?;
 
+    let format = match args.format {
+        Format::Auto => format_of(file).unwrap_or(Format::Json),
+        chosen => chosen,
+    };
+    let chosen = super::choose(args, format, &body);
+    let content_type = args.content_type.as_deref().unwrap_or(chosen.content_type);
     let correlation_id = uuid::Uuid::new_v4().to_string();
     let mut properties = BasicProperties::default()
-        .with_content_type(args.content_type.as_str().into())
-        .with_type(args.kind.as_str().into())
+        .with_content_type(content_type.into())
+        .with_type(chosen.kind.as_str().into())
         .with_correlation_id(correlation_id.as_str().into())
         .with_reply_to(reply_queue.as_str().into())
         .with_delivery_mode(2);
     if let Some(message_id) = &args.message_id {
         properties = properties.with_message_id(message_id.as_str().into());
     }
-    let mut headers = FieldTable::default();
-    if let Some(org_id) = &args.org {
-        headers.insert(
-            ORG_ID_HEADER.into(),
-            AMQPValue::LongString(LongString::from(org_id.as_str())),
-        );
-    }
+    let mut headers = super::org_headers(args.org.as_deref(), chosen.kind);
     if args.dry_run {
         headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
     }
     properties = properties.with_headers(headers);
     super::publish_confirmed(&channel, &args.broker, &body, properties).await?;
     eprintln!(
-        "published {} ({} bytes); waiting for its result",
+        "published {} ({} bytes) as {} ({content_type}); waiting for its result",
         file.display(),
-        body.len()
+        body.len(),
+        chosen.kind.as_str()
     );
 
     let wait = async {

@@ -23,47 +23,126 @@ pub struct Tally {
 pub struct FailedRow {
     pub file: String,
     pub line: Option<u64>,
-    pub index: usize,
+    /// Position among the file's contacts, from 0; absent when a file sent as one message
+    /// failed as a whole.
+    pub index: Option<usize>,
     pub batch_id: String,
     pub error_code: String,
     pub error_message: String,
     pub status_code: u64,
 }
 
-impl Tally {
-    /// Counts one result; `origins` are the batch's contacts in order.
-    pub fn add(&mut self, batch_id: &str, result: &Value, origins: &[Origin]) {
-        self.answered += 1;
-        let count = |name: &str| result["counts"][name].as_u64().unwrap_or(0);
-        self.created += count("created");
-        self.updated += count("updated");
-        self.failed += count("failed");
-        if result.is_null() {
-            self.rejected += 1;
-            let error = serde_json::json!({"code": "unreadable.result", "message": "the result was not JSON"});
-            for origin in origins {
-                self.failures
-                    .push(row(origin, batch_id, &error, "code", "message"));
-            }
-            return;
+/// Where a published message's contacts came from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A Webex batch the producer built: its contacts' origins, in order.
+    Contacts(Vec<Origin>),
+    /// A file sent as one message (any dialect but Webex): the worker's contact ids are
+    /// positions in it.
+    File(String),
+}
+
+impl Source {
+    fn origin(&self, index: usize) -> Option<Origin> {
+        match self {
+            Self::Contacts(origins) => origins.get(index).cloned(),
+            Self::File(file) => Some(Origin {
+                file: file.clone(),
+                line: None,
+                index,
+            }),
         }
-        if result["status"] == "rejected" {
+    }
+}
+
+impl Tally {
+    /// Counts one result (or, for Update User Contact, the chat-bot reply made from it);
+    /// returns how many contacts it answered for.
+    pub fn add(&mut self, batch_id: &str, result: &Value, source: &Source) -> usize {
+        self.answered += 1;
+        if result.get("responseMessages").is_some() {
+            return self.add_chat_bot_reply(batch_id, result, source);
+        }
+        let count = |name: &str| result["counts"][name].as_u64().unwrap_or(0);
+        let (created, updated, failed) = (count("created"), count("updated"), count("failed"));
+        self.created += created;
+        self.updated += updated;
+        self.failed += failed;
+        let rejection = if result.is_null() {
+            Some(
+                serde_json::json!({"code": "unreadable.result", "message": "the result was not JSON"}),
+            )
+        } else if result["status"] == "rejected" {
+            Some(result["error"].clone())
+        } else {
+            None
+        };
+        if let Some(error) = rejection {
             self.rejected += 1;
-            let error = &result["error"];
             // The whole batch failed: every one of its contacts is reported.
-            for origin in origins {
-                self.failures
-                    .push(row(origin, batch_id, error, "code", "message"));
+            match source {
+                Source::Contacts(origins) => {
+                    for origin in origins {
+                        self.failures.push(row(
+                            origin,
+                            Some(origin.index),
+                            batch_id,
+                            &error,
+                            "code",
+                            "message",
+                        ));
+                    }
+                    return origins.len();
+                }
+                Source::File(file) => {
+                    let whole = Origin {
+                        file: file.clone(),
+                        line: None,
+                        index: 0,
+                    };
+                    self.failures
+                        .push(row(&whole, None, batch_id, &error, "code", "message"));
+                    return 0;
+                }
             }
-            return;
         }
         for failure in result["failedContacts"].as_array().into_iter().flatten() {
             let index: Option<usize> = failure["id"].as_str().and_then(|i| i.parse().ok());
-            if let Some(origin) = index.and_then(|i| origins.get(i)) {
-                self.failures
-                    .push(row(origin, batch_id, failure, "errorCode", "errorMessage"));
+            if let Some(origin) = index.and_then(|i| source.origin(i)) {
+                self.failures.push(row(
+                    &origin,
+                    Some(origin.index),
+                    batch_id,
+                    failure,
+                    "errorCode",
+                    "errorMessage",
+                ));
             }
         }
+        match source {
+            Source::Contacts(origins) => origins.len(),
+            Source::File(_) => (created + updated + failed) as usize,
+        }
+    }
+
+    /// The Update User Contact reply (`responseType`, `responseMessages`, `statusCode`): one
+    /// contact, updated when `statusCode` is 2xx, else failed with the reply's text.
+    fn add_chat_bot_reply(&mut self, batch_id: &str, reply: &Value, source: &Source) -> usize {
+        let status = reply["statusCode"].as_u64().unwrap_or(0);
+        if (200..300).contains(&status) {
+            self.updated += 1;
+            return 1;
+        }
+        self.failed += 1;
+        let error = serde_json::json!({
+            "message": reply["responseMessages"][0]["simpleResponse"]["responseText"],
+            "statusCode": status,
+        });
+        if let Some(origin) = source.origin(0) {
+            self.failures
+                .push(row(&origin, Some(0), batch_id, &error, "code", "message"));
+        }
+        1
     }
 
     /// Whether everything published was stored: what the exit code reports.
@@ -79,11 +158,18 @@ impl Tally {
     }
 }
 
-fn row(origin: &Origin, batch_id: &str, error: &Value, code: &str, message: &str) -> FailedRow {
+fn row(
+    origin: &Origin,
+    index: Option<usize>,
+    batch_id: &str,
+    error: &Value,
+    code: &str,
+    message: &str,
+) -> FailedRow {
     FailedRow {
         file: origin.file.clone(),
         line: origin.line,
-        index: origin.index,
+        index,
         batch_id: batch_id.to_owned(),
         error_code: error[code].as_str().unwrap_or_default().to_owned(),
         error_message: error[message].as_str().unwrap_or_default().to_owned(),
@@ -107,4 +193,97 @@ pub fn write(path: &Path, failures: &[FailedRow]) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(failures)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn origins(file: &str, count: usize) -> Source {
+        Source::Contacts(
+            (0..count)
+                .map(|index| Origin {
+                    file: file.into(),
+                    line: Some(index as u64 + 2),
+                    index,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_batch_result_counts_its_contacts_and_traces_failures_to_their_rows() {
+        let mut tally = Tally {
+            batches: 1,
+            ..Tally::default()
+        };
+        let result = json!({"status": "partial", "counts": {"created": 1, "updated": 0, "failed": 1},
+            "failedContacts": [{"id": "1", "errorCode": "invalid.email", "errorMessage": "bad", "statusCode": 400}]});
+        assert_eq!(tally.add("b1", &result, &origins("a.csv", 2)), 2);
+        assert_eq!((tally.created, tally.failed), (1, 1));
+        let row = &tally.failures[0];
+        assert_eq!((row.line, row.index), (Some(3), Some(1)));
+        assert_eq!(row.error_code, "invalid.email");
+        assert!(!tally.all_stored());
+    }
+
+    #[test]
+    fn a_file_sent_whole_is_counted_by_its_result_and_its_failures_by_position() {
+        let mut tally = Tally {
+            batches: 2,
+            ..Tally::default()
+        };
+        let source = Source::File("save.json".into());
+        let result = json!({"status": "partial", "counts": {"created": 2, "updated": 0, "failed": 1},
+            "failedContacts": [{"id": "2", "errorCode": "missing.field", "errorMessage": "no lastName", "statusCode": 400}]});
+        assert_eq!(tally.add("b1", &result, &source), 3);
+        let row = &tally.failures[0];
+        assert_eq!(
+            (row.file.as_str(), row.line, row.index),
+            ("save.json", None, Some(2))
+        );
+
+        let rejected = json!({"status": "rejected", "error": {"code": "missing.org.id", "message": "no org", "statusCode": 400}});
+        assert_eq!(tally.add("b2", &rejected, &source), 0);
+        assert_eq!(tally.rejected, 1);
+        let row = &tally.failures[1];
+        assert_eq!(
+            (row.index, row.error_code.as_str()),
+            (None, "missing.org.id")
+        );
+    }
+
+    #[test]
+    fn an_update_user_contact_reply_counts_by_its_status_code() {
+        let mut tally = Tally {
+            batches: 2,
+            ..Tally::default()
+        };
+        let source = Source::File("update.json".into());
+        let reply = |text: &str, status: u64| {
+            json!({"responseType": "text", "responseId": "b",
+                "responseMessages": [{"simpleResponse": {"responseText": text}}], "statusCode": status})
+        };
+        tally.add(
+            "b1",
+            &reply("User Contact details updated successfully ", 200),
+            &source,
+        );
+        assert_eq!((tally.updated, tally.failed), (1, 0));
+        tally.add(
+            "b2",
+            &reply("User Contact details could not be updated: no contact", 404),
+            &source,
+        );
+        assert_eq!((tally.updated, tally.failed, tally.rejected), (1, 1, 0));
+        let row = &tally.failures[0];
+        assert_eq!(row.status_code, 404);
+        assert_eq!(
+            row.error_message,
+            "User Contact details could not be updated: no contact"
+        );
+        assert_eq!(tally.answered, 2);
+        assert!(!tally.all_stored());
+    }
 }

@@ -1,6 +1,6 @@
 //! `contact-import publish` as a producer: files split into batches, results collected.
 
-use crate::common::{ORG, TestEnv};
+use crate::common::{ORG, TestEnv, header};
 use std::path::PathBuf;
 
 fn write(env: &TestEnv, name: &str, content: &str) -> PathBuf {
@@ -122,4 +122,139 @@ async fn an_ndjson_dry_run_writes_nothing_and_the_real_run_exits_zero() {
         "{summary}"
     );
     assert_eq!(env.contact_count().await, 25);
+}
+
+#[tokio::test]
+async fn each_example_is_published_with_its_detected_type_and_content_type() {
+    let env = TestEnv::new().await;
+    // No worker: the messages stay in the import queue to be looked at.
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let whole = [
+        (
+            "user-contacts-save.json",
+            "user-contacts.save",
+            "application/json",
+        ),
+        (
+            "docusign-contacts.xml",
+            "docusign.contacts.create",
+            "application/xml",
+        ),
+        (
+            "docusign-contacts.csv",
+            "docusign.contacts.create",
+            "text/csv",
+        ),
+        (
+            "user-contact-update.json",
+            "user-contact.update",
+            "application/json",
+        ),
+    ];
+    let mut args = vec!["publish".to_owned()];
+    for (file, _, _) in whole {
+        args.push(examples.join(file).to_str().unwrap().to_owned());
+    }
+    let webex = examples.join("webex-bulk-create.json");
+    args.extend([
+        webex.to_str().unwrap().to_owned(),
+        "--org".into(),
+        ORG.into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out, said) = env.cli(&args).await;
+    assert!(ok, "{out}{said}");
+    assert!(out.contains("5 batch(es) published"), "{out}");
+
+    for (file, kind, content_type) in whole {
+        let (properties, body) = env.next_message(&env.broker.import_queue).await;
+        let property = |p: &Option<lapin::types::ShortString>| p.as_ref().map(|v| v.to_string());
+        assert_eq!(property(properties.kind()).as_deref(), Some(kind), "{file}");
+        assert_eq!(
+            property(properties.content_type()).as_deref(),
+            Some(content_type),
+            "{file}"
+        );
+        assert_eq!(
+            body,
+            std::fs::read(examples.join(file)).unwrap(),
+            "{file}: sent unchanged"
+        );
+        assert_eq!(
+            header(&properties, "org-id").as_deref(),
+            Some(ORG),
+            "{file}"
+        );
+        let account_id = header(&properties, "account-id");
+        if kind == "docusign.contacts.create" {
+            assert_eq!(account_id.as_deref(), Some(ORG), "{file}");
+        } else {
+            assert_eq!(account_id, None, "{file}");
+        }
+    }
+    // The Webex file is split and re-encoded as before.
+    let (properties, body) = env.next_message(&env.broker.import_queue).await;
+    assert_eq!(
+        properties.kind().as_ref().map(|k| k.as_str()),
+        Some("webex.contacts.bulk")
+    );
+    let batch: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(batch["contacts"].as_array().unwrap().len(), 2);
+
+    // --type overrides detection.
+    let save = examples.join("user-contacts-save.json");
+    let (ok, out, said) = env
+        .cli(&[
+            "publish",
+            save.to_str().unwrap(),
+            "--type",
+            "webex.contacts.bulk",
+            "--org",
+            ORG,
+        ])
+        .await;
+    assert!(ok, "{out}{said}");
+    let (properties, _) = env.next_message(&env.broker.import_queue).await;
+    assert_eq!(
+        properties.kind().as_ref().map(|k| k.as_str()),
+        Some("webex.contacts.bulk")
+    );
+}
+
+#[tokio::test]
+async fn with_wait_a_file_sent_whole_is_answered_and_counted_like_a_batch() {
+    let env = TestEnv::new().await;
+    let _worker = env.spawn_worker(&[]).await;
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let publish = |file: &str| {
+        let path = examples.join(file);
+        let env = &env;
+        async move {
+            let path = path.to_str().unwrap();
+            env.cli(&[
+                "publish",
+                path,
+                "--org",
+                ORG,
+                "--wait",
+                "--timeout-secs",
+                "30",
+            ])
+            .await
+        }
+    };
+    // The update example changes a contact the Webex example creates.
+    let (ok, out, said) = publish("webex-bulk-create.json").await;
+    assert!(ok && out.contains("2 created"), "{out}{said}");
+    let (ok, out, said) = publish("user-contact-update.json").await;
+    assert!(ok, "{out}{said}");
+    assert!(
+        out.contains("batches: 1 published, 1 answered, 0 rejected")
+            && out.contains("0 created, 1 updated, 0 failed"),
+        "{out}"
+    );
+    let (ok, out, said) = publish("user-contacts-save.json").await;
+    assert!(ok, "{out}{said}");
+    assert!(out.contains("2 created, 0 updated, 0 failed"), "{out}");
+    assert_eq!(env.contact_count().await, 4);
 }
