@@ -253,6 +253,21 @@ async fn with_wait_a_file_sent_whole_is_answered_and_counted_like_a_batch() {
             && out.contains("0 created, 1 updated, 0 failed"),
         "{out}"
     );
+    // The save example's contacts are saved by the seed's account, which must exist.
+    let mut add = env
+        .command("accounts")
+        .args(["add", "--org", ORG, "--user", "exampleUser"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"examplePass\n")
+        .await
+        .unwrap();
+    assert!(add.wait().await.unwrap().success());
     let (ok, out, said) = publish("user-contacts-save.json").await;
     assert!(ok, "{out}{said}");
     assert!(out.contains("2 created, 0 updated, 0 failed"), "{out}");
