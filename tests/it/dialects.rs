@@ -394,3 +394,211 @@ async fn the_same_person_is_the_same_canonical_contact_through_webex_and_save() 
     assert_eq!(webex_row, canonical(&env, &ids[1]).await);
     assert_eq!(webex_row["phone_numbers"][0]["value"], "1234567890");
 }
+
+const DOCUSIGN: &str = "docusign.contacts.create";
+
+/// A DocuSign message whose account (org) is in the `account-id` header.
+fn docusign_props(message_id: &str, content_type: &str) -> BasicProperties {
+    let mut headers = lapin::types::FieldTable::default();
+    headers.insert(
+        "account-id".into(),
+        lapin::types::AMQPValue::LongString(ORG.into()),
+    );
+    BasicProperties::default()
+        .with_message_id(message_id.into())
+        .with_type(DOCUSIGN.into())
+        .with_content_type(content_type.into())
+        .with_headers(headers)
+}
+
+/// The `errorDetails` codes of an XML `contactUpdateResponse`, in contact order.
+fn xml_error_codes(xml: &str) -> Vec<String> {
+    let document = roxmltree::Document::parse(xml).unwrap();
+    let root = document.root_element();
+    assert_eq!(root.tag_name().name(), "contactUpdateResponse");
+    assert_eq!(
+        root.tag_name().namespace(),
+        Some("http://www.docusign.com/restapi")
+    );
+    root.descendants()
+        .filter(|n| n.has_tag_name(("http://www.docusign.com/restapi", "contact")))
+        .map(|contact| {
+            contact
+                .children()
+                .find(|n| n.has_tag_name(("http://www.docusign.com/restapi", "errorDetails")))
+                .and_then(|d| d.children().find(|n| n.tag_name().name() == "errorCode"))
+                .and_then(|c| c.text())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn docusign_json_xml_and_csv_store_the_same_contacts_and_answer_in_their_format() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker(&[]).await;
+    let mut stored_by_format = Vec::new();
+    for (file, content_type) in [
+        ("docusign-contacts.json", "application/json"),
+        ("docusign-contacts.xml", "application/xml"),
+        ("docusign-contacts.csv", "text/csv; charset=utf-8"),
+    ] {
+        env.publish(&fixture(file), docusign_props(file, content_type))
+            .await;
+        let (routing_key, _, result) = env.next_result().await;
+        assert_eq!(routing_key, ORG);
+        assert_eq!(result["status"], "partial", "{file}: {result}");
+        assert_eq!(
+            failures(&result),
+            [("2".into(), "invalid.email".into(), 400)],
+            "{file}"
+        );
+        let answer = &result["contactUpdateResponse"];
+        let codes = match content_type {
+            "application/json" => answer["contacts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["errorDetails"]["errorCode"].as_str().unwrap().to_owned())
+                .collect(),
+            _ => xml_error_codes(answer.as_str().expect("an XML document")),
+        };
+        assert_eq!(codes, ["SUCCESS", "SUCCESS", "INVALID_EMAIL"], "{file}");
+        if content_type == "application/json" {
+            let ada = &answer["contacts"][0];
+            assert_eq!(ada["name"], "Ada Lovelace");
+            assert_eq!(ada["contactId"], result["contacts"][0]["contactId"]);
+            assert_eq!(ada["errorDetails"]["message"], "");
+            assert_eq!(answer["contacts"][2]["name"], "Charles Babbage");
+        }
+        let mut rows = Vec::new();
+        for stored in result["contacts"].as_array().unwrap().iter().take(2) {
+            rows.push(canonical(&env, stored["contactId"].as_str().unwrap()).await);
+        }
+        stored_by_format.push(rows);
+    }
+    assert_eq!(stored_by_format[0], stored_by_format[1], "JSON and XML");
+    assert_eq!(stored_by_format[0], stored_by_format[2], "JSON and CSV");
+    let grace = &stored_by_format[0][1];
+    assert_eq!(grace["display_name"], "Grace Hopper");
+    assert_eq!(grace["company_name"], "Remington Rand, UNIVAC Division");
+    assert_eq!(grace["shared"], false);
+    assert_eq!(grace["cloud_provider"], "rooms");
+    assert_eq!(grace["signing_group_name"], "Compiler Review");
+    assert_eq!(
+        grace["phone_numbers"],
+        json!([{"value": "+12125550199", "type": "work", "primary": false}])
+    );
+    assert_eq!(env.contact_count().await, 6);
+    worker
+        .expect_metric(
+            r#"contact_import_messages_total{type="docusign.contacts.create"}"#,
+            3.0,
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn docusign_seed_examples_fail_per_contact_and_a_docusign_contact_matches_its_webex_twin() {
+    let env = TestEnv::new().await;
+    let _worker = env.spawn_worker(&[]).await;
+    // The seed's own examples carry "sample string" values: every contact fails alone, and
+    // the answer says why in DocuSign's shape.
+    for (file, content_type) in [
+        ("docusign-seed-example.json", "application/json"),
+        ("docusign-seed-example.xml", "text/xml"),
+    ] {
+        env.publish(&fixture(file), docusign_props(file, content_type))
+            .await;
+        let (_, _, result) = env.next_result().await;
+        assert_eq!(result["status"], "failed", "{file}: {result}");
+        assert_eq!(
+            failures(&result),
+            [("0".into(), "invalid.value".into(), 400)],
+            "{file}"
+        );
+        let answer = &result["contactUpdateResponse"];
+        let codes = match answer.as_str() {
+            Some(xml) => xml_error_codes(xml),
+            None => vec![
+                answer["contacts"][0]["errorDetails"]["errorCode"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ],
+        };
+        assert_eq!(codes, ["INVALID_VALUE"], "{file}");
+    }
+    assert_eq!(env.contact_count().await, 0);
+
+    let docusign = json!({"contacts": [{
+        "name": "Ada Lovelace", "emails": ["ada@example.com"], "organization": "Analytical Engines",
+        "contactPhoneNumbers": [{"phoneNumber": "+1 415 555 0100", "phoneType": "mobile"}]
+    }]});
+    env.publish(
+        &serde_json::to_vec(&docusign).unwrap(),
+        docusign_props("twin-docusign", "application/json"),
+    )
+    .await;
+    let (_, _, from_docusign) = env.next_result().await;
+    let webex = json!({
+        "displayName": "Ada Lovelace", "companyName": "Analytical Engines",
+        "emails": [{"value": "ada@example.com"}],
+        "phoneNumbers": [{"value": "+14155550100", "type": "mobile"}]
+    });
+    env.publish_json("twin-webex", &batch(ORG, json!([webex])))
+        .await;
+    let (_, _, from_webex) = env.next_result().await;
+    let ids = [&from_docusign, &from_webex]
+        .map(|r| r["contacts"][0]["contactId"].as_str().unwrap().to_owned());
+    assert_eq!(
+        canonical(&env, &ids[0]).await,
+        canonical(&env, &ids[1]).await
+    );
+}
+
+#[tokio::test]
+async fn docusign_without_content_type_or_with_a_dtd_is_rejected_and_dead_lettered() {
+    let env = TestEnv::new().await;
+    let _worker = env.spawn_worker(&[]).await;
+    let no_content_type = BasicProperties::default()
+        .with_message_id("no-ct".into())
+        .with_type(DOCUSIGN.into())
+        .with_headers(org_header(ORG));
+    env.publish(&fixture("docusign-contacts.json"), no_content_type)
+        .await;
+    let (_, _, result) = env.next_result().await;
+    assert_eq!(result["status"], "rejected");
+    assert_eq!(result["error"]["code"], "unsupported.content.type");
+    assert_eq!(result["error"]["statusCode"], 415);
+    let (letter, _) = env.next_dead_letter().await;
+    assert_eq!(
+        crate::common::header(&letter, "x-contact-import-reason").as_deref(),
+        Some("unsupported.content.type")
+    );
+
+    let bomb = r#"<?xml version="1.0"?>
+<!DOCTYPE contactModRequest [
+  <!ENTITY lol "lol">
+  <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+  <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<contactModRequest xmlns="http://www.docusign.com/restapi"><contacts><contact>
+<name>&lol3;</name></contact></contacts></contactModRequest>"#;
+    env.publish(bomb.as_bytes(), docusign_props("bomb", "application/xml"))
+        .await;
+    let (_, _, result) = env.next_result().await;
+    assert_eq!(result["error"]["code"], "malformed.body", "{result}");
+    let (letter, body) = env.next_dead_letter().await;
+    assert_eq!(
+        crate::common::header(&letter, "x-contact-import-reason").as_deref(),
+        Some("malformed.body")
+    );
+    assert_eq!(
+        body,
+        bomb.as_bytes(),
+        "the dead letter keeps the original body"
+    );
+    assert_eq!(env.contact_count().await, 0);
+}
