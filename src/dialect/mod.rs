@@ -173,6 +173,15 @@ pub fn check_count(count: usize, limits: &Limits, org: &Option<OrgId>) -> Result
     .with_org(org.clone()))
 }
 
+/// Accepts JSON, or no content type (JSON is then assumed, as publishers of the JSON-only
+/// dialects have always been allowed to omit it).
+pub fn require_json(content_type: Option<&str>) -> Result<(), Rejection> {
+    match media_type(content_type).as_deref() {
+        None | Some(JSON) => Ok(()),
+        other => Err(unsupported_content_type(other, &[JSON])),
+    }
+}
+
 /// Refuses a content type the dialect does not read, naming the ones it does.
 pub fn unsupported_content_type(media_type: Option<&str>, accepted: &[&str]) -> Rejection {
     Rejection::new(

@@ -3,8 +3,7 @@
 //! `{"orgId", "contacts": [...]}`.
 
 use super::{
-    Answer, DecodedBatch, Dialect, IncomingMessage, JSON, Limits, check_count, media_type,
-    resolve_org, unsupported_content_type,
+    Answer, DecodedBatch, Dialect, IncomingMessage, Limits, check_count, require_json, resolve_org,
 };
 use crate::contact::model::MethodDraft;
 use crate::contact::{Address, ContactDraft, ContactError, Credentials, ErrorCode};
@@ -61,10 +60,7 @@ impl Dialect for SaveUserContacts {
         message: &IncomingMessage<'_>,
         limits: &Limits,
     ) -> Result<DecodedBatch, Rejection> {
-        match media_type(message.content_type).as_deref() {
-            None | Some(JSON) => {}
-            other => return Err(unsupported_content_type(other, &[JSON])),
-        }
+        require_json(message.content_type)?;
         let malformed = |e: serde_json::Error| {
             Rejection::new(
                 RejectCode::MalformedBody,

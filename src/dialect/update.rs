@@ -2,10 +2,7 @@
 //! address or chat id, whose phone number and email address change. The requester gets the
 //! seed's reply (`responseType`, `responseId`, `responseMessages`).
 
-use super::{
-    Answer, DecodedBatch, Dialect, IncomingMessage, JSON, Limits, media_type, resolve_org,
-    unsupported_content_type,
-};
+use super::{Answer, DecodedBatch, Dialect, IncomingMessage, Limits, require_json, resolve_org};
 use crate::contact::model::MethodDraft;
 use crate::contact::{ContactDraft, ContactError, ErrorCode};
 use crate::rejection::{RejectCode, Rejection};
@@ -81,10 +78,7 @@ impl Dialect for UpdateUserContact {
         message: &IncomingMessage<'_>,
         _limits: &Limits,
     ) -> Result<DecodedBatch, Rejection> {
-        match media_type(message.content_type).as_deref() {
-            None | Some(JSON) => {}
-            other => return Err(unsupported_content_type(other, &[JSON])),
-        }
+        require_json(message.content_type)?;
         let malformed = |why: String| {
             Rejection::new(
                 RejectCode::MalformedBody,

@@ -2,8 +2,7 @@
 //! `{"schemas", "orgId", "contacts": [...]}`.
 
 use super::{
-    Answer, DecodedBatch, Dialect, IncomingMessage, JSON, Limits, check_count, media_type,
-    resolve_org, unsupported_content_type,
+    Answer, DecodedBatch, Dialect, IncomingMessage, Limits, check_count, require_json, resolve_org,
 };
 use crate::contact::model::{CONTACT_SCHEMA, MethodDraft};
 use crate::contact::{Address, ContactDraft, ContactError, ErrorCode};
@@ -54,10 +53,7 @@ impl Dialect for Webex {
         message: &IncomingMessage<'_>,
         limits: &Limits,
     ) -> Result<DecodedBatch, Rejection> {
-        match media_type(message.content_type).as_deref() {
-            None | Some(JSON) => {}
-            other => return Err(unsupported_content_type(other, &[JSON])),
-        }
+        require_json(message.content_type)?;
         let envelope: Envelope<'_> = serde_json::from_slice(message.body).map_err(|e| {
             Rejection::new(
                 RejectCode::MalformedBody,

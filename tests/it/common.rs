@@ -452,6 +452,22 @@ fn with_database(url: &str, database: &str) -> String {
 }
 
 /// A minimal valid Webex batch for `org` with the given contacts.
+/// A result's `failedContacts` as (index, errorCode, statusCode).
+pub fn failures(result: &Value) -> Vec<(String, String, u64)> {
+    result["failedContacts"]
+        .as_array()
+        .expect("failedContacts is a list")
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap().to_owned(),
+                f["errorCode"].as_str().unwrap().to_owned(),
+                f["statusCode"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 pub fn batch(org: &str, contacts: Value) -> Value {
     serde_json::json!({
         "schemas": "urn:cisco:codev:identity:contact:core:1.0",

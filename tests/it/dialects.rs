@@ -1,7 +1,7 @@
 //! The seed APIs other than Webex, each through the real broker and database, from the
 //! fixtures in tests/fixtures/ (taken from the seed documents' own examples).
 
-use crate::common::{ORG, TestEnv, batch, org_header};
+use crate::common::{ORG, TestEnv, batch, failures, org_header};
 use contact_import::accounts;
 use lapin::BasicProperties;
 use serde_json::{Value, json};
@@ -48,21 +48,6 @@ async fn canonical(env: &TestEnv, id: &str) -> Value {
         .await
         .unwrap()
         .get(0)
-}
-
-fn failures(result: &Value) -> Vec<(String, String, u64)> {
-    result["failedContacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["id"].as_str().unwrap().to_owned(),
-                f["errorCode"].as_str().unwrap().to_owned(),
-                f["statusCode"].as_u64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -49,20 +49,8 @@ async fn a_dry_run_answers_the_full_result_and_writes_nothing() {
         result["counts"],
         json!({"received": 4, "created": 1, "updated": 1, "failed": 2})
     );
-    let failures: Vec<(String, String, u64)> = result["failedContacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["id"].as_str().unwrap().to_owned(),
-                f["errorCode"].as_str().unwrap().to_owned(),
-                f["statusCode"].as_u64().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        failures,
+        crate::common::failures(&result),
         [
             ("1".to_owned(), "invalid.email".to_owned(), 400),
             ("3".to_owned(), "contact.not.found".to_owned(), 404)
