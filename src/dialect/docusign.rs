@@ -167,9 +167,9 @@ impl Dialect for DocuSign {
             .and_then(|id| OrgId::parse(id).ok());
         let media = media_type(message.content_type);
         let (request, reply) = match media.as_deref() {
-            Some(JSON) => (read_json(message.body), Reply::Json),
-            Some(XML | TEXT_XML) => (read_xml(message.body), Reply::Xml),
-            Some(CSV) => (read_csv(message.body), Reply::Xml),
+            Some(JSON) => (read_json(message.body, limits), Reply::Json),
+            Some(XML | TEXT_XML) => (read_xml(message.body, limits), Reply::Xml),
+            Some(CSV) => (read_csv(message.body, limits), Reply::Xml),
             other => {
                 return Err(unsupported_content_type(other, ACCEPTED).with_org(header_org));
             }
@@ -177,15 +177,28 @@ impl Dialect for DocuSign {
         let request = request.map_err(|r| r.with_org(header_org))?;
         let org_id = org(request.account_id.as_deref(), message)?;
         let known_org = Some(org_id.clone());
-        let Some(entries) = request.contacts else {
+        let Some(list) = request.contacts else {
             return Err(Rejection::new(
                 RejectCode::MissingContacts,
                 "the body has no contacts list",
             )
             .with_org(known_org));
         };
-        check_count(entries.len(), limits, &known_org)?;
-        let (sent, contacts) = entries
+        check_count(list.count, limits, &known_org).map_err(|rejection| {
+            if list.counted_all {
+                rejection
+            } else {
+                Rejection {
+                    message: format!(
+                        "the batch has more than {max} contacts, at most {max} are accepted",
+                        max = limits.max_contacts
+                    ),
+                    ..rejection
+                }
+            }
+        })?;
+        let (sent, contacts) = list
+            .entries
             .into_iter()
             .map(|entry| (entry.sent, entry.fields.and_then(Fields::into_draft)))
             .unzip();
@@ -234,7 +247,33 @@ fn org(body: Option<&str>, message: &IncomingMessage<'_>) -> Result<OrgId, Rejec
 struct Request {
     account_id: Option<String>,
     /// `None`: the body has no contacts list at all.
-    contacts: Option<Vec<Entry>>,
+    contacts: Option<Contacts>,
+}
+
+/// A request's contacts, counted before any is read: a batch over the limit is refused
+/// without building an entry per contact (a 16 MiB body of `{}` is millions of them).
+struct Contacts {
+    /// How many contacts the body has, or, when not `counted_all`, how many were counted
+    /// before reading stopped (one over the limit).
+    count: usize,
+    counted_all: bool,
+    /// Every contact in order; empty, and not read, when `count` is over the limit.
+    entries: Vec<Entry>,
+}
+
+impl Contacts {
+    /// `count` contacts, read by `read` only when the limit allows that many.
+    fn counted(count: usize, limits: &Limits, read: impl FnOnce() -> Vec<Entry>) -> Self {
+        Self {
+            count,
+            counted_all: true,
+            entries: if count <= limits.max_contacts {
+                read()
+            } else {
+                Vec::new()
+            },
+        }
+    }
 }
 
 /// One request contact: what the answer echoes, and its fields or why it is unreadable.
@@ -398,7 +437,7 @@ enum AccountId {
     Number(serde_json::Number),
 }
 
-fn read_json(body: &[u8]) -> Result<Request, Rejection> {
+fn read_json(body: &[u8], limits: &Limits) -> Result<Request, Rejection> {
     let envelope: JsonEnvelope<'_> = serde_json::from_slice(body)
         .map_err(|e| malformed(format!("the body is not a DocuSign contactModRequest: {e}")))?;
     Ok(Request {
@@ -406,9 +445,12 @@ fn read_json(body: &[u8]) -> Result<Request, Rejection> {
             AccountId::Text(text) => text,
             AccountId::Number(number) => number.to_string(),
         }),
-        contacts: envelope
-            .contacts
-            .map(|contacts| contacts.into_iter().map(json_contact).collect()),
+        // Each contact stays a borrowed slice of the body until the list is counted.
+        contacts: envelope.contacts.map(|raw| {
+            Contacts::counted(raw.len(), limits, || {
+                raw.into_iter().map(json_contact).collect()
+            })
+        }),
     })
 }
 
@@ -439,7 +481,7 @@ fn json_contact(raw: &RawValue) -> Entry {
 // ---------------------------------------------------------------------------------------
 // XML
 
-fn read_xml(body: &[u8]) -> Result<Request, Rejection> {
+fn read_xml(body: &[u8], limits: &Limits) -> Result<Request, Rejection> {
     let text = std::str::from_utf8(body)
         .map_err(|e| malformed(format!("the XML body is not UTF-8: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -466,7 +508,13 @@ fn read_xml(body: &[u8]) -> Result<Request, Rejection> {
         .map(|node| element_text(node).map_err(malformed))
         .transpose()?
         .flatten();
-    let contacts = single("contacts")?.map(|list| elements(list).map(xml_contact).collect());
+    // The tree is bounded by the body's size; the entries built from it are not, so the
+    // children of <contacts> (each one an entry) are counted first.
+    let contacts = single("contacts")?.map(|list| {
+        Contacts::counted(elements(list).count(), limits, || {
+            elements(list).map(xml_contact).collect()
+        })
+    });
     Ok(Request {
         account_id,
         contacts,
@@ -658,7 +706,7 @@ const CSV_COLUMNS: &[(&str, Column)] = &[
     ("accountId", Column::AccountId),
 ];
 
-fn read_csv(body: &[u8]) -> Result<Request, Rejection> {
+fn read_csv(body: &[u8], limits: &Limits) -> Result<Request, Rejection> {
     let mut reader = csv::ReaderBuilder::new().from_reader(body);
     let header = reader
         .headers()
@@ -695,6 +743,17 @@ fn read_csv(body: &[u8]) -> Result<Request, Rejection> {
     let mut account_id: Option<String> = None;
     let mut contacts = Vec::new();
     for (index, row) in reader.records().enumerate() {
+        if index == limits.max_contacts {
+            // One row over the limit: the rest is neither read nor counted.
+            return Ok(Request {
+                account_id,
+                contacts: Some(Contacts {
+                    count: index + 1,
+                    counted_all: false,
+                    entries: Vec::new(),
+                }),
+            });
+        }
         // Row 1 is the header, as a spreadsheet numbers them.
         let number = index + 2;
         let row = row.map_err(|e| malformed(format!("CSV row {number} is not readable: {e}")))?;
@@ -748,7 +807,11 @@ fn read_csv(body: &[u8]) -> Result<Request, Rejection> {
     }
     Ok(Request {
         account_id,
-        contacts: Some(contacts),
+        contacts: Some(Contacts {
+            count: contacts.len(),
+            counted_all: true,
+            entries: contacts,
+        }),
     })
 }
 
@@ -1280,6 +1343,111 @@ mod tests {
                 contact_id: Some("c-1".into()),
                 name: Some("Ada".into())
             }
+        );
+    }
+
+    /// `n` contacts in the given format; the body names account `acct-1` (CSV: on its first row).
+    fn contacts_body(content_type: &str, n: usize) -> String {
+        match content_type {
+            "application/json" => format!(
+                r#"{{"accountId": "acct-1", "contacts": [{}]}}"#,
+                vec![r#"{"name": "A"}"#; n].join(",")
+            ),
+            "application/xml" => format!(
+                "<contactModRequest><accountId>acct-1</accountId><contacts>{}</contacts>\
+                 </contactModRequest>",
+                "<contact><name>A</name></contact>".repeat(n)
+            ),
+            _ => format!(
+                "name,accountId\nA,acct-1\n{}",
+                "A,\n".repeat(n.saturating_sub(1))
+            ),
+        }
+    }
+
+    #[test]
+    fn a_batch_over_the_contact_limit_is_refused_in_every_format_with_its_org() {
+        for content_type in ["application/json", "application/xml", "text/csv"] {
+            let at_limit = contacts_body(content_type, LIMITS.max_contacts);
+            let batch = decoded(content_type, &at_limit);
+            assert_eq!(batch.contacts.len(), LIMITS.max_contacts, "{content_type}");
+            assert!(batch.contacts.iter().all(Result::is_ok), "{content_type}");
+
+            let over = contacts_body(content_type, LIMITS.max_contacts + 1);
+            let rejection = rejected(message(content_type, &over));
+            assert_eq!(rejection.code, RejectCode::TooLarge, "{content_type}");
+            assert_eq!(
+                rejection.org_id.as_ref().map(OrgId::as_str),
+                Some("acct-1"),
+                "{content_type}: the org's subscribers hear of the rejection"
+            );
+            let expected = if content_type == "text/csv" {
+                "the batch has more than 10 contacts, at most 10 are accepted"
+            } else {
+                "the batch has 11 contacts, at most 10 are accepted"
+            };
+            assert_eq!(rejection.message, expected, "{content_type}");
+
+            // The org named only in the body is attached too.
+            let body_org = IncomingMessage {
+                account_id_header: None,
+                ..message(content_type, &over)
+            };
+            let rejection = decode(&body_org, &LIMITS).unwrap_err();
+            assert_eq!(rejection.code, RejectCode::TooLarge, "{content_type}");
+            assert_eq!(
+                rejection.org_id.as_ref().map(OrgId::as_str),
+                Some("acct-1"),
+                "{content_type}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_huge_batch_is_counted_and_refused_without_building_its_entries() {
+        const HUGE: usize = 200_000;
+        let limits = Limits {
+            max_message_bytes: 16 << 20,
+            ..LIMITS
+        };
+        let json = format!(r#"{{"contacts": [{}]}}"#, vec!["{}"; HUGE].join(","));
+        let xml = format!(
+            "<contactModRequest><contacts>{}</contacts></contactModRequest>",
+            "<contact/>".repeat(HUGE)
+        );
+        let csv = format!("name\n{}", "a\n".repeat(HUGE));
+
+        let count = |request: Result<Request, Rejection>| {
+            let list = request.unwrap().contacts.unwrap();
+            assert!(list.entries.is_empty(), "no entry is built over the limit");
+            (list.count, list.counted_all)
+        };
+        assert_eq!(count(read_json(json.as_bytes(), &limits)), (HUGE, true));
+        assert_eq!(count(read_xml(xml.as_bytes(), &limits)), (HUGE, true));
+        // CSV stops reading one row over the limit.
+        assert_eq!(
+            count(read_csv(csv.as_bytes(), &limits)),
+            (limits.max_contacts + 1, false)
+        );
+
+        for (content_type, body) in [
+            ("application/json", &json),
+            ("application/xml", &xml),
+            ("text/csv", &csv),
+        ] {
+            let rejection = decode(&message(content_type, body), &limits).unwrap_err();
+            assert_eq!(rejection.code, RejectCode::TooLarge, "{content_type}");
+            assert_eq!(
+                rejection.org_id.as_ref().map(OrgId::as_str),
+                Some("acct-1"),
+                "{content_type}"
+            );
+        }
+        assert!(
+            decode(&message("application/json", &json), &limits)
+                .unwrap_err()
+                .message
+                .starts_with("the batch has 200000 contacts"),
         );
     }
 
