@@ -91,6 +91,18 @@ impl ContactId {
     }
 }
 
+/// Namespace of the UUIDv5 ids given to contacts imported under an id of the sender's.
+const EXTERNAL_CONTACT_NAMESPACE: Uuid = Uuid::from_u128(0x2f0e_8b1d_5c3a_4e7f_9d62_a4b8_17c5_e30d);
+
+impl ContactId {
+    /// The id of the org's contact that a sending system calls `external` (DocuSign's
+    /// contactId), so that importing it again updates the same contact.
+    pub fn for_external(org: &OrgId, external: &str) -> Self {
+        let name = format!("{}\n{}", org.as_str(), external);
+        Self(Uuid::new_v5(&EXTERNAL_CONTACT_NAMESPACE, name.as_bytes()))
+    }
+}
+
 impl fmt::Display for ContactId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

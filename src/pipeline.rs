@@ -10,7 +10,7 @@ use crate::broker::publish::{
     DeadLetterReason, Publisher, ReplyTarget, Routed, UNKNOWN_ORG_ROUTING_KEY,
 };
 use crate::contact::{ContactDraft, ContactError, ValidatedBatch, validate_batch};
-use crate::dialect::{self, Answer, DecodedBatch, Limits};
+use crate::dialect::{self, Answer, DecodedBatch, Limits, MessageType};
 use crate::ids::{self, BatchId, OrgId};
 use crate::metrics::{self, InFlight};
 use crate::rejection::{RejectCode, Rejection};
@@ -81,7 +81,18 @@ impl Pipeline {
             .message_id()
             .as_ref()
             .map(|id| id.as_str());
-        let batch_id = BatchId::for_message(message_id, &body_sha256);
+        let batch_id = match message_id {
+            Some(id) => BatchId::for_message(Some(id), &body_sha256),
+            // The fallback id is shown in the result: it must not be a fast hash of a secret.
+            None => {
+                let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
+                let digest = MessageType::of(kind).map_or_else(
+                    |_| body_sha256.clone(),
+                    |kind| kind.id_digest(&delivery.data),
+                );
+                BatchId::for_message(None, &digest)
+            }
+        };
         // Every line about the batch carries these; the org is filled in once it is read.
         let span = info_span!(
             "batch",
@@ -152,12 +163,11 @@ impl Pipeline {
             answer,
         } = decoded;
         tracing::Span::current().record("org_id", org_id.as_str());
-        if let Err(e) = self.authenticate(&org_id, &mut contacts).await {
+        let deadline = tokio::time::Instant::now() + self.policy.batch_timeout;
+        if let Err(e) = self.authenticate(&org_id, &mut contacts, deadline).await {
             return self.give_back(delivery, batch_id, &reply, org_id, e).await;
         }
         let batch = validate_batch(batch_id.clone(), org_id.clone(), contacts);
-
-        let deadline = tokio::time::Instant::now() + self.policy.batch_timeout;
         let mode = if consume::dry_run(delivery) {
             Mode::DryRun
         } else {
@@ -197,7 +207,13 @@ impl Pipeline {
                 let rejection = Rejection::new(
                     RejectCode::BatchIdConflict,
                     format!(
-                        "batch id {batch_id} was already used for a batch with a different body"
+                        "batch id {batch_id} was already used for a batch with a different body{}",
+                        if reply.dialect == Some(MessageType::SaveUserContacts) {
+                            " (its passwords may differ: a Save batch resent with other \
+                             passwords needs a new message_id)"
+                        } else {
+                            ""
+                        }
                     ),
                 )
                 .with_org(Some(org_id));
@@ -209,27 +225,30 @@ impl Pipeline {
     }
 
     /// Checks the account credentials that contacts carry (Save User Contacts) and drops
-    /// them; the hashes are read with the same retries as a batch.
+    /// them, within the batch's time; the hashes are read as a batch is stored.
     async fn authenticate(
         &self,
         org: &OrgId,
         contacts: &mut [Result<ContactDraft, ContactError>],
+        deadline: tokio::time::Instant,
     ) -> Result<(), StoreError> {
         let users = accounts::claimed_users(contacts);
         if users.is_empty() {
             return Ok(());
         }
-        let hashes = (|| self.store.password_hashes(org, &users))
-            .retry(self.policy.retry)
-            .when(StoreError::is_transient)
-            .notify(|e: &StoreError, wait: Duration| self.retrying(e, wait))
+        let hashes = self
+            .with_database(deadline, || async {
+                tokio::time::timeout_at(deadline, self.store.password_hashes(org, &users))
+                    .await
+                    .unwrap_or(Err(StoreError::DeadlineExceeded { last_error: None }))
+            })
             .await?;
-        accounts::authenticate(org, contacts, hashes).await;
-        Ok(())
+        tokio::time::timeout_at(deadline, accounts::authenticate(org, contacts, hashes))
+            .await
+            .map_err(|_| StoreError::DeadlineExceeded { last_error: None })
     }
 
-    /// Applies the batch, retrying transient errors with backoff. While the database is away
-    /// the batch waits for it (within its deadline) rather than spend one of its deliveries.
+    /// Applies the batch.
     async fn apply(
         &self,
         batch: &ValidatedBatch,
@@ -238,21 +257,37 @@ impl Pipeline {
         mode: Mode,
         deadline: tokio::time::Instant,
     ) -> Result<Applied, StoreError> {
+        self.with_database(deadline, || {
+            self.store
+                .apply_batch(batch, body_sha256, answer, mode, deadline)
+        })
+        .await
+    }
+
+    /// Runs a database operation, retrying transient errors with backoff. While the database
+    /// is away the batch waits for it (within its deadline) rather than spend one of its
+    /// deliveries.
+    async fn with_database<T, F, Fut>(
+        &self,
+        deadline: tokio::time::Instant,
+        mut operation: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
         let mut last_error = None;
         loop {
-            let applied = (|| {
-                self.store
-                    .apply_batch(batch, body_sha256, answer, mode, deadline)
-            })
-            .retry(self.policy.retry)
-            .sleep(move |wait| sleep_until_at_most(wait, deadline))
-            .when(StoreError::is_transient)
-            .notify(|e: &StoreError, wait: Duration| self.retrying(e, wait))
-            .await;
-            match applied {
-                Ok(applied) => {
+            let done = (&mut operation)
+                .retry(self.policy.retry)
+                .sleep(move |wait| sleep_until_at_most(wait, deadline))
+                .when(StoreError::is_transient)
+                .notify(|e: &StoreError, wait: Duration| self.retrying(e, wait))
+                .await;
+            match done {
+                Ok(value) => {
                     self.availability.report_up();
-                    return Ok(applied);
+                    return Ok(value);
                 }
                 Err(e) if e.is_outage() => {
                     self.availability.report_outage(&e);

@@ -39,6 +39,9 @@ pub struct ContactDraft {
     pub signing_group: Option<String>,
     pub signing_group_name: Option<String>,
     pub signing_group_users: Option<Vec<SigningGroupUser>>,
+    /// An id the sending system gives the contact (DocuSign's contactId); see
+    /// [`Target::External`].
+    pub external_id: Option<String>,
     /// Update User Contact: the contact is the org's one with this email address or IM id,
     /// and the draft's emails/phone numbers become its primary ones (see [`Target::Lookup`]).
     pub lookup: Option<String>,
@@ -114,12 +117,18 @@ pub enum Target {
     /// emails and phone numbers are merged: the request's become the primary ones, the stored
     /// ones stay, no longer primary.
     Lookup(String),
+    /// An id the sending system gives the contact (DocuSign's contactId): the org's contact
+    /// with that id if it is one of ours (a UUID this worker gave out), else the contact
+    /// imported before under that id, else a new one, which later imports under the same id
+    /// update instead of duplicating.
+    External(String),
 }
 
 impl Target {
-    /// Whether the contact must already exist.
+    /// Whether the contact must already exist. [`Target::External`] and
+    /// [`Target::Lookup`] are settled in the transaction before anything is written.
     pub fn is_update(&self) -> bool {
-        !matches!(self, Self::New)
+        matches!(self, Self::Update(_) | Self::Lookup(_))
     }
 }
 

@@ -73,6 +73,16 @@ pub fn validate_batch(
                 // Resolved in the transaction that writes it; until then the id names the
                 // request, which no stored contact has.
                 Target::Lookup(_) => ContactId::for_new(&org_id, &batch_id, index),
+                Target::External(external) => {
+                    let id = ContactId::for_external(&org_id, external);
+                    if let Some(earlier) = first_use.insert(id, index) {
+                        return Planned::Failed(ContactError::new(
+                            ErrorCode::DuplicateInBatch,
+                            format!("contactId {external} is already written by contact {earlier} of this batch"),
+                        ));
+                    }
+                    id
+                }
                 Target::Update(id) => match first_use.get(id) {
                     Some(earlier) => {
                         return Planned::Failed(ContactError::new(
@@ -145,20 +155,31 @@ pub fn validate(draft: ContactDraft) -> Result<ValidContact, ContactError> {
         signing_group_users: signing_group_users(draft.signing_group_users)?,
     };
 
-    let target = match (update_of, draft.lookup) {
-        (Some(id), _) => Target::Update(id),
-        (None, Some(user)) => Target::Lookup(lookup(user)?),
-        (None, None) => Target::New,
+    let external_id = text("contactId", draft.external_id)?;
+    let target = match (update_of, draft.lookup, external_id) {
+        (Some(id), _, _) => Target::Update(id),
+        (None, Some(user), _) => Target::Lookup(lookup(user)?),
+        (None, None, Some(external)) => Target::External(external),
+        (None, None, None) => Target::New,
     };
-    let named =
-        fields.display_name.is_some() || fields.first_name.is_some() || fields.last_name.is_some();
-    if target == Target::New && !named {
-        return Err(ContactError::new(
-            ErrorCode::MissingName,
-            "a new contact needs at least one of displayName, firstName, lastName",
-        ));
+    if target == Target::New && !is_named(&fields) {
+        return Err(missing_name());
     }
     Ok(ValidContact { target, fields })
+}
+
+/// A new contact needs a name; [`Target::External`] is found to be new only in the
+/// transaction, which then fails it with this.
+pub fn missing_name() -> ContactError {
+    ContactError::new(
+        ErrorCode::MissingName,
+        "a new contact needs at least one of displayName, firstName, lastName",
+    )
+}
+
+/// Whether a contact names itself (see [`missing_name`]).
+pub fn is_named(fields: &ContactFields) -> bool {
+    fields.display_name.is_some() || fields.first_name.is_some() || fields.last_name.is_some()
 }
 
 /// The user id an Update User Contact request addresses: an email address or a chat id.

@@ -118,7 +118,16 @@ impl Echo {
             .iter()
             .enumerate()
             .map(|(index, stored)| match stored {
-                Some(stored) => ResponseContact::stored(stored),
+                Some(stored) => {
+                    let mut answer = ResponseContact::stored(stored);
+                    // A contact sent with DocuSign's id is answered with that id, which is
+                    // how its sender knows it; our own id otherwise.
+                    if let Some(sent) = self.contacts.get(index).and_then(|s| s.contact_id.clone())
+                    {
+                        answer.contact_id = Some(sent);
+                    }
+                    answer
+                }
                 None => self.failed(index, result),
             })
             .collect();
@@ -373,7 +382,8 @@ impl Fields {
                 .collect()
         });
         Ok(ContactDraft {
-            contact_id: self.contact_id,
+            // DocuSign's id of the contact, not necessarily ours: see `Target::External`.
+            external_id: self.contact_id,
             display_name: self.name,
             company_name: self.organization,
             emails,
@@ -1193,7 +1203,7 @@ mod tests {
         );
         assert_eq!(drafts(&json), drafts(&xml));
         let contact = json.contacts[0].as_ref().unwrap();
-        assert_eq!(contact.contact_id.as_deref(), Some("sample string 1"));
+        assert_eq!(contact.external_id.as_deref(), Some("sample string 1"));
         assert_eq!(contact.display_name.as_deref(), Some("sample string 2"));
         assert_eq!(contact.company_name.as_deref(), Some("sample string 3"));
         assert_eq!(contact.signing_group.as_deref(), Some("sample string 6"));

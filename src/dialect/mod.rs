@@ -43,9 +43,10 @@ impl MessageType {
         }
     }
 
-    /// The dialect of a message's `type`; an absent or empty `type` is Webex's.
+    /// The dialect of a message's `type`, named exactly; an absent or empty `type` is
+    /// Webex's.
     pub fn of(kind: Option<&str>) -> Result<Self, Rejection> {
-        let Some(kind) = kind.map(str::trim).filter(|k| !k.is_empty()) else {
+        let Some(kind) = kind.filter(|k| !k.is_empty()) else {
             return Ok(Self::Webex);
         };
         Self::ALL
@@ -69,6 +70,20 @@ impl MessageType {
             Self::SaveUserContacts => &save::SaveUserContacts,
             Self::DocuSign => &docusign::DocuSign,
             Self::UpdateUserContact => &update::UpdateUserContact,
+        }
+    }
+
+    /// The hex SHA-256 a message's body is known by when it has no `message_id` (its batch
+    /// id is `sha256:` and this, and results show it): for Save User Contacts, of the body
+    /// without its passwords, since a fast hash of a body whose other fields the result
+    /// repeats would be a fast hash of the password.
+    pub fn id_digest(self, body: &[u8]) -> String {
+        match self {
+            Self::SaveUserContacts => save::without_passwords(body).map_or_else(
+                || crate::ids::body_sha256(body),
+                |b| crate::ids::body_sha256(&b),
+            ),
+            _ => crate::ids::body_sha256(body),
         }
     }
 

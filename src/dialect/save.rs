@@ -32,7 +32,6 @@ struct Envelope<'a> {
 #[serde(rename_all = "camelCase")]
 struct SaveContact {
     user_name: Option<String>,
-    password: Option<String>,
     first_name: Option<String>,
     middle_name: Option<String>,
     last_name: Option<String>,
@@ -90,17 +89,50 @@ impl Dialect for SaveUserContacts {
     }
 }
 
+/// The body with every contact's `password` removed, re-serialised (key order kept), or
+/// `None` when it is not JSON.
+pub fn without_passwords(body: &[u8]) -> Option<Vec<u8>> {
+    let mut body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let contacts = match &mut body {
+        serde_json::Value::Array(contacts) => contacts.iter_mut().collect(),
+        serde_json::Value::Object(object) if object.contains_key("contacts") => {
+            match object.get_mut("contacts") {
+                Some(serde_json::Value::Array(contacts)) => contacts.iter_mut().collect(),
+                _ => Vec::new(),
+            }
+        }
+        single => vec![single],
+    };
+    for contact in contacts {
+        if let serde_json::Value::Object(fields) = contact {
+            fields.shift_remove("password");
+        }
+    }
+    serde_json::to_vec(&body).ok()
+}
+
 fn contact(raw: &RawValue) -> Result<ContactDraft, ContactError> {
-    let c: SaveContact = serde_json::from_str(raw.get()).map_err(|e| {
+    let invalid = |why: String| {
         ContactError::new(
             ErrorCode::InvalidContact,
-            format!("not a Save User Contacts contact: {e}"),
+            format!("not a Save User Contacts contact: {why}"),
         )
-    })?;
+    };
+    let mut fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(raw.get()).map_err(|e| invalid(e.to_string()))?;
+    // Taken out first: serde's messages quote the value of a field of the wrong type, and
+    // this one must never reach a result.
+    let password = match fields.remove("password") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(password)) => Some(password),
+        Some(_) => return Err(invalid("password must be a string".into())),
+    };
+    let c: SaveContact = serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|e| invalid(e.to_string()))?;
     let present = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
     let missing: Vec<&str> = [
         ("userName", &c.user_name),
-        ("password", &c.password),
+        ("password", &password),
         ("firstName", &c.first_name),
         ("lastName", &c.last_name),
         ("mobileNumber", &c.mobile_number),
@@ -155,10 +187,14 @@ fn contact(raw: &RawValue) -> Result<ContactDraft, ContactError> {
         anniversary_date: c.anniversary_date,
         address: (address != Address::default()).then_some(address),
         custom_fields: (!custom_fields.is_empty()).then_some(custom_fields),
-        groups: c.group_name.map(|g| vec![g]),
+        // The seed sends "" for an optional field it does not have.
+        groups: c
+            .group_name
+            .filter(|g| !g.trim().is_empty())
+            .map(|g| vec![g]),
         credentials: Some(Credentials {
             user_name: c.user_name.unwrap_or_default().trim().to_owned(),
-            password: c.password.unwrap_or_default(),
+            password: password.unwrap_or_default(),
         }),
         ..ContactDraft::default()
     })
@@ -228,6 +264,50 @@ mod tests {
         assert_eq!(
             decode_body("nope").unwrap_err().code,
             RejectCode::MalformedBody
+        );
+    }
+
+    #[test]
+    fn a_password_of_the_wrong_type_is_not_quoted() {
+        let batch = decode_body(
+            r#"[{"userName": "u", "password": 12345678, "firstName": "A", "lastName": "B",
+                 "mobileNumber": "123", "groupName": ""}]"#,
+        )
+        .unwrap();
+        let error = batch.contacts[0].as_ref().unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidContact);
+        assert!(!error.message.contains("12345678"), "{}", error.message);
+        let blank_group = decode_body(&format!(
+            r#"[{}]"#,
+            SEED.replace("\"zipCode\"", "\"groupName\": \"\", \"zipCode\"")
+        ))
+        .unwrap();
+        assert_eq!(blank_group.contacts[0].as_ref().unwrap().groups, None);
+    }
+
+    #[test]
+    fn the_id_digest_of_a_save_body_ignores_its_passwords() {
+        use crate::dialect::MessageType;
+        let one = MessageType::SaveUserContacts.id_digest(SEED.as_bytes());
+        let other_password = SEED.replace("examplePass", "otherPass");
+        assert_eq!(
+            one,
+            MessageType::SaveUserContacts.id_digest(other_password.as_bytes())
+        );
+        let other_name = SEED.replace("John", "Jon");
+        assert_ne!(
+            one,
+            MessageType::SaveUserContacts.id_digest(other_name.as_bytes())
+        );
+        let envelope = format!(r#"{{"orgId": "o1", "contacts": [{SEED}]}}"#);
+        assert!(
+            !String::from_utf8(without_passwords(envelope.as_bytes()).unwrap())
+                .unwrap()
+                .contains("examplePass")
+        );
+        assert_ne!(
+            MessageType::Webex.id_digest(SEED.as_bytes()),
+            MessageType::Webex.id_digest(other_password.as_bytes())
         );
     }
 

@@ -251,7 +251,7 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
         if let Some(detected) = whole {
             let body = input.read_all()?;
             let message = Message {
-                batch_id: format!("sha256:{}", ids::body_sha256(&body)),
+                batch_id: format!("sha256:{}", detected.kind.id_digest(&body)),
                 body,
                 org: args.org.as_deref(),
                 kind: detected.kind,

@@ -1,6 +1,6 @@
 //! The set-based contact upsert: one statement per batch, whatever its size.
 
-use crate::contact::validate::MAX_LIST_ENTRIES;
+use crate::contact::validate::{MAX_LIST_ENTRIES, is_named, missing_name};
 use crate::contact::{
     Address, ContactError, ContactFields, ContactMethod, ErrorCode, Planned, SigningGroupUser,
     StoredContact, Target, ValidatedBatch,
@@ -110,8 +110,8 @@ pub async fn write_contacts(
     batch: &ValidatedBatch,
 ) -> Result<Vec<ContactOutcome>, tokio_postgres::Error> {
     let resolved;
-    let batch = if batch.entries.iter().any(is_lookup) {
-        resolved = resolve_lookups(tx, batch).await?;
+    let batch = if batch.entries.iter().any(needs_resolving) {
+        resolved = resolve_targets(tx, batch).await?;
         &resolved
     } else {
         batch
@@ -252,8 +252,9 @@ async fn record_groups(
     Ok(())
 }
 
-fn is_lookup(entry: &Planned) -> bool {
-    matches!(entry, Planned::Write { contact, .. } if matches!(contact.target, Target::Lookup(_)))
+fn needs_resolving(entry: &Planned) -> bool {
+    matches!(entry, Planned::Write { contact, .. }
+        if matches!(contact.target, Target::Lookup(_) | Target::External(_)))
 }
 
 /// A list's values as the lookup finds them (see [`lookup_key`]), joined by the unit
@@ -273,94 +274,180 @@ pub fn lookup_key(value: &str) -> String {
     value.to_ascii_lowercase()
 }
 
-/// The org's contacts whose email address or IM id is the user's id, locked for the update
-/// (the expression is the one `contacts_user_keys` indexes). No LIMIT: with one the planner
+/// The org's contacts whose email address or IM id is the user's id (the expression is the
+/// one `contacts_user_keys` indexes). No lock and no LIMIT: locking every match could
+/// deadlock with a batch locking the same rows in id order, and with a LIMIT the planner
 /// expects an early match and may scan the table instead of the index.
 const FIND_BY_USER: &str = "
-SELECT contact_id, emails, phone_numbers FROM contacts
-WHERE org_id = $1 AND (email_keys || im_keys) @> ARRAY[$2::text]
+SELECT contact_id FROM contacts
+WHERE org_id = $1 AND (email_keys || im_keys) @> ARRAY[$2::text]";
+
+/// The one match, locked for the update, if it still matches.
+const LOCK_FOUND_USER: &str = "
+SELECT emails, phone_numbers FROM contacts
+WHERE org_id = $1 AND contact_id = $2 AND (email_keys || im_keys) @> ARRAY[$3::text]
 FOR UPDATE";
 
-/// Turns every [`Target::Lookup`] into an update of the one contact it names, with the
-/// request's email address and phone number merged in as the primary ones; an id that
-/// names no contact, or several, fails that entry.
-async fn resolve_lookups(
+/// Which of these ids the org's contacts have.
+const EXISTING: &str = "SELECT contact_id FROM contacts WHERE org_id = $1 AND contact_id = ANY($2)";
+
+/// Settles the targets only the database can settle, so that every entry left is a plain
+/// insert or update: a [`Target::Lookup`] becomes an update of the one contact it names
+/// (the request's email address and phone number merged in as the primary ones), a
+/// [`Target::External`] an update of the contact it names or the insert of a new one. An
+/// entry that names no contact, several, or one another entry of the batch writes, fails.
+async fn resolve_targets(
     tx: &Transaction<'_>,
     batch: &ValidatedBatch,
 ) -> Result<ValidatedBatch, tokio_postgres::Error> {
+    let org = batch.org_id.as_str();
     let mut resolved = batch.clone();
     let mut written: HashSet<ContactId> = resolved
         .entries
         .iter()
         .filter_map(|e| match e {
-            Planned::Write { id, contact } if !matches!(contact.target, Target::Lookup(_)) => {
+            Planned::Write { id, contact } if matches!(contact.target, Target::Update(_)) => {
                 Some(*id)
             }
             _ => None,
         })
         .collect();
-    let statement = tx.prepare_cached(FIND_BY_USER).await?;
+    // Every id an external id may name, in one round trip: itself if it is a UUID, and
+    // the id it was imported under.
+    let candidates: Vec<Uuid> = resolved
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Planned::Write { id, contact } => match &contact.target {
+                Target::External(external) => Some([Some(id.0), Uuid::parse_str(external).ok()]),
+                _ => None,
+            },
+            Planned::Failed(_) => None,
+        })
+        .flatten()
+        .flatten()
+        .collect();
+    let existing: HashSet<Uuid> = if candidates.is_empty() {
+        HashSet::new()
+    } else {
+        tx.query(EXISTING, &[&org, &candidates])
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?
+    };
+
     for entry in &mut resolved.entries {
         let Planned::Write { id, contact } = entry else {
             continue;
         };
-        let Target::Lookup(user) = &contact.target else {
-            continue;
+        let settled = match &contact.target {
+            Target::New | Target::Update(_) => continue,
+            Target::External(external) => {
+                match Uuid::parse_str(external)
+                    .ok()
+                    .filter(|u| existing.contains(u))
+                {
+                    Some(ours) => Ok(Target::Update(ContactId(ours))),
+                    None if existing.contains(&id.0) => Ok(Target::Update(*id)),
+                    None if is_named(&contact.fields) => Ok(Target::New),
+                    None => Err(missing_name()),
+                }
+            }
+            Target::Lookup(user) => lookup(tx, org, user, &mut contact.fields).await?,
         };
-        let rows = tx
-            .query(&statement, &[&batch.org_id.as_str(), &lookup_key(user)])
-            .await?;
-        let failure = match rows.as_slice() {
-            [] => ContactError::new(
-                ErrorCode::ContactNotFound,
-                format!(
-                    "no contact of org {} has the email address or chat id '{user}'",
-                    batch.org_id
-                ),
-            ),
-            [row] => {
-                let found = ContactId(row.try_get("contact_id")?);
-                if written.insert(found) {
-                    let stored = |column| -> Result<Vec<ContactMethod>, tokio_postgres::Error> {
-                        Ok(row
-                            .try_get::<_, Option<Json<Vec<ContactMethod>>>>(column)?
-                            .map(|Json(list)| list)
-                            .unwrap_or_default())
-                    };
-                    let fields = &mut contact.fields;
-                    fields.emails = merge_primary(fields.emails.take(), stored("emails")?, true);
-                    fields.phone_numbers =
-                        merge_primary(fields.phone_numbers.take(), stored("phone_numbers")?, false);
-                    contact.target = Target::Update(found);
-                    *id = found;
+        let failure = match settled {
+            Err(failure) => failure,
+            Ok(target) => {
+                let to = match target {
+                    Target::Update(found) => found,
+                    _ => *id,
+                };
+                if written.insert(to) {
+                    *id = to;
+                    contact.target = target;
                     continue;
                 }
                 ContactError::new(
                     ErrorCode::DuplicateInBatch,
-                    format!("'{user}' names contact {found}, which this batch already updates"),
+                    format!("contact {to} is already written by another contact of this batch"),
                 )
             }
-            _ => ContactError::new(
-                ErrorCode::AmbiguousContact,
-                format!(
-                    "more than one contact of org {} has the email address or chat id '{user}'",
-                    batch.org_id
-                ),
-            ),
         };
         *entry = Planned::Failed(failure);
     }
     Ok(resolved)
 }
 
+/// The contact an Update User Contact request names, with the request's email address and
+/// phone number merged into its lists.
+async fn lookup(
+    tx: &Transaction<'_>,
+    org: &str,
+    user: &str,
+    fields: &mut ContactFields,
+) -> Result<Result<Target, ContactError>, tokio_postgres::Error> {
+    let key = lookup_key(user);
+    let found = tx.query(FIND_BY_USER, &[&org, &key]).await?;
+    let id: Uuid = match found.as_slice() {
+        [row] => row.try_get(0)?,
+        [] => {
+            return Ok(Err(ContactError::new(
+                ErrorCode::ContactNotFound,
+                format!("no contact of org {org} has the email address or chat id '{user}'"),
+            )));
+        }
+        _ => {
+            return Ok(Err(ContactError::new(
+                ErrorCode::AmbiguousContact,
+                format!(
+                    "more than one contact of org {org} has the email address or chat id '{user}'"
+                ),
+            )));
+        }
+    };
+    let Some(row) = tx.query_opt(LOCK_FOUND_USER, &[&org, &id, &key]).await? else {
+        // Changed or deleted between the two statements.
+        return Ok(Err(ContactError::new(
+            ErrorCode::ContactNotFound,
+            format!("no contact of org {org} has the email address or chat id '{user}'"),
+        )));
+    };
+    let stored = |column| -> Result<Vec<ContactMethod>, tokio_postgres::Error> {
+        Ok(row
+            .try_get::<_, Option<Json<Vec<ContactMethod>>>>(column)?
+            .map(|Json(list)| list)
+            .unwrap_or_default())
+    };
+    let emails = merge_primary("emails", fields.emails.take(), stored("emails")?, true);
+    let phones = merge_primary(
+        "phoneNumbers",
+        fields.phone_numbers.take(),
+        stored("phone_numbers")?,
+        false,
+    );
+    Ok(match (emails, phones) {
+        (Ok(emails), Ok(phones)) => {
+            fields.emails = emails;
+            fields.phone_numbers = phones;
+            Ok(Target::Update(ContactId(id)))
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    })
+}
+
 /// The request's entries first and primary, then the stored ones that differ from them, no
-/// longer primary. `None` (nothing requested) leaves the stored list untouched.
+/// longer primary. `None` (nothing requested) leaves the stored list untouched. A list that
+/// would grow past the limit fails rather than lose a stored entry.
 fn merge_primary(
+    field: &str,
     requested: Option<Vec<ContactMethod>>,
     stored: Vec<ContactMethod>,
     ignore_case: bool,
-) -> Option<Vec<ContactMethod>> {
-    let requested = requested?;
+) -> Result<Option<Vec<ContactMethod>>, ContactError> {
+    let Some(requested) = requested else {
+        return Ok(None);
+    };
     let same = |a: &str, b: &str| {
         if ignore_case {
             a.eq_ignore_ascii_case(b)
@@ -387,8 +474,16 @@ fn merge_primary(
             merged.push(entry);
         }
     }
-    merged.truncate(MAX_LIST_ENTRIES);
-    Some(merged)
+    if merged.len() > MAX_LIST_ENTRIES {
+        return Err(ContactError::new(
+            ErrorCode::TooManyValues,
+            format!(
+                "{field} would have {} entries, at most {MAX_LIST_ENTRIES} are allowed",
+                merged.len()
+            ),
+        ));
+    }
+    Ok(Some(merged))
 }
 
 /// Reads a returned row (the benchmark's naive baseline reads its rows with it too).

@@ -176,10 +176,40 @@ async fn save_user_contacts_checks_the_account_and_stores_the_flat_fields() {
             2.0,
         )
         .await;
+
+    // Without a message_id the batch id is a hash of the body without its passwords: the
+    // result shows it, and a fast hash of the password would be guessable.
+    let unnamed = BasicProperties::default()
+        .with_type(SAVE.into())
+        .with_content_type("application/json".into())
+        .with_headers(org_header(ORG));
+    env.publish(&seed, unnamed.clone()).await;
+    let (_, _, result) = env.next_result().await;
+    let without = contact_import::dialect::save::without_passwords(&seed).unwrap();
+    assert_eq!(
+        result["batchId"],
+        format!("sha256:{}", contact_import::ids::body_sha256(&without))
+    );
+    // The same body with another password is another batch under the same id.
+    let other = String::from_utf8(seed.clone())
+        .unwrap()
+        .replace("examplePass", "otherPass");
+    env.publish(other.as_bytes(), unnamed).await;
+    let (_, _, result) = env.next_result().await;
+    assert_eq!(result["error"]["code"], "batch.id.conflict", "{result}");
+    assert!(
+        result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs a new message_id")
+    );
+    env.next_dead_letter().await;
+
     let log_path = worker.log.clone();
     assert!(worker.terminate().await.success());
     let log = std::fs::read_to_string(log_path).unwrap();
     assert!(!log.contains("examplePass") && !log.contains("wrongPass"));
+    assert!(!log.contains("otherPass"));
 }
 
 #[tokio::test]
@@ -586,4 +616,79 @@ async fn docusign_without_content_type_or_with_a_dtd_is_rejected_and_dead_letter
         "the dead letter keeps the original body"
     );
     assert_eq!(env.contact_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_docusign_contact_id_imports_once_and_updates_afterwards() {
+    let env = TestEnv::new().await;
+    let _worker = env.spawn_worker(&[]).await;
+    let send = |message_id: &'static str, contacts: Value| {
+        let env = &env;
+        async move {
+            let body = serde_json::to_vec(&json!({ "contacts": contacts })).unwrap();
+            env.publish(&body, docusign_props(message_id, "application/json"))
+                .await;
+            env.next_result().await.2
+        }
+    };
+
+    // DocuSign's own id: a new contact, answered with that id.
+    let first = send(
+        "ds-1",
+        json!([{"contactId": "ds-123", "name": "Ada Lovelace", "organization": "Analytical Engines"}]),
+    )
+    .await;
+    assert_eq!(first["counts"]["created"], 1, "{first}");
+    let ours = first["contacts"][0]["contactId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        first["contactUpdateResponse"]["contacts"][0]["contactId"],
+        "ds-123"
+    );
+
+    // Imported again under the same id: the same contact, updated, absent fields kept.
+    let again = send(
+        "ds-2",
+        json!([{"contactId": "ds-123", "emails": ["ada@example.com"]}]),
+    )
+    .await;
+    assert_eq!(again["counts"]["updated"], 1, "{again}");
+    assert_eq!(again["contacts"][0]["contactId"], ours.as_str());
+    let row = canonical(&env, &ours).await;
+    assert_eq!(row["display_name"], "Ada Lovelace");
+    assert_eq!(row["company_name"], "Analytical Engines");
+    assert_eq!(row["emails"][0]["value"], "ada@example.com");
+
+    // Our own id, as a previous answer gave it, updates that contact too.
+    let by_ours = send("ds-3", json!([{"contactId": ours, "shared": "true"}])).await;
+    assert_eq!(by_ours["counts"]["updated"], 1, "{by_ours}");
+    assert_eq!(canonical(&env, &ours).await["shared"], true);
+    assert_eq!(env.contact_count().await, 1);
+
+    // A new id without a name is a new contact without a name; the same id twice in one
+    // batch would write one contact twice.
+    let refused = send(
+        "ds-4",
+        json!([
+            {"contactId": "ds-999", "emails": ["x@example.com"]},
+            {"contactId": "ds-7", "name": "Grace"},
+            {"contactId": "ds-7", "name": "Grace Hopper"},
+            {"contactId": "ds-123", "name": "Ada"},
+            {"contactId": ours, "name": "Ada L."}
+        ]),
+    )
+    .await;
+    assert_eq!(
+        failures(&refused),
+        [
+            ("0".into(), "missing.name".into(), 400),
+            ("2".into(), "duplicate.in.batch".into(), 409),
+            ("4".into(), "duplicate.in.batch".into(), 409),
+        ]
+    );
+    assert_eq!(refused["counts"]["created"], 1);
+    assert_eq!(refused["counts"]["updated"], 1);
+    assert_eq!(env.contact_count().await, 2);
 }
