@@ -48,8 +48,8 @@
 //! `errorDetails`: JSON for a JSON request, the seed's XML for an XML or CSV one.
 
 use super::{
-    Answer, DecodedBatch, Dialect, IncomingMessage, JSON, Limits, check_count, media_type,
-    resolve_org, unsupported_content_type,
+    Answer, DecodedBatch, Dialect, FieldNames, IncomingMessage, JSON, Limits, check_count,
+    media_type, resolve_org, unsupported_content_type,
 };
 use crate::contact::model::MethodDraft;
 use crate::contact::{ContactDraft, ContactError, ErrorCode, SigningGroupUser, StoredContact};
@@ -63,6 +63,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::io;
+
+/// Validation names canonical fields; a DocuSign client knows its own.
+pub const FIELD_NAMES: FieldNames = FieldNames(&[
+    ("displayName", "name"),
+    ("companyName", "organization"),
+    ("emails[].value", "emails[]"),
+    ("phoneNumbers[].value", "contactPhoneNumbers[].phoneNumber"),
+    ("phoneNumbers[].type", "contactPhoneNumbers[].phoneType"),
+    ("phoneNumbers", "contactPhoneNumbers"),
+    (
+        "a new contact needs at least one of displayName, firstName, lastName",
+        "a new contact needs a name",
+    ),
+]);
 
 /// The AMQP `type` of this shape.
 pub const MESSAGE_TYPE: &str = "docusign.contacts.create";
@@ -1105,7 +1119,7 @@ mod tests {
     fn echo(batch: &DecodedBatch) -> &Echo {
         match &batch.answer {
             Answer::DocuSign(echo) => echo,
-            Answer::Common => panic!("a DocuSign batch answers with an Echo"),
+            _ => panic!("a DocuSign batch answers with an Echo"),
         }
     }
 

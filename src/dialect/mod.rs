@@ -102,20 +102,69 @@ impl MessageType {
 pub enum Answer {
     #[default]
     Common,
-    /// DocuSign: `contactUpdateResponse`, in the request's own format.
+    /// Failure messages name the dialect's fields rather than the canonical ones.
+    Renamed(FieldNames),
+    /// DocuSign: its field names, and `contactUpdateResponse` in the request's own format.
     DocuSign(docusign::Echo),
 }
 
 impl Answer {
     /// Adds the dialect's part to a result of this batch.
     pub fn complete(&self, result: &mut BatchResult) {
-        match self {
-            Self::Common => {}
-            Self::DocuSign(echo) => {
-                result.contact_update_response = Some(echo.contact_update_response(result));
-            }
+        let names = match self {
+            Self::Common => return,
+            Self::Renamed(names) => names,
+            Self::DocuSign(_) => &docusign::FIELD_NAMES,
+        };
+        for failed in &mut result.failed_contacts {
+            failed.error_message = names.rename(&failed.error_message);
+        }
+        if let Self::DocuSign(echo) = self {
+            result.contact_update_response = Some(echo.contact_update_response(result));
         }
     }
+}
+
+/// How a dialect calls the canonical fields that validation messages name, as pairs of
+/// canonical and dialect name. `[]` stands for any list index, kept as it was.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FieldNames(pub &'static [(&'static str, &'static str)]);
+
+impl FieldNames {
+    /// The message with its leading field name in the dialect's words.
+    pub fn rename(&self, message: &str) -> String {
+        for (canonical, own) in self.0 {
+            if let Some((index, rest)) = leading_field(message, canonical) {
+                return format!("{}{rest}", own.replace("[]", &index));
+            }
+        }
+        message.to_owned()
+    }
+}
+
+/// If `message` starts with the field `pattern` (whose `[]` matches `[<digits>]`), the
+/// matched index (`[2]`, or empty) and the rest of the message.
+fn leading_field<'m>(message: &'m str, pattern: &str) -> Option<(String, &'m str)> {
+    let (rest, index) = match pattern.split_once("[]") {
+        None => (message.strip_prefix(pattern)?, String::new()),
+        Some((before, after)) => {
+            let rest = message.strip_prefix(before)?.strip_prefix('[')?;
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .filter(|&n| n > 0)?;
+            let index = format!("[{}]", &rest[..digits]);
+            (
+                rest[digits..].strip_prefix(']')?.strip_prefix(after)?,
+                index,
+            )
+        }
+    };
+    // A whole field name: `emails` must not match `emailsX`.
+    let boundary = rest
+        .chars()
+        .next()
+        .is_none_or(|c| !c.is_alphanumeric() && c != '_');
+    boundary.then_some((index, rest))
 }
 
 /// What a dialect sees of an AMQP message, free of the client library's types.
@@ -248,3 +297,35 @@ pub fn resolve_org(body: Option<&str>, header: Option<&str>) -> Result<OrgId, Re
 
 /// The JSON media type; every dialect reads JSON.
 pub const JSON: &str = "application/json";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_rename_the_leading_field_keeping_its_index() {
+        let names = FieldNames(&[
+            ("emails[].value", "emails[]"),
+            ("phoneNumbers[0].value", "mobileNumber"),
+            ("displayName", "name"),
+        ]);
+        assert_eq!(
+            names.rename("emails[12].value 'x' is not a valid email address"),
+            "emails[12] 'x' is not a valid email address"
+        );
+        assert_eq!(
+            names.rename("phoneNumbers[0].value 'y' is not a phone number"),
+            "mobileNumber 'y' is not a phone number"
+        );
+        assert_eq!(
+            names.rename("phoneNumbers[1].value 'y' is not a phone number"),
+            "phoneNumbers[1].value 'y' is not a phone number"
+        );
+        assert_eq!(
+            names.rename("displayName is longer than 256 characters"),
+            "name is longer than 256 characters"
+        );
+        assert_eq!(names.rename("displayNameX is odd"), "displayNameX is odd");
+        assert_eq!(names.rename("emails[].value"), "emails[].value");
+    }
+}

@@ -3,7 +3,8 @@
 //! `{"orgId", "contacts": [...]}`.
 
 use super::{
-    Answer, DecodedBatch, Dialect, IncomingMessage, Limits, check_count, require_json, resolve_org,
+    Answer, DecodedBatch, Dialect, FieldNames, IncomingMessage, Limits, check_count, require_json,
+    resolve_org,
 };
 use crate::contact::model::MethodDraft;
 use crate::contact::{Address, ContactDraft, ContactError, Credentials, ErrorCode};
@@ -16,6 +17,20 @@ use std::collections::BTreeMap;
 pub const MESSAGE_TYPE: &str = "user-contacts.save";
 
 pub struct SaveUserContacts;
+
+/// Validation names canonical fields; a Save client knows its own.
+const FIELD_NAMES: FieldNames = FieldNames(&[
+    ("phoneNumbers[0].value", "mobileNumber"),
+    ("phoneNumbers[0]", "mobileNumber"),
+    ("emails[0].value", "emailId"),
+    ("emails[0]", "emailId"),
+    ("groups[0]", "groupName"),
+    ("address.street", "address"),
+    ("address.city", "city"),
+    ("address.state", "state"),
+    ("address.country", "country"),
+    ("address.zipCode", "zipCode"),
+]);
 
 /// An object body: the envelope when it has `contacts`, else a single contact (whose own
 /// `orgId`, if any, is the org).
@@ -84,7 +99,7 @@ impl Dialect for SaveUserContacts {
         Ok(DecodedBatch {
             org_id,
             contacts: raw_contacts.into_iter().map(contact).collect(),
-            answer: Answer::Common,
+            answer: Answer::Renamed(FIELD_NAMES),
         })
     }
 }

@@ -2,7 +2,9 @@
 //! address or chat id, whose phone number and email address change. The requester gets the
 //! seed's reply (`responseType`, `responseId`, `responseMessages`).
 
-use super::{Answer, DecodedBatch, Dialect, IncomingMessage, Limits, require_json, resolve_org};
+use super::{
+    Answer, DecodedBatch, Dialect, FieldNames, IncomingMessage, Limits, require_json, resolve_org,
+};
 use crate::contact::model::MethodDraft;
 use crate::contact::{ContactDraft, ContactError, ErrorCode};
 use crate::rejection::{RejectCode, Rejection};
@@ -16,6 +18,12 @@ pub const MESSAGE_TYPE: &str = "user-contact.update";
 pub const SUCCESS_TEXT: &str = "User Contact details updated successfully ";
 
 pub struct UpdateUserContact;
+
+/// Validation names canonical fields; a chat-bot client knows its own.
+const FIELD_NAMES: FieldNames = FieldNames(&[
+    ("phoneNumbers[0].value", "phoneNumber"),
+    ("emails[0].value", "emailId"),
+]);
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
@@ -97,7 +105,7 @@ impl Dialect for UpdateUserContact {
         Ok(DecodedBatch {
             org_id,
             contacts: vec![contact(request)],
-            answer: Answer::Common,
+            answer: Answer::Renamed(FIELD_NAMES),
         })
     }
 }

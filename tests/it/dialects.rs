@@ -486,6 +486,10 @@ async fn docusign_json_xml_and_csv_store_the_same_contacts_and_answer_in_their_f
             assert_eq!(ada["contactId"], result["contacts"][0]["contactId"]);
             assert_eq!(ada["errorDetails"]["message"], "");
             assert_eq!(answer["contacts"][2]["name"], "Charles Babbage");
+            // Failures name DocuSign's fields, in both lists.
+            let message = "emails[0] 'not-an-email' is not a valid email address";
+            assert_eq!(answer["contacts"][2]["errorDetails"]["message"], message);
+            assert_eq!(result["failedContacts"][0]["errorMessage"], message);
         }
         let mut rows = Vec::new();
         for stored in result["contacts"].as_array().unwrap().iter().take(2) {
