@@ -35,6 +35,7 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
         anyhow::bail!("batch {} was applied before", batch.batch_id);
     };
     let statement = tx.prepare_cached(&UPSERT_ONE).await?;
+    let at = upsert::Returned::of(statement.columns());
     let mut outcomes = Vec::with_capacity(batch.entries.len());
     for entry in &batch.entries {
         let (id, contact) = match entry {
@@ -73,8 +74,8 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
             .await?;
         outcomes.push(match row {
             Some(row) => {
-                let stored = upsert::stored_contact(batch, &row)?;
-                if row.try_get("inserted")? {
+                let stored = upsert::stored_contact(batch, &row, &at)?;
+                if row.try_get(at.inserted)? {
                     ContactOutcome::Created(stored)
                 } else {
                     ContactOutcome::Updated(stored)

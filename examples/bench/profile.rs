@@ -5,9 +5,7 @@
 
 use crate::dataset::{Batch, LIMITS, Shape};
 use chrono::Utc;
-use contact_import::contact::{
-    Address, ContactFields, ContactMethod, Planned, ValidatedBatch, validate_batch,
-};
+use contact_import::contact::{ValidatedBatch, validate_batch};
 use contact_import::dialect::{self, IncomingMessage};
 use contact_import::ids::{self, BatchId};
 use contact_import::result::BatchResult;
@@ -15,7 +13,6 @@ use contact_import::store::batches::{self, Claim};
 use contact_import::store::{self, upsert};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
-use tokio_postgres::types::{Json, ToSql};
 
 /// Batches applied one at a time for the step timings.
 const BATCHES: usize = 20;
@@ -160,98 +157,12 @@ pub async fn run(database_url: &str, shape: &Shape) -> anyhow::Result<Profile> {
     })
 }
 
-/// The columns `write_contacts` binds, built the same way.
-struct Columns<'a> {
-    org: &'a str,
-    ids: Vec<uuid::Uuid>,
-    is_update: Vec<bool>,
-    texts: Vec<Vec<Option<&'a str>>>,
-    address: Vec<Option<Json<&'a Address>>>,
-    lists: Vec<Vec<Option<Json<&'a Vec<ContactMethod>>>>>,
-    groups: Vec<Option<Json<&'a Vec<String>>>>,
-}
-
-impl<'a> Columns<'a> {
-    fn of(batch: &'a ValidatedBatch) -> Self {
-        let writes: Vec<(uuid::Uuid, bool, &ContactFields)> = batch
-            .entries
-            .iter()
-            .filter_map(|e| match e {
-                Planned::Write { id, contact } => {
-                    Some((id.0, contact.target.is_update(), &contact.fields))
-                }
-                Planned::Failed(_) => None,
-            })
-            .collect();
-        let text = |get: fn(&ContactFields) -> &Option<String>| -> Vec<Option<&'a str>> {
-            writes.iter().map(|w| get(w.2).as_deref()).collect()
-        };
-        let list = |get: fn(&ContactFields) -> &Option<Vec<ContactMethod>>| {
-            writes.iter().map(|w| get(w.2).as_ref().map(Json)).collect()
-        };
-        Self {
-            org: batch.org_id.as_str(),
-            ids: writes.iter().map(|w| w.0).collect(),
-            is_update: writes.iter().map(|w| w.1).collect(),
-            texts: vec![
-                text(|f| &f.display_name),
-                text(|f| &f.first_name),
-                text(|f| &f.last_name),
-                text(|f| &f.company_name),
-                text(|f| &f.title),
-                text(|f| &f.avatar_url),
-                text(|f| &f.primary_contact_method),
-                text(|f| &f.source),
-            ],
-            address: writes
-                .iter()
-                .map(|w| w.2.address.as_ref().map(Json))
-                .collect(),
-            lists: vec![
-                list(|f| &f.emails),
-                list(|f| &f.phone_numbers),
-                list(|f| &f.sip_addresses),
-                list(|f| &f.ims),
-            ],
-            groups: writes
-                .iter()
-                .map(|w| w.2.groups.as_ref().map(Json))
-                .collect(),
-        }
-    }
-
-    /// In the order of the statement's `$1` … `$17`.
-    fn params(&self) -> [&(dyn ToSql + Sync); 17] {
-        let t = &self.texts;
-        let l = &self.lists;
-        [
-            &self.org,
-            &self.ids,
-            &self.is_update,
-            &t[0],
-            &t[1],
-            &t[2],
-            &t[3],
-            &t[4],
-            &self.address,
-            &t[5],
-            &t[6],
-            &t[7],
-            &l[0],
-            &l[1],
-            &l[2],
-            &l[3],
-            &self.groups,
-        ]
-    }
-}
-
 async fn explain(
     pool: &deadpool_postgres::Pool,
     sql: &str,
     batch: &ValidatedBatch,
 ) -> anyhow::Result<String> {
-    let columns = Columns::of(batch);
+    let columns = upsert::UpsertInput::of(batch);
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let rows = tx
@@ -318,7 +229,7 @@ async fn upsert_variants(
     let mut client = pool.get().await?;
     for round in 0..rounds {
         for (v, statement) in statements.iter().enumerate() {
-            let columns = Columns::of(&batches[round * variants.len() + v]);
+            let columns = upsert::UpsertInput::of(&batches[round * variants.len() + v]);
             let tx = client.transaction().await?;
             let t = Instant::now();
             let rows = tx.query(statement, &columns.params()).await?;
