@@ -20,6 +20,12 @@ impl BatchId {
         }
     }
 
+    /// The id of a message without `message_id` whose body cannot be safely hashed (see
+    /// `dialect::id_digest`): unique, so it only labels the rejection of that message.
+    pub fn unreadable() -> Self {
+        Self(format!("unreadable:{}", Uuid::new_v4()))
+    }
+
     /// Whether the id can be stored: PostgreSQL text cannot hold NUL, and control
     /// characters in an id are a publisher bug.
     pub fn is_storable(&self) -> bool {

@@ -86,11 +86,10 @@ impl Pipeline {
             // The fallback id is shown in the result: it must not be a fast hash of a secret.
             None => {
                 let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
-                let digest = MessageType::of(kind).map_or_else(
-                    |_| body_sha256.clone(),
-                    |kind| kind.id_digest(&delivery.data),
-                );
-                BatchId::for_message(None, &digest)
+                match dialect::id_digest(kind, &delivery.data) {
+                    Some(digest) => BatchId::for_message(None, &digest),
+                    None => BatchId::unreadable(),
+                }
             }
         };
         // Every line about the batch carries these; the org is filled in once it is read.
@@ -278,6 +277,9 @@ impl Pipeline {
     {
         let mut last_error = None;
         loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::DeadlineExceeded { last_error });
+            }
             let done = (&mut operation)
                 .retry(self.policy.retry)
                 .sleep(move |wait| sleep_until_at_most(wait, deadline))

@@ -73,20 +73,6 @@ impl MessageType {
         }
     }
 
-    /// The hex SHA-256 a message's body is known by when it has no `message_id` (its batch
-    /// id is `sha256:` and this, and results show it): for Save User Contacts, of the body
-    /// without its passwords, since a fast hash of a body whose other fields the result
-    /// repeats would be a fast hash of the password.
-    pub fn id_digest(self, body: &[u8]) -> String {
-        match self {
-            Self::SaveUserContacts => save::without_passwords(body).map_or_else(
-                || crate::ids::body_sha256(body),
-                |b| crate::ids::body_sha256(&b),
-            ),
-            _ => crate::ids::body_sha256(body),
-        }
-    }
-
     /// What the requester (`reply_to`) receives for a result body: the result itself, or
     /// for Update User Contact the chat-bot reply made from it.
     pub fn reply_body(self, result_body: &[u8]) -> Option<Vec<u8>> {
@@ -95,6 +81,30 @@ impl MessageType {
             _ => None,
         }
     }
+}
+
+/// The hex SHA-256 a message's body is known by when it has no `message_id`: its batch id
+/// is `sha256:` and this, and results and dead letters show it. A fast hash of a body whose
+/// other fields the result repeats would be a fast hash of its password, so a body that may
+/// carry passwords (Save User Contacts, or a `type` no dialect reads) is hashed without
+/// them; `None` when such a body mentions a password but cannot be read to remove it.
+pub fn id_digest(kind: Option<&str>, body: &[u8]) -> Option<String> {
+    let may_carry_passwords = match MessageType::of(kind) {
+        Ok(MessageType::SaveUserContacts) | Err(_) => true,
+        Ok(MessageType::Webex | MessageType::DocuSign | MessageType::UpdateUserContact) => false,
+    };
+    if !may_carry_passwords {
+        return Some(crate::ids::body_sha256(body));
+    }
+    match save::without_passwords(body) {
+        Some(stripped) => Some(crate::ids::body_sha256(&stripped)),
+        None if !mentions_password(body) => Some(crate::ids::body_sha256(body)),
+        None => None,
+    }
+}
+
+fn mentions_password(body: &[u8]) -> bool {
+    body.windows(8).any(|w| w.eq_ignore_ascii_case(b"password"))
 }
 
 /// What a dialect's clients expect in the result beside the common fields.

@@ -104,25 +104,21 @@ impl Dialect for SaveUserContacts {
     }
 }
 
-/// The body with every contact's `password` removed, re-serialised (key order kept), or
-/// `None` when it is not JSON.
+/// The body with every `password` member removed, at any depth and whatever the envelope,
+/// re-serialised (key order kept); `None` when it is not JSON.
 pub fn without_passwords(body: &[u8]) -> Option<Vec<u8>> {
-    let mut body: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let contacts = match &mut body {
-        serde_json::Value::Array(contacts) => contacts.iter_mut().collect(),
-        serde_json::Value::Object(object) if object.contains_key("contacts") => {
-            match object.get_mut("contacts") {
-                Some(serde_json::Value::Array(contacts)) => contacts.iter_mut().collect(),
-                _ => Vec::new(),
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                fields.shift_remove("password");
+                fields.values_mut().for_each(strip);
             }
-        }
-        single => vec![single],
-    };
-    for contact in contacts {
-        if let serde_json::Value::Object(fields) = contact {
-            fields.shift_remove("password");
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
         }
     }
+    let mut body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    strip(&mut body);
     serde_json::to_vec(&body).ok()
 }
 
@@ -302,27 +298,31 @@ mod tests {
 
     #[test]
     fn the_id_digest_of_a_save_body_ignores_its_passwords() {
-        use crate::dialect::MessageType;
-        let one = MessageType::SaveUserContacts.id_digest(SEED.as_bytes());
+        use crate::dialect::id_digest;
+        let digest = |kind: &str, body: &str| id_digest(Some(kind), body.as_bytes());
+        let one = digest(MESSAGE_TYPE, SEED);
         let other_password = SEED.replace("examplePass", "otherPass");
+        assert_eq!(one, digest(MESSAGE_TYPE, &other_password));
+        assert_ne!(one, digest(MESSAGE_TYPE, &SEED.replace("John", "Jon")));
+        // Whatever the envelope, and under a type no dialect reads.
+        for body in [
+            format!(r#"{{"orgId": "o1", "contacts": [{SEED}]}}"#),
+            format!(r#"{{"contacts": null, "x": [{{"y": {SEED}}}]}}"#),
+        ] {
+            let stripped = String::from_utf8(without_passwords(body.as_bytes()).unwrap()).unwrap();
+            assert!(!stripped.contains("examplePass"), "{stripped}");
+            assert_eq!(
+                digest("User-Contacts.Save", &body),
+                digest("User-Contacts.Save", &body.replace("examplePass", "x"))
+            );
+        }
+        // Unreadable and mentioning a password: no id derived from it at all.
+        assert_eq!(digest(MESSAGE_TYPE, r#"{"password": "examplePass","#), None);
+        assert!(digest(MESSAGE_TYPE, "not json, no secrets").is_some());
+        // Bodies of the other dialects keep their plain hash.
         assert_eq!(
-            one,
-            MessageType::SaveUserContacts.id_digest(other_password.as_bytes())
-        );
-        let other_name = SEED.replace("John", "Jon");
-        assert_ne!(
-            one,
-            MessageType::SaveUserContacts.id_digest(other_name.as_bytes())
-        );
-        let envelope = format!(r#"{{"orgId": "o1", "contacts": [{SEED}]}}"#);
-        assert!(
-            !String::from_utf8(without_passwords(envelope.as_bytes()).unwrap())
-                .unwrap()
-                .contains("examplePass")
-        );
-        assert_ne!(
-            MessageType::Webex.id_digest(SEED.as_bytes()),
-            MessageType::Webex.id_digest(other_password.as_bytes())
+            digest("webex.contacts.bulk", SEED),
+            Some(crate::ids::body_sha256(SEED.as_bytes()))
         );
     }
 

@@ -15,7 +15,7 @@ use crate::broker;
 use crate::broker::consume::{ACCOUNT_ID_HEADER, DRY_RUN_HEADER, ORG_ID_HEADER};
 use crate::config::BrokerConfig;
 use crate::contact::model::CONTACT_SCHEMA;
-use crate::dialect::MessageType;
+use crate::dialect::{self, MessageType};
 use crate::ids;
 use anyhow::{Context, bail};
 use clap::Args;
@@ -251,7 +251,10 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
         if let Some(detected) = whole {
             let body = input.read_all()?;
             let message = Message {
-                batch_id: format!("sha256:{}", detected.kind.id_digest(&body)),
+                batch_id: match dialect::id_digest(Some(detected.kind.as_str()), &body) {
+                    Some(digest) => format!("sha256:{digest}"),
+                    None => bail!("{}: not JSON, and it mentions a password", input.name),
+                },
                 body,
                 org: args.org.as_deref(),
                 kind: detected.kind,

@@ -311,7 +311,9 @@ async fn resolve_targets(
         .entries
         .iter()
         .filter_map(|e| match e {
-            Planned::Write { id, contact } if matches!(contact.target, Target::Update(_)) => {
+            Planned::Write { id, contact }
+                if matches!(contact.target, Target::Update(_) | Target::New) =>
+            {
                 Some(*id)
             }
             _ => None,
