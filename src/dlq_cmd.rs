@@ -9,6 +9,7 @@ use crate::broker::publish::{
     ATTEMPTS_HEADER, DEAD_AT_HEADER, DEAD_ORG_ID_HEADER, ERROR_HEADER, Publisher, REASON_HEADER,
 };
 use crate::config::BrokerConfig;
+use crate::dialect::{self, save};
 use anyhow::{Context, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
@@ -270,8 +271,16 @@ async fn show(channel: &Channel, queue: &str, id: &str) -> anyhow::Result<()> {
                 println!("header {name}: {}", readable(value));
             }
         }
+        // Save User Contacts letters carry account passwords: kept for the replay, never shown.
         match serde_json::from_slice::<serde_json::Value>(&delivery.data) {
-            Ok(json) => println!("{}", serde_json::to_string_pretty(&json)?),
+            Ok(mut json) => {
+                save::hide_passwords(&mut json, Some("<hidden>"));
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            }
+            Err(_) if dialect::mentions_password(&delivery.data) => println!(
+                "(body not shown: it is not JSON and mentions a password; {} bytes)",
+                delivery.data.len()
+            ),
             Err(_) => println!("{}", String::from_utf8_lossy(&delivery.data)),
         }
         return Ok(());

@@ -103,7 +103,8 @@ pub fn id_digest(kind: Option<&str>, body: &[u8]) -> Option<String> {
     }
 }
 
-fn mentions_password(body: &[u8]) -> bool {
+/// Whether a body has the word "password" anywhere, in any case.
+pub fn mentions_password(body: &[u8]) -> bool {
     body.windows(8).any(|w| w.eq_ignore_ascii_case(b"password"))
 }
 

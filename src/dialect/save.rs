@@ -107,19 +107,33 @@ impl Dialect for SaveUserContacts {
 /// The body with every `password` member removed, at any depth and whatever the envelope,
 /// re-serialised (key order kept); `None` when it is not JSON.
 pub fn without_passwords(body: &[u8]) -> Option<Vec<u8>> {
-    fn strip(value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::Object(fields) => {
-                fields.shift_remove("password");
-                fields.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
     let mut body: serde_json::Value = serde_json::from_slice(body).ok()?;
-    strip(&mut body);
+    hide_passwords(&mut body, None);
     serde_json::to_vec(&body).ok()
+}
+
+/// Removes every `password` member of a JSON value (at any depth), or with `mask` replaces
+/// its value, for showing a message to people.
+pub fn hide_passwords(value: &mut serde_json::Value, mask: Option<&str>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            match mask {
+                None => {
+                    fields.shift_remove("password");
+                }
+                Some(mask) => {
+                    if let Some(password) = fields.get_mut("password") {
+                        *password = serde_json::Value::String(mask.to_owned());
+                    }
+                }
+            }
+            fields.values_mut().for_each(|v| hide_passwords(v, mask));
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().for_each(|v| hide_passwords(v, mask));
+        }
+        _ => {}
+    }
 }
 
 fn contact(raw: &RawValue) -> Result<ContactDraft, ContactError> {

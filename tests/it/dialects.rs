@@ -203,7 +203,14 @@ async fn save_user_contacts_checks_the_account_and_stores_the_flat_fields() {
             .unwrap()
             .contains("needs a new message_id")
     );
-    env.next_dead_letter().await;
+    // The dead letter keeps the body as sent, so it can be replayed; `dlq show` hides it.
+    let batch_id = result["batchId"].as_str().unwrap();
+    let (ok, shown, said) = env.cli(&["dlq", "show", batch_id]).await;
+    assert!(ok, "{said}");
+    assert!(shown.contains(r#""password": "<hidden>""#), "{shown}");
+    assert!(!shown.contains("otherPass"), "{shown}");
+    let (_, letter) = env.next_dead_letter().await;
+    assert_eq!(letter, other.as_bytes());
 
     let log_path = worker.log.clone();
     assert!(worker.terminate().await.success());
