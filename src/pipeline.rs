@@ -411,7 +411,15 @@ impl Pipeline {
     ) -> Settlement {
         warn!(code = %rejection.code, message = %rejection.message, "batch rejected");
         let code = rejection.code.as_str();
-        let result = BatchResult::rejected(batch_id, &rejection, Utc::now());
+        let mut result = BatchResult::rejected(batch_id, &rejection, Utc::now());
+        if reply.dialect == Some(MessageType::DocuSign) {
+            let content_type = delivery.properties.content_type().as_ref();
+            result.error_details = Some(dialect::docusign::rejected_answer(
+                content_type.map(|c| c.as_str()),
+                code,
+                &rejection.message,
+            ));
+        }
         if reply.requester_only {
             // A dry run is answered, never dead-lettered: nothing was meant to be imported.
             return self

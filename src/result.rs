@@ -56,6 +56,10 @@ pub struct BatchResult {
     /// XML or CSV one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact_update_response: Option<serde_json::Value>,
+    /// DocuSign batches refused as a whole: the seed's 400 answer, `errorDetails`
+    /// (`{errorCode, message}`, or its XML document as a string for an XML or CSV request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_details: Option<serde_json::Value>,
     /// Set on the answer to a dry run (`x-dry-run: true`): validated and checked against the
     /// database, nothing written.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -142,6 +146,7 @@ impl BatchResult {
             counts,
             error: None,
             contact_update_response: None,
+            error_details: None,
             dry_run: false,
             processed_at: timestamp(at),
         }
@@ -162,6 +167,7 @@ impl BatchResult {
                 status_code: rejection.code.status_code(),
             }),
             contact_update_response: None,
+            error_details: None,
             dry_run: false,
             processed_at: timestamp(at),
         }

@@ -598,6 +598,15 @@ async fn docusign_without_content_type_or_with_a_dtd_is_rejected_and_dead_letter
     assert_eq!(result["status"], "rejected");
     assert_eq!(result["error"]["code"], "unsupported.content.type");
     assert_eq!(result["error"]["statusCode"], 415);
+    // And in DocuSign's own shape.
+    assert_eq!(
+        result["errorDetails"]["errorCode"],
+        "UNSUPPORTED_CONTENT_TYPE"
+    );
+    assert_eq!(
+        result["errorDetails"]["message"],
+        result["error"]["message"]
+    );
     let (letter, _) = env.next_dead_letter().await;
     assert_eq!(
         crate::common::header(&letter, "x-contact-import-reason").as_deref(),
@@ -616,6 +625,15 @@ async fn docusign_without_content_type_or_with_a_dtd_is_rejected_and_dead_letter
         .await;
     let (_, _, result) = env.next_result().await;
     assert_eq!(result["error"]["code"], "malformed.body", "{result}");
+    let details = result["errorDetails"]
+        .as_str()
+        .expect("XML for an XML request");
+    let document = roxmltree::Document::parse(details).unwrap();
+    assert_eq!(document.root_element().tag_name().name(), "errorDetails");
+    assert!(
+        details.contains("<errorCode>MALFORMED_BODY</errorCode>"),
+        "{details}"
+    );
     let (letter, body) = env.next_dead_letter().await;
     assert_eq!(
         crate::common::header(&letter, "x-contact-import-reason").as_deref(),

@@ -57,7 +57,7 @@ mod tests;
 use from_csv::read_csv;
 use from_json::read_json;
 use from_xml::read_xml;
-use response::{ErrorDetails, ResponseContact, response_xml};
+use response::{ErrorDetails, ResponseContact, error_details_xml, response_xml};
 
 use super::{
     Answer, DecodedBatch, Dialect, FieldNames, IncomingMessage, JSON, Limits, check_count,
@@ -173,7 +173,7 @@ impl Echo {
             .iter()
             .find(|f| f.id == id)
             .map(|f| ErrorDetails {
-                error_code: f.error_code.to_ascii_uppercase().replace('.', "_"),
+                error_code: error_code(f.error_code),
                 message: f.error_message.clone(),
             })
             .unwrap_or_else(|| ErrorDetails {
@@ -186,6 +186,25 @@ impl Echo {
             error_details,
             ..ResponseContact::default()
         }
+    }
+}
+
+/// DocuSign spells error codes in capitals: `invalid.email` → `INVALID_EMAIL`.
+fn error_code(code: &str) -> String {
+    code.to_ascii_uppercase().replace('.', "_")
+}
+
+/// The seed's answer to a request refused as a whole (its 400 `errorDetails`): the object
+/// `{errorCode, message}` for a JSON request (or one whose format could not be told), the
+/// `<errorDetails>` document for XML and CSV.
+pub fn rejected_answer(content_type: Option<&str>, code: &str, message: &str) -> serde_json::Value {
+    let details = ErrorDetails {
+        error_code: error_code(code),
+        message: message.to_owned(),
+    };
+    match media_type(content_type).as_deref() {
+        Some(XML | TEXT_XML | CSV) => serde_json::Value::String(error_details_xml(&details)),
+        _ => serde_json::json!(details),
     }
 }
 

@@ -115,6 +115,22 @@ pub(super) fn response_xml(contacts: &[ResponseContact]) -> String {
     String::from_utf8(writer.into_inner()).expect("quick-xml writes the UTF-8 text it is given")
 }
 
+/// The seed's 400 answer, `errorDetails`, for a batch refused as a whole.
+pub(super) fn error_details_xml(details: &ErrorDetails) -> String {
+    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+    w.create_element("errorDetails")
+        .with_attribute(("xmlns:i", XSI_NS))
+        .with_attribute(("xmlns", DOCUSIGN_NS))
+        .write_inner_content(|w| {
+            leaf(w, "errorCode", Some(&details.error_code))?;
+            w.create_element("message")
+                .write_text_content(text_event(&details.message))?;
+            Ok(())
+        })
+        .expect("writing XML into a Vec cannot fail");
+    String::from_utf8(w.into_inner()).expect("quick-xml writes the UTF-8 text it is given")
+}
+
 pub(super) fn write_response(
     w: &mut Writer<Vec<u8>>,
     contacts: &[ResponseContact],
