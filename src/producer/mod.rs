@@ -174,8 +174,9 @@ struct Ledger {
     tally: Tally,
 }
 
-/// The most of a file read to tell its dialect: the worker's default largest message, since
-/// a larger file cannot be sent as one message anyway.
+/// The most of a file read to tell its dialect: the worker's default largest message. A JSON
+/// file larger than this is not one JSON document within it, so it is taken for Webex unless
+/// `--type` names its dialect (it may now be split into several messages).
 const DETECT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How `args` say `format`/`bytes` are published: `--type` if given, else [`detect`].
