@@ -2,10 +2,12 @@
 //! directory; `-` for stdin) into batches, publishes them with publisher confirms and a
 //! bounded number in flight, and with `--wait` collects every result, prints a summary, writes
 //! the failed contacts to `--report`, and exits non-zero unless every contact was stored.
-//! Files in another dialect than Webex (see [`detect`]) are sent one file = one message,
-//! unchanged, with the AMQP `type` and content type the worker reads them by.
+//! Files in another dialect than Webex (see [`detect`]) are sent with the AMQP `type` and
+//! content type the worker reads them by: unchanged as one message when they hold at most
+//! `--batch-size` contacts, else split into messages of that dialect (see [`chunk`]).
 //! `--raw` sends a file as one message, unchanged, and prints its result.
 
+pub mod chunk;
 pub mod detect;
 pub mod input;
 mod raw;
@@ -55,7 +57,7 @@ pub struct PublishArgs {
     pub org: Option<String>,
     #[arg(long, value_enum, default_value = "auto")]
     pub format: Format,
-    /// Contacts per published batch.
+    /// Contacts per published batch, and per message of a split Save or DocuSign file.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch_size: u32,
     /// Batches published and not yet confirmed (with --wait: not yet answered) at most.
@@ -76,7 +78,8 @@ pub struct PublishArgs {
     /// Seconds to wait for results after the last publish (--wait), or for the result (--raw).
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
-    /// Send each file as one message, unchanged, and print its result.
+    /// Send each file as one message, unchanged (never split, whatever --batch-size), and
+    /// print its result.
     #[arg(long)]
     pub raw: bool,
     /// With --raw: the message_id (batch id); without it the worker uses the body's SHA-256.
@@ -108,9 +111,13 @@ Message types (AMQP `type`), detected per file unless --type says:
                             docusign.contacts.create
                           anything else: webex.contacts.bulk
   stdin (-)               not read ahead: Webex, unless --type (or --format xml: DocuSign)
-Webex files are split into batches of --batch-size. Any other file is sent as one message,
-unchanged, with --org as the `org-id` header (DocuSign: also `account-id`); with --wait its
-result is counted like a batch's (user-contact.update: by the reply's statusCode, 2xx = updated).
+Webex files are split into batches of --batch-size. Any other file with at most --batch-size
+contacts is sent as one message, unchanged; a larger Save or DocuSign file is split into
+messages of at most --batch-size contacts in its own format (Save/DocuSign JSON: the same
+envelope; CSV: the header row and the next rows; XML: the same document around fewer
+<contact>s); user-contact.update is always one message. --org is the `org-id` header
+(DocuSign: also `account-id`); with --wait each message's result is counted like a batch's
+(user-contact.update: by the reply's statusCode, 2xx = updated). --raw sends files whole.
 
 Resending the same file publishes the same batch ids (each batch's SHA-256), and the worker
 applies a batch id only once: a resend replays the stored results and imports nothing twice.";
@@ -167,8 +174,9 @@ struct Ledger {
     tally: Tally,
 }
 
-/// The most of a file read to tell its dialect: the worker's default largest message, since
-/// a larger file cannot be sent as one message anyway.
+/// The most of a file read to tell its dialect: the worker's default largest message. A JSON
+/// file larger than this is not one JSON document within it, so it is taken for Webex unless
+/// `--type` names its dialect (it may now be split into several messages).
 const DETECT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How `args` say `format`/`bytes` are published: `--type` if given, else [`detect`].
@@ -250,22 +258,46 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
     for (input, whole) in &inputs {
         if let Some(detected) = whole {
             let body = input.read_all()?;
-            let message = Message {
-                batch_id: match dialect::id_digest(Some(detected.kind.as_str()), &body) {
-                    Some(digest) => format!("sha256:{digest}"),
-                    None => bail!("{}: not JSON, and it mentions a password", input.name),
-                },
-                body,
-                org: args.org.as_deref(),
-                kind: detected.kind,
-                content_type: args
-                    .content_type
-                    .as_deref()
-                    .unwrap_or(detected.content_type),
+            let content_type = args
+                .content_type
+                .as_deref()
+                .unwrap_or(detected.content_type);
+            let message = |body: Vec<u8>| -> anyhow::Result<Message<'_>> {
+                Ok(Message {
+                    batch_id: match dialect::id_digest(Some(detected.kind.as_str()), &body) {
+                        Some(digest) => format!("sha256:{digest}"),
+                        None => bail!("{}: not JSON, and it mentions a password", input.name),
+                    },
+                    body,
+                    org: args.org.as_deref(),
+                    kind: detected.kind,
+                    content_type,
+                })
             };
-            sender
-                .send(&message, Source::File(input.name.clone()))
-                .await?;
+            let batch_size = args.batch_size as usize;
+            match chunk::split(detected.kind, content_type, &body, batch_size) {
+                // More contacts than --batch-size: one message per chunk, each failure traced
+                // to its position in the file.
+                Some(chunks) => {
+                    for chunk in chunks {
+                        let origins = (chunk.first..chunk.first + chunk.count)
+                            .map(|index| input::Origin {
+                                file: input.name.clone(),
+                                line: None,
+                                index,
+                            })
+                            .collect();
+                        sender
+                            .send(&message(chunk.body)?, Source::Contacts(origins))
+                            .await?;
+                    }
+                }
+                None => {
+                    sender
+                        .send(&message(body)?, Source::File(input.name.clone()))
+                        .await?;
+                }
+            }
             continue;
         }
         let (records, body_org) = input.records()?;

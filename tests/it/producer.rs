@@ -273,3 +273,83 @@ async fn with_wait_a_file_sent_whole_is_answered_and_counted_like_a_batch() {
     assert!(out.contains("2 created, 0 updated, 0 failed"), "{out}");
     assert_eq!(env.contact_count().await, 4);
 }
+
+#[tokio::test]
+async fn a_docusign_csv_over_the_batch_size_is_split_and_failures_keep_their_file_position() {
+    let env = TestEnv::new().await;
+    let _worker = env.spawn_worker(&[]).await;
+    // A quoted organization spanning two lines on every 7th row: never cut between chunks.
+    let csv = |tag: &str, bad: Option<usize>| -> String {
+        let mut text = String::from("name,emails,organization\n");
+        for i in 0..2500 {
+            let email = if Some(i) == bad {
+                "not-an-email".to_owned()
+            } else {
+                format!("{tag}{i}@example.com")
+            };
+            let organization = if i % 7 == 0 { "\"Acme,\nInc\"" } else { "Acme" };
+            text.push_str(&format!("{tag} {i},{email},{organization}\n"));
+        }
+        text
+    };
+    let publish = |file: PathBuf, report: PathBuf| {
+        let env = &env;
+        async move {
+            env.cli(&[
+                "publish",
+                file.to_str().unwrap(),
+                "--batch-size",
+                "1000",
+                "--wait",
+                "--org",
+                ORG,
+                "--report",
+                report.to_str().unwrap(),
+                "--timeout-secs",
+                "120",
+            ])
+            .await
+        }
+    };
+
+    let good = write(&env, "docusign-good.csv", &csv("a", None));
+    let report = write(&env, "docusign-good-report.json", "");
+    let (ok, summary, said) = publish(good, report).await;
+    assert!(ok, "{summary}{said}");
+    assert!(
+        summary.contains("batches: 3 published, 3 answered, 0 rejected")
+            && summary.contains("2500 created, 0 updated, 0 failed"),
+        "{summary}"
+    );
+    assert_eq!(env.contact_count().await, 2500);
+    let acme: i64 = env
+        .db
+        .query_one(
+            "SELECT count(*) FROM contacts WHERE company_name = E'Acme,\\nInc'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(acme, (0..2500).filter(|i| i % 7 == 0).count() as i64);
+
+    let bad = write(&env, "docusign-bad.csv", &csv("b", Some(1700)));
+    let report = write(&env, "docusign-bad-report.json", "");
+    let (ok, summary, said) = publish(bad.clone(), report.clone()).await;
+    assert!(
+        !ok,
+        "a failed contact makes the exit code non-zero: {summary}{said}"
+    );
+    assert!(
+        summary.contains("batches: 3 published, 3 answered, 0 rejected")
+            && summary.contains("2499 created, 0 updated, 1 failed"),
+        "{summary}"
+    );
+    assert_eq!(env.contact_count().await, 2500 + 2499);
+    let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["file"], bad.to_str().unwrap());
+    assert_eq!(rows[0]["index"], 1700, "the position in the file: {rows:?}");
+    assert_eq!(rows[0]["statusCode"], 400, "{rows:?}");
+}
