@@ -309,6 +309,24 @@ pub fn resolve_org(body: Option<&str>, header: Option<&str>) -> Result<OrgId, Re
 /// The JSON media type; every dialect reads JSON.
 pub const JSON: &str = "application/json";
 
+/// Decodes a JSON body of `kind` for the org `o1`, as a test of a dialect would.
+#[cfg(test)]
+pub(crate) fn decode_json(kind: &str, body: &str) -> Result<DecodedBatch, Rejection> {
+    decode(
+        &IncomingMessage {
+            kind: Some(kind),
+            content_type: Some(JSON),
+            org_id_header: Some("o1"),
+            account_id_header: None,
+            body: body.as_bytes(),
+        },
+        &Limits {
+            max_message_bytes: 1 << 20,
+            max_contacts: 10,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -228,24 +228,9 @@ fn contact(raw: &RawValue) -> Result<ContactDraft, ContactError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialect::decode;
-
-    const LIMITS: Limits = Limits {
-        max_message_bytes: 1 << 20,
-        max_contacts: 10,
-    };
 
     fn decode_body(body: &str) -> Result<DecodedBatch, Rejection> {
-        decode(
-            &IncomingMessage {
-                kind: Some(MESSAGE_TYPE),
-                content_type: Some("application/json"),
-                org_id_header: Some("o1"),
-                account_id_header: None,
-                body: body.as_bytes(),
-            },
-            &LIMITS,
-        )
+        crate::dialect::decode_json(MESSAGE_TYPE, body)
     }
 
     /// The seed's example request, as JSON.

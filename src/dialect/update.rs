@@ -251,22 +251,9 @@ pub fn reply(result_body: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialect::decode;
 
     fn decode_body(body: &str) -> Result<DecodedBatch, Rejection> {
-        decode(
-            &IncomingMessage {
-                kind: Some(MESSAGE_TYPE),
-                content_type: Some("application/json"),
-                org_id_header: Some("o1"),
-                account_id_header: None,
-                body: body.as_bytes(),
-            },
-            &Limits {
-                max_message_bytes: 1 << 20,
-                max_contacts: 10,
-            },
-        )
+        crate::dialect::decode_json(MESSAGE_TYPE, body)
     }
 
     fn request(user_info: &str, user_contact: &str) -> String {
