@@ -301,6 +301,24 @@ impl TestEnv {
         }
     }
 
+    /// Waits until `queue` holds `expected` ready messages. Letters that a CLI read and did
+    /// not remove go back to the (quorum) queue asynchronously after it exits, so a count
+    /// taken at once can miss them.
+    pub async fn expect_queue_depth(&self, queue: &str, expected: u32, what: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let depth = self.queue_depth(queue).await;
+            if depth == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: {queue} holds {depth} messages, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// How many messages `queue` holds now.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
         let passive = QueueDeclareOptions {

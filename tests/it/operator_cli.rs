@@ -45,8 +45,12 @@ async fn a_dead_letter_is_listed_shown_and_replayed_once_its_cause_is_fixed() {
     assert!(ok, "{stderr}");
     assert!(shown.contains("Doomed Person"), "{shown}");
     assert!(shown.contains("contacts are read-only today"), "{shown}");
-    // Listing and showing removed nothing.
-    assert_eq!(env.queue_depth(&env.broker.dead_letter_queue).await, 1);
+    env.expect_queue_depth(
+        &env.broker.dead_letter_queue,
+        1,
+        "listing and showing removed nothing",
+    )
+    .await;
 
     env.db
         .execute("UPDATE outage_switch SET refusing = false", &[])
@@ -74,14 +78,12 @@ async fn purge_needs_yes_and_batches_show_the_stored_results() {
         .cli(&["dlq", "purge", "--older-than", "1h", "--yes"])
         .await;
     assert!(ok, "{said}");
-    assert_eq!(env.queue_depth(dead).await, 1, "a fresh letter is kept");
+    env.expect_queue_depth(dead, 1, "a fresh letter is kept")
+        .await;
     let (ok, _, said) = env.cli(&["dlq", "purge", "--older-than", "0s"]).await;
     assert!(ok && said.contains("1 dead letter(s)"), "{said}");
-    assert_eq!(
-        env.queue_depth(dead).await,
-        1,
-        "nothing removed without --yes"
-    );
+    env.expect_queue_depth(dead, 1, "nothing removed without --yes")
+        .await;
     let (ok, _, said) = env
         .cli(&["dlq", "purge", "--older-than", "0s", "--yes"])
         .await;
