@@ -327,6 +327,16 @@ pub(crate) fn decode_json(kind: &str, body: &str) -> Result<DecodedBatch, Reject
     )
 }
 
+/// Each contact's error code, `None` where it was read.
+#[cfg(test)]
+pub(crate) fn error_codes(batch: &DecodedBatch) -> Vec<Option<crate::contact::ErrorCode>> {
+    batch
+        .contacts
+        .iter()
+        .map(|c| c.as_ref().err().map(|e| e.code))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

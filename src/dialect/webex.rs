@@ -182,11 +182,7 @@ mod tests {
             },
         )
         .unwrap();
-        let codes: Vec<_> = batch
-            .contacts
-            .iter()
-            .map(|c| c.as_ref().err().map(|e| e.code))
-            .collect();
+        let codes = crate::dialect::error_codes(&batch);
         assert_eq!(
             codes,
             [

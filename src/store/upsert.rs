@@ -268,8 +268,15 @@ fn needs_resolving(entry: &Planned) -> bool {
 /// the separator never occurs in one. `None` for an absent list, whose stored keys stay.
 pub fn lookup_keys(list: &Option<Vec<ContactMethod>>) -> Option<String> {
     list.as_ref().map(|list| {
-        let keys: Vec<String> = list.iter().map(|m| lookup_key(&m.value)).collect();
-        keys.join("\u{1f}")
+        // Built in one string: this runs for every written contact.
+        let mut keys = String::new();
+        for (i, method) in list.iter().enumerate() {
+            if i > 0 {
+                keys.push('\u{1f}');
+            }
+            keys.push_str(&lookup_key(&method.value));
+        }
+        keys
     })
 }
 

@@ -269,11 +269,7 @@ fn a_json_contact_of_the_wrong_shape_fails_alone() {
          "errorDetails": {"errorCode": "X", "message": "y"}}
     ]}"#;
     let batch = decoded("application/json", body);
-    let codes: Vec<_> = batch
-        .contacts
-        .iter()
-        .map(|c| c.as_ref().err().map(|e| e.code))
-        .collect();
+    let codes = crate::dialect::error_codes(&batch);
     assert_eq!(
         codes,
         [
