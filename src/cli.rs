@@ -1,12 +1,14 @@
-//! The command line: `worker`, `migrate`, `publish`, `dlq`, `batches`.
+//! The command line: `worker`, `migrate`, `publish`, `dlq`, `batches`, `accounts`.
 
-use crate::accounts::AccountsArgs;
-use crate::batches_cmd::BatchesArgs;
+use crate::commands::accounts::AccountsArgs;
+use crate::commands::batches::BatchesArgs;
+use crate::commands::dlq::DlqArgs;
+use crate::commands::publish::PublishArgs;
 use crate::config::{DatabaseConfig, WorkerConfig};
-use crate::dlq_cmd::DlqArgs;
-use crate::producer::PublishArgs;
-use clap::{Parser, Subcommand, ValueEnum};
+use crate::telemetry::LogFormat;
+use clap::{Parser, Subcommand};
 
+/// `contact-import`'s arguments.
 #[derive(Debug, Parser)]
 #[command(
     name = "contact-import",
@@ -27,13 +29,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Auto,
-    Text,
-    Json,
-}
-
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Consume batches until SIGTERM/SIGINT.

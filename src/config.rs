@@ -1,8 +1,6 @@
 //! Typed settings. Every flag has an environment fallback and a default that points at local
 //! services; README lists them all.
 
-use crate::dialect::Limits;
-use crate::pipeline::BatchPolicy;
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -132,22 +130,6 @@ impl WorkerConfig {
     pub fn db_pool_size(&self) -> usize {
         self.db_pool_size
             .unwrap_or(usize::from(self.concurrency) + 1)
-    }
-
-    pub fn batch_policy(&self) -> BatchPolicy {
-        BatchPolicy {
-            limits: Limits {
-                max_message_bytes: self.max_message_bytes,
-                max_contacts: self.max_batch_contacts,
-            },
-            retry: backon::ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(self.db_retry_min_ms))
-                .with_max_delay(Duration::from_millis(self.db_retry_max_ms))
-                .with_max_times(self.db_max_retries)
-                .with_jitter(),
-            batch_timeout: Duration::from_secs(self.batch_timeout_secs),
-            delivery_limit: self.broker.delivery_limit,
-        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {

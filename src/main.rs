@@ -1,8 +1,7 @@
 use clap::Parser;
 use contact_import::cli::{Cli, Command};
-use contact_import::{
-    accounts, batches_cmd, dlq_cmd, producer, shutdown, store, telemetry, worker,
-};
+use contact_import::commands::{accounts, batches, dlq, migrate, publish};
+use contact_import::{shutdown, telemetry, worker};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -15,12 +14,10 @@ async fn main() -> ExitCode {
             tokio::spawn(shutdown::fire_on_signal(trigger));
             worker::run(*cfg, shutdown).await
         }
-        Command::Migrate(db) => store::migrate::run(&db.database_url).await.map(|applied| {
-            tracing::info!(applied, "migrations up to date");
-        }),
-        Command::Publish(args) => producer::run(*args).await,
-        Command::Dlq(args) => dlq_cmd::run(*args).await,
-        Command::Batches(args) => batches_cmd::run(args).await,
+        Command::Migrate(db) => migrate::run(db).await,
+        Command::Publish(args) => publish::run(*args).await,
+        Command::Dlq(args) => dlq::run(*args).await,
+        Command::Batches(args) => batches::run(args).await,
         Command::Accounts(args) => accounts::run(args).await,
     };
     match outcome {

@@ -28,6 +28,16 @@ pub enum BatchStatus {
 }
 
 impl BatchStatus {
+    /// Every status, in the order a batch can reach them.
+    pub const ALL: [BatchStatus; 4] =
+        [Self::Succeeded, Self::Partial, Self::Failed, Self::Rejected];
+
+    /// The status named `text` exactly, as [`BatchStatus::as_str`] writes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The name in results, the `status` header and the database.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Succeeded => "succeeded",

@@ -1,10 +1,23 @@
 //! Tracing set-up: level from `RUST_LOG` (default `info`), text or JSON lines on stderr
 //! (JSON unless stderr is a terminal, with `--log-format auto`).
 
-use crate::cli::LogFormat;
+use clap::ValueEnum;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal (a container, systemd, a log collector), text for a
+    /// person at a terminal.
+    Auto,
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global subscriber; call once, first thing.
 pub fn init(format: LogFormat) {
     let to_terminal = std::io::stderr().is_terminal();
     let format = match format {

@@ -1,6 +1,7 @@
 //! The canonical contact: every dialect maps its wire shape onto a [`ContactDraft`], which
 //! [`validate`] turns into a [`ValidContact`] or a [`ContactError`], once.
 
+pub mod credentials;
 pub mod error;
 pub mod model;
 pub mod validate;

@@ -34,6 +34,12 @@ impl Availability {
         }
     }
 
+    /// Follows the availability: `true` while batches can be stored.
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.up.subscribe()
+    }
+
+    /// Whether batches can be stored now, as far as is known.
     pub fn is_up(&self) -> bool {
         *self.up.borrow()
     }

@@ -1,14 +1,43 @@
 //! The idempotency record: one row per applied batch, holding its result as published.
 
 use crate::ids::{BatchId, OrgId};
-use crate::result::BatchResult;
+use crate::result::{BatchResult, BatchStatus};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
+use tokio_postgres::Row;
+// The commands hold a plain client, the worker a pooled one.
+use tokio_postgres::GenericClient as PlainClient;
+use tokio_postgres::types::{FromSql, Type};
 
 /// A result as it was published: its status and its exact bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResult {
-    pub status: String,
+    pub status: BatchStatus,
     pub body: Vec<u8>,
+}
+
+/// The `status` column. A committed row holds a final status; anything else is an error
+/// here rather than a status guessed for a result about to be published again.
+struct StatusColumn(BatchStatus);
+
+impl<'a> FromSql<'a> for StatusColumn {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let text = <&str as FromSql>::from_sql(ty, raw)?;
+        BatchStatus::parse(text)
+            .map(StatusColumn)
+            .ok_or_else(|| format!("import_batches.status '{text}' is not a final status").into())
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <&str as FromSql>::accepts(ty)
+    }
+}
+
+fn status(row: &Row, index: usize) -> Result<BatchStatus, tokio_postgres::Error> {
+    row.try_get::<_, StatusColumn>(index).map(|s| s.0)
 }
 
 /// Whether this transaction owns the batch or the batch was applied before.
@@ -50,7 +79,7 @@ pub async fn claim(
     Ok(Claim::Done {
         body_sha256: row.get(0),
         result: StoredResult {
-            status: row.get(1),
+            status: status(&row, 1)?,
             body: row.get(2),
         },
     })
@@ -98,8 +127,88 @@ pub async fn stored_result(
             &[&org.as_str(), &batch.as_str(), &body_sha256],
         )
         .await?;
-    Ok(row.map(|row| StoredResult {
-        status: row.get(0),
-        body: row.get(1),
-    }))
+    row.map(|row| {
+        Ok(StoredResult {
+            status: status(&row, 0)?,
+            body: row.get(1),
+        })
+    })
+    .transpose()
+}
+
+/// A processed batch as `contact-import batches show` prints it.
+#[derive(Debug)]
+pub struct ProcessedBatch {
+    pub org_id: String,
+    pub status: BatchStatus,
+    pub processed_at: DateTime<Utc>,
+    /// The result as it was published.
+    pub result: Vec<u8>,
+}
+
+/// Every processed batch with this id, of `org` or of any org.
+pub async fn find(
+    client: &impl PlainClient,
+    batch: &str,
+    org: Option<&str>,
+) -> Result<Vec<ProcessedBatch>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT org_id, status, processed_at, result FROM import_batches \
+             WHERE batch_id = $1 AND ($2::text IS NULL OR org_id = $2)",
+            &[&batch, &org],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ProcessedBatch {
+                org_id: row.get(0),
+                status: status(row, 1)?,
+                processed_at: row.get(2),
+                result: row.get(3),
+            })
+        })
+        .collect()
+}
+
+/// One line of `contact-import batches list`.
+#[derive(Debug)]
+pub struct BatchSummary {
+    pub batch_id: String,
+    pub status: BatchStatus,
+    pub received: i32,
+    pub created: i32,
+    pub updated: i32,
+    pub failed: i32,
+    pub processed_at: DateTime<Utc>,
+}
+
+/// An org's batches processed since `since`, newest first, at most `limit`.
+pub async fn recent(
+    client: &impl PlainClient,
+    org: &str,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<BatchSummary>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT batch_id, status, received, created, updated, failed, processed_at \
+             FROM import_batches WHERE org_id = $1 AND processed_at >= $2 \
+             ORDER BY processed_at DESC LIMIT $3",
+            &[&org, &since, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(BatchSummary {
+                batch_id: row.get(0),
+                status: status(row, 1)?,
+                received: row.get(2),
+                created: row.get(3),
+                updated: row.get(4),
+                failed: row.get(5),
+                processed_at: row.get(6),
+            })
+        })
+        .collect()
 }

@@ -1,7 +1,5 @@
 //! Schema migrations from `migrations/`, embedded in the binary.
 
-use tokio_postgres::NoTls;
-
 refinery::embed_migrations!("migrations");
 
 /// Arbitrary, fixed key of the advisory lock that serialises concurrent `migrate` runs
@@ -10,8 +8,7 @@ const MIGRATION_LOCK: i64 = 0x636f_6e74_6163_7473;
 
 /// Applies the migrations that are not applied yet; returns how many it applied.
 pub async fn run(database_url: &str) -> anyhow::Result<usize> {
-    let (mut client, connection) = tokio_postgres::connect(database_url, NoTls).await?;
-    let connection = tokio::spawn(connection);
+    let mut client = super::connect::client(database_url).await?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -19,7 +16,5 @@ pub async fn run(database_url: &str) -> anyhow::Result<usize> {
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await?;
-    drop(client);
-    let _ = connection.await;
     Ok(report?.applied_migrations().len())
 }

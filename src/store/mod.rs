@@ -1,13 +1,13 @@
 //! Everything that talks SQL. One batch is one transaction: claim the batch id, upsert its
 //! contacts in one statement, store its result, commit.
 
+pub mod accounts;
 pub mod availability;
 pub mod batches;
+pub mod connect;
 pub mod migrate;
-pub mod pool;
 pub mod upsert;
 
-use crate::accounts;
 use crate::contact::ValidatedBatch;
 use crate::dialect::Answer;
 use crate::ids::{BatchId, OrgId};

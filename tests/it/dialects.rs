@@ -2,7 +2,7 @@
 //! fixtures in tests/fixtures/ (taken from the seed documents' own examples).
 
 use crate::common::{ORG, TestEnv, batch, failures, org_header};
-use contact_import::accounts;
+use contact_import::contact::credentials;
 use lapin::BasicProperties;
 use serde_json::{Value, json};
 
@@ -30,7 +30,7 @@ async fn add_account(env: &TestEnv, user: &str, password: &str) {
     env.db
         .execute(
             "INSERT INTO accounts (org_id, user_name, password_hash) VALUES ($1, $2, $3)",
-            &[&ORG, &user, &accounts::hash(password).unwrap()],
+            &[&ORG, &user, &credentials::hash(password).unwrap()],
         )
         .await
         .unwrap();

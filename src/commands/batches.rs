@@ -2,12 +2,13 @@
 //! `import_batches` (the same result a redelivery would replay).
 
 use crate::config::DatabaseConfig;
-use anyhow::{Context, bail};
+use crate::store::{batches, connect};
+use anyhow::bail;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
 use std::time::Duration;
-use tokio_postgres::NoTls;
 
+/// `contact-import batches …`.
 #[derive(Debug, Args)]
 pub struct BatchesArgs {
     #[command(flatten)]
@@ -16,6 +17,7 @@ pub struct BatchesArgs {
     pub command: BatchesCommand,
 }
 
+/// What to show.
 #[derive(Debug, Subcommand)]
 pub enum BatchesCommand {
     /// Print the stored result of one batch.
@@ -38,34 +40,28 @@ pub enum BatchesCommand {
     },
 }
 
+/// Runs the command: results on stdout, messages on stderr.
 pub async fn run(args: BatchesArgs) -> anyhow::Result<()> {
-    let (client, connection) = tokio_postgres::connect(&args.database.database_url, NoTls)
-        .await
-        .context("connecting to PostgreSQL")?;
-    tokio::spawn(connection);
+    let client = connect::client(&args.database.database_url).await?;
     match args.command {
         BatchesCommand::Show { id, org } => {
-            let rows = client
-                .query(
-                    "SELECT org_id, status, processed_at, result FROM import_batches \
-                     WHERE batch_id = $1 AND ($2::text IS NULL OR org_id = $2)",
-                    &[&id, &org],
-                )
-                .await?;
-            match rows.as_slice() {
+            let found = batches::find(&client, &id, org.as_deref()).await?;
+            match found.as_slice() {
                 [] => bail!("no processed batch {id}"),
-                [row] => {
-                    let (org, status): (String, String) = (row.get(0), row.get(1));
-                    let at: DateTime<Utc> = row.get(2);
-                    eprintln!("batch {id} of org {org}: {status}, processed {}", stamp(at));
-                    let result: Vec<u8> = row.get(3);
-                    match serde_json::from_slice::<serde_json::Value>(&result) {
+                [batch] => {
+                    eprintln!(
+                        "batch {id} of org {}: {}, processed {}",
+                        batch.org_id,
+                        batch.status.as_str(),
+                        stamp(batch.processed_at)
+                    );
+                    match serde_json::from_slice::<serde_json::Value>(&batch.result) {
                         Ok(json) => println!("{}", serde_json::to_string_pretty(&json)?),
-                        Err(_) => println!("{}", String::from_utf8_lossy(&result)),
+                        Err(_) => println!("{}", String::from_utf8_lossy(&batch.result)),
                     }
                 }
                 several => {
-                    let orgs: Vec<String> = several.iter().map(|r| r.get(0)).collect();
+                    let orgs: Vec<&str> = several.iter().map(|b| b.org_id.as_str()).collect();
                     bail!(
                         "batch id {id} was used by several orgs ({}); pass --org",
                         orgs.join(", ")
@@ -75,29 +71,21 @@ pub async fn run(args: BatchesArgs) -> anyhow::Result<()> {
         }
         BatchesCommand::List { org, since, limit } => {
             let since = Utc::now() - chrono::Duration::from_std(since)?;
-            let rows = client
-                .query(
-                    "SELECT batch_id, status, received, created, updated, failed, processed_at \
-                     FROM import_batches WHERE org_id = $1 AND processed_at >= $2 \
-                     ORDER BY processed_at DESC LIMIT $3",
-                    &[&org, &since, &limit],
-                )
-                .await?;
+            let found = batches::recent(&client, &org, since, limit).await?;
             println!("BATCH ID\tSTATUS\tRECEIVED\tCREATED\tUPDATED\tFAILED\tPROCESSED AT");
-            for row in &rows {
-                let at: DateTime<Utc> = row.get(6);
+            for b in &found {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    row.get::<_, String>(0),
-                    row.get::<_, String>(1),
-                    row.get::<_, i32>(2),
-                    row.get::<_, i32>(3),
-                    row.get::<_, i32>(4),
-                    row.get::<_, i32>(5),
-                    stamp(at)
+                    b.batch_id,
+                    b.status.as_str(),
+                    b.received,
+                    b.created,
+                    b.updated,
+                    b.failed,
+                    stamp(b.processed_at)
                 );
             }
-            eprintln!("{} batch(es)", rows.len());
+            eprintln!("{} batch(es)", found.len());
         }
     }
     Ok(())

@@ -4,11 +4,11 @@
 //! everything else requeues it, and the queue's delivery limit dead-letters a batch that
 //! keeps failing.
 
-use crate::accounts;
 use crate::broker::consume;
 use crate::broker::publish::{
     DeadLetterReason, Publisher, ReplyTarget, Routed, UNKNOWN_ORG_ROUTING_KEY,
 };
+use crate::contact::credentials;
 use crate::contact::{ContactDraft, ContactError, ValidatedBatch, validate_batch};
 use crate::dialect::{self, Answer, DecodedBatch, Limits, MessageType};
 use crate::ids::{self, BatchId, OrgId};
@@ -199,7 +199,7 @@ impl Pipeline {
             Ok(Applied::Replayed(stored)) => {
                 metrics::replayed();
                 info!("batch was applied before; publishing its stored result again");
-                let status = stored_status(&stored.status);
+                let status = stored.status.as_str();
                 (stored.body, status)
             }
             Ok(Applied::IdConflict) => {
@@ -231,7 +231,7 @@ impl Pipeline {
         contacts: &mut [Result<ContactDraft, ContactError>],
         deadline: tokio::time::Instant,
     ) -> Result<(), StoreError> {
-        let users = accounts::claimed_users(contacts);
+        let users = credentials::claimed_users(contacts);
         if users.is_empty() {
             return Ok(());
         }
@@ -242,7 +242,7 @@ impl Pipeline {
                     .unwrap_or(Err(StoreError::DeadlineExceeded { last_error: None }))
             })
             .await?;
-        tokio::time::timeout_at(deadline, accounts::authenticate(org, contacts, hashes))
+        tokio::time::timeout_at(deadline, credentials::authenticate(org, contacts, hashes))
             .await
             .map_err(|_| StoreError::DeadlineExceeded { last_error: None })
     }
@@ -456,15 +456,6 @@ impl Pipeline {
             warn!("the rejected result was not published; the dead letter carries the reason");
         }
         Settlement::Ack { status: "rejected" }
-    }
-}
-
-/// The status a stored result was published with.
-fn stored_status(stored: &str) -> &'static str {
-    match stored {
-        "succeeded" => "succeeded",
-        "partial" => "partial",
-        _ => "failed",
     }
 }
 

@@ -1,7 +1,7 @@
 //! `/metrics` (Prometheus text), `/healthz` (the process is alive) and `/readyz` (it can
 //! take work).
 
-use crate::health::Readiness;
+use super::health::Readiness;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -1,19 +1,14 @@
-//! Account credentials for the Save User Contacts dialect: argon2id hashes in `accounts`,
-//! and `contact-import accounts add|remove` to manage them. A password is hashed on the way
-//! in and never stored, logged or echoed.
+//! Account credentials that Save User Contacts batches carry: argon2id hashing and the
+//! per-batch check. A password is hashed on the way in and never stored, logged or echoed;
+//! the hashes are read by the store's `accounts` module, the only place that reads them.
 
-use crate::config::DatabaseConfig;
-use crate::contact::{ContactDraft, ContactError, Credentials, ErrorCode};
+use super::{ContactDraft, ContactError, Credentials, ErrorCode};
 use crate::ids::OrgId;
-use anyhow::{Context, bail};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use clap::{Args, Subcommand};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::BufRead;
 use std::sync::LazyLock;
-use tokio_postgres::{GenericClient, NoTls};
 
 /// An argon2id PHC string (`$argon2id$v=19$…`) with a fresh random salt.
 pub fn hash(password: &str) -> anyhow::Result<String> {
@@ -30,25 +25,6 @@ pub fn verify(password: &str, phc: &str) -> bool {
             .verify_password(password.as_bytes(), &parsed)
             .is_ok()
     })
-}
-
-/// The stored hashes of those of `users` that are accounts of `org`.
-pub async fn password_hashes(
-    client: &impl GenericClient,
-    org: &str,
-    users: &[&str],
-) -> Result<HashMap<String, String>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT user_name, password_hash FROM accounts \
-             WHERE org_id = $1 AND user_name = ANY($2)",
-            &[&org, &users],
-        )
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect())
 }
 
 /// The user names whose credentials the contacts carry, each once.
@@ -144,92 +120,6 @@ pub async fn authenticate(
 /// sends: its own was random).
 static STAND_IN: LazyLock<String> =
     LazyLock::new(|| hash(&uuid::Uuid::new_v4().to_string()).expect("hashing a random password"));
-
-/// Whether `user` of `org` exists and `password` is theirs.
-pub async fn check(
-    client: &impl GenericClient,
-    org: &str,
-    user: &str,
-    password: &str,
-) -> Result<bool, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
-            "SELECT password_hash FROM accounts WHERE org_id = $1 AND user_name = $2",
-            &[&org, &user],
-        )
-        .await?;
-    Ok(row.is_some_and(|row| verify(password, row.get(0))))
-}
-
-#[derive(Debug, Args)]
-pub struct AccountsArgs {
-    #[command(flatten)]
-    pub database: DatabaseConfig,
-    #[command(subcommand)]
-    pub command: AccountsCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AccountsCommand {
-    /// Create an account, or set a new password for it. The password is read from the first
-    /// line of stdin, never from the command line (which `ps` and shell history show).
-    Add {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        user: String,
-    },
-    /// Delete an account.
-    Remove {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        user: String,
-    },
-}
-
-pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
-    let (client, connection) = tokio_postgres::connect(&args.database.database_url, NoTls)
-        .await
-        .context("connecting to PostgreSQL")?;
-    tokio::spawn(connection);
-    match args.command {
-        AccountsCommand::Add { org, user } => {
-            let mut password = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut password)
-                .context("reading the password from stdin")?;
-            let password = password.trim_end_matches(['\r', '\n']);
-            if password.is_empty() {
-                bail!("no password on stdin");
-            }
-            let hash = hash(password)?;
-            client
-                .execute(
-                    "INSERT INTO accounts (org_id, user_name, password_hash) VALUES ($1, $2, $3) \
-                     ON CONFLICT (org_id, user_name) \
-                     DO UPDATE SET password_hash = EXCLUDED.password_hash, updated_at = now()",
-                    &[&org, &user, &hash],
-                )
-                .await?;
-            eprintln!("account {user} of org {org} saved");
-        }
-        AccountsCommand::Remove { org, user } => {
-            let removed = client
-                .execute(
-                    "DELETE FROM accounts WHERE org_id = $1 AND user_name = $2",
-                    &[&org, &user],
-                )
-                .await?;
-            if removed == 0 {
-                bail!("no account {user} in org {org}");
-            }
-            eprintln!("account {user} of org {org} removed");
-        }
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

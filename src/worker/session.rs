@@ -1,0 +1,309 @@
+//! One broker session: a consume connection and a publish connection (the broker blocks
+//! publishing connections during a resource alarm, and that must not stall the consumer's
+//! acks), the consumer, the confirm-mode publisher and the batches in flight.
+//!
+//! A session ends on shutdown or on any loss; the worker then opens a new one. Delivery tags
+//! of a lost channel are never acked, and the topology is declared again each time.
+
+use super::gate::Gate;
+use super::health::BrokerSession;
+use super::pipeline::{Pipeline, REQUEUE};
+use crate::broker::publish::Publisher;
+use crate::broker::{self, consume, topology};
+use crate::config::WorkerConfig;
+use crate::shutdown::Shutdown;
+use crate::store::availability::Availability;
+use futures_lite::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::BasicCancelOptions;
+use lapin::{Channel, Connection, Consumer};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+/// How a broker session ended.
+pub enum SessionEnd {
+    /// Shutdown was requested.
+    Shutdown,
+    /// The connection, a channel or the consumer was lost; connect again.
+    Lost { reason: String, was_consuming: bool },
+    /// The broker refused the topology (e.g. a queue exists with other arguments): retrying
+    /// cannot help, an operator must act.
+    Fatal(anyhow::Error),
+}
+
+impl SessionEnd {
+    fn lost(reason: String) -> Self {
+        Self::Lost {
+            reason,
+            was_consuming: false,
+        }
+    }
+}
+
+/// A delivery and the concurrency slot it may use.
+pub struct Next {
+    delivery: Delivery,
+    permit: OwnedSemaphorePermit,
+}
+
+/// A session that consumes.
+pub struct Session {
+    consume: Connection,
+    publish: Connection,
+    /// The consume channel and the publisher's: both must stay open.
+    channels: Vec<Channel>,
+    consumer: Consumer,
+    tag: String,
+    publisher: Publisher,
+    gate: Gate,
+    permits: Arc<Semaphore>,
+    in_flight: JoinSet<()>,
+    queue: String,
+}
+
+impl Session {
+    /// Connects, declares the topology, opens the publisher, waits for the database and
+    /// subscribes to the import queue with the configured prefetch.
+    pub async fn open(
+        cfg: &WorkerConfig,
+        availability: &Arc<Availability>,
+        shutdown: &Shutdown,
+    ) -> Result<Self, SessionEnd> {
+        let url = &cfg.broker.amqp_url;
+        let connect = |name| async move {
+            broker::connect(url, name)
+                .await
+                .map_err(|e| SessionEnd::lost(format!("connecting to RabbitMQ: {e}")))
+        };
+        let consume = connect("contact-import consume").await?;
+        let publish = connect("contact-import publish").await?;
+        let channel = match consume.create_channel().await {
+            Ok(channel) => channel,
+            Err(e) => return Err(SessionEnd::lost(format!("opening a channel: {e}"))),
+        };
+        if let Err(e) = topology::declare(&channel, &cfg.broker).await {
+            // A refusal closes only the channel; a lost connection is worth another try.
+            let refused = consume.status().connected();
+            close(&[consume, publish]).await;
+            if !refused {
+                return Err(SessionEnd::lost(format!("declaring the topology: {e}")));
+            }
+            return Err(SessionEnd::Fatal(
+                anyhow::Error::new(e).context("declaring the broker topology"),
+            ));
+        }
+        let publisher = match Publisher::open(&publish, cfg.broker.clone()).await {
+            Ok(publisher) => publisher,
+            Err(e) => {
+                close(&[consume, publish]).await;
+                return Err(SessionEnd::lost(format!(
+                    "opening the publish channel: {e}"
+                )));
+            }
+        };
+        // Deliveries taken while the database is away would only fail and spend their attempts.
+        tokio::select! {
+            biased;
+            _ = shutdown.wait() => {
+                close(&[consume, publish]).await;
+                return Err(SessionEnd::Shutdown);
+            }
+            _ = availability.wait_up() => {}
+        }
+        let tag = format!(
+            "contact-import-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let queue = cfg.broker.import_queue.clone();
+        let consumer = match consume::subscribe(&channel, &queue, &tag, cfg.prefetch()).await {
+            Ok(consumer) => consumer,
+            Err(e) => {
+                close(&[consume, publish]).await;
+                return Err(SessionEnd::lost(format!("subscribing to {queue}: {e}")));
+            }
+        };
+        let gate = Gate::new(availability.clone(), &publish);
+        info!(
+            queue = %queue,
+            concurrency = cfg.concurrency,
+            prefetch = cfg.prefetch(),
+            "consuming"
+        );
+        Ok(Self {
+            channels: vec![channel, publisher.channel().clone()],
+            consume,
+            publish,
+            consumer,
+            tag,
+            publisher,
+            gate,
+            permits: Arc::new(Semaphore::new(usize::from(cfg.concurrency))),
+            in_flight: JoinSet::new(),
+            queue,
+        })
+    }
+
+    /// What `/readyz` watches of this session.
+    pub fn broker_view(&self) -> BrokerSession {
+        BrokerSession {
+            channels: self.channels.clone(),
+            publishing: self.publish.status().clone(),
+        }
+    }
+
+    /// The session's confirm-mode publisher.
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
+    }
+
+    /// The next delivery, taken only when a concurrency slot is free (so the prefetch buffer,
+    /// not our memory, holds the rest) and the gate is open; or why the session ends.
+    pub async fn next_delivery(&mut self, shutdown: &Shutdown) -> Result<Next, SessionEnd> {
+        loop {
+            while self.in_flight.try_join_next().is_some() {}
+            let permit = or_end(
+                shutdown,
+                &self.channels,
+                self.permits.clone().acquire_owned(),
+            )
+            .await?
+            .expect("the semaphore is never closed");
+            or_end(shutdown, &self.channels, self.gate.opened()).await?;
+            let next = or_end(shutdown, &self.channels, async {
+                tokio::select! {
+                    biased;
+                    // Stop waiting for a delivery as soon as the gate closes.
+                    _ = self.gate.closed() => None,
+                    next = self.consumer.next() => Some(next),
+                }
+            })
+            .await?;
+            let lost = |reason| SessionEnd::Lost {
+                reason,
+                was_consuming: true,
+            };
+            match next {
+                None => continue,
+                Some(Some(Ok(delivery))) => return Ok(Next { delivery, permit }),
+                Some(Some(Err(e))) => return Err(lost(format!("the consumer failed: {e}"))),
+                Some(None) => {
+                    return Err(lost(format!(
+                        "the broker cancelled the consumer of {}",
+                        self.queue
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Runs the batch in the background; its slot is freed when it settles.
+    pub fn spawn_batch(&mut self, pipeline: &Arc<Pipeline>, next: Next) {
+        let pipeline = pipeline.clone();
+        self.in_flight.spawn(async move {
+            let Next { delivery, permit } = next;
+            // A panic must not leave the delivery unacked until the channel closes: requeue
+            // it, and the delivery limit dead-letters it if it keeps panicking.
+            let acker = delivery.acker.clone();
+            if AssertUnwindSafe(pipeline.handle(delivery))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                error!("processing the batch panicked; requeueing it");
+                let _ = acker.nack(REQUEUE).await;
+            }
+            drop(permit);
+        });
+    }
+
+    /// Stops consuming, gives the batches in flight up to `grace` to finish, and closes.
+    /// Batches of a lost session still finish (or fail to publish and are redelivered): none
+    /// is half-applied, because each commits or rolls back as a whole.
+    pub async fn close(mut self, grace: Duration) {
+        let consume_channel = &self.channels[0];
+        // No new deliveries; prefetched ones not started return to the queue when the channel
+        // closes.
+        if consume_channel.status().connected()
+            && let Err(e) = consume_channel
+                .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
+                .await
+        {
+            warn!(error = %e, "cancelling the consumer failed");
+        }
+        drain(&mut self.in_flight, grace).await;
+        drop(self.gate);
+        close(&[self.consume, self.publish]).await;
+    }
+}
+
+/// `work`, unless shutdown fires or a channel closes first.
+async fn or_end<T>(
+    shutdown: &Shutdown,
+    channels: &[Channel],
+    work: impl Future<Output = T>,
+) -> Result<T, SessionEnd> {
+    tokio::select! {
+        biased;
+        _ = shutdown.wait() => Err(SessionEnd::Shutdown),
+        reason = channel_lost(channels) => Err(SessionEnd::Lost { reason, was_consuming: true }),
+        value = work => Ok(value),
+    }
+}
+
+/// Resolves when one of the channels is no longer open. The consumer stream ends when the
+/// consume channel dies, but nothing else notices a dead publish channel: every batch would
+/// then commit, fail to publish and be requeued. lapin has no event for a closed channel.
+async fn channel_lost(channels: &[Channel]) -> String {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        if let Some(channel) = channels.iter().find(|c| !c.status().connected()) {
+            return format!("broker channel {} closed", channel.id());
+        }
+    }
+}
+
+/// Closes connections. Bounded: a blocked connection never sends the close.
+async fn close(connections: &[Connection]) {
+    for connection in connections {
+        if connection.status().connected() {
+            let closing = connection.close(200, "worker stopping".into());
+            if tokio::time::timeout(Duration::from_secs(5), closing)
+                .await
+                .is_err()
+            {
+                warn!("the broker did not confirm closing the connection within 5s");
+            }
+        }
+    }
+}
+
+/// Waits for in-flight batches up to `grace`; the ones still running after it are abandoned
+/// uncommitted and their deliveries return to the queue.
+async fn drain(in_flight: &mut JoinSet<()>, grace: Duration) {
+    if in_flight.is_empty() {
+        return;
+    }
+    info!(
+        batches = in_flight.len(),
+        grace_secs = grace.as_secs(),
+        "waiting for in-flight batches"
+    );
+    let finished = tokio::time::timeout(grace, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        warn!(
+            batches = in_flight.len(),
+            "grace period over; abandoning the remaining batches uncommitted"
+        );
+        in_flight.abort_all();
+        while in_flight.join_next().await.is_some() {}
+    }
+}
