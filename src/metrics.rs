@@ -3,6 +3,7 @@
 
 use crate::dialect::MessageType;
 use crate::rejection::RejectCode;
+use crate::result::BatchStatus;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::time::Duration;
@@ -24,8 +25,60 @@ pub const READY: &str = "contact_import_ready";
 pub const BUILD_INFO: &str = "contact_import_build_info";
 pub const MESSAGES: &str = "contact_import_messages_total";
 
-/// Every `reason` of [`REQUEUED`].
-pub const REQUEUE_REASONS: [&str; 4] = ["database", "timeout", "publish", "dead-letter"];
+/// Why a delivery went back to the queue: the `reason` of [`REQUEUED`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequeueReason {
+    /// The database refused or failed the batch.
+    Database,
+    /// The batch ran past its time limit.
+    Timeout,
+    /// Its result could not be published.
+    Publish,
+    /// It was to be dead-lettered, and the dead letter was not confirmed.
+    DeadLetter,
+}
+
+impl RequeueReason {
+    /// Every reason.
+    pub const ALL: [RequeueReason; 4] = [
+        Self::Database,
+        Self::Timeout,
+        Self::Publish,
+        Self::DeadLetter,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Database => "database",
+            Self::Timeout => "timeout",
+            Self::Publish => "publish",
+            Self::DeadLetter => "dead-letter",
+        }
+    }
+}
+
+/// Where a result found no queue: the `target` of [`RESULTS_UNROUTABLE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnroutableTarget {
+    /// No queue is bound to the results exchange for the org.
+    ResultsExchange,
+    /// The request's `reply_to` queue does not exist.
+    ReplyTo,
+}
+
+impl UnroutableTarget {
+    /// Every target.
+    pub const ALL: [UnroutableTarget; 2] = [Self::ResultsExchange, Self::ReplyTo];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ResultsExchange => "results-exchange",
+            Self::ReplyTo => "reply-to",
+        }
+    }
+}
 
 const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -99,8 +152,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Messages taken from the import queue, by AMQP type (the dialect; \"unknown\" for a type no dialect reads). Redeliveries count again."
     );
     // Zero-valued series exist from the start, so that rate() and alerts see them.
-    for status in ["succeeded", "partial", "failed", "rejected"] {
-        counter!(BATCHES, "status" => status).increment(0);
+    for status in BatchStatus::ALL {
+        counter!(BATCHES, "status" => status.as_str()).increment(0);
     }
     for outcome in ["created", "updated", "failed"] {
         counter!(CONTACTS, "outcome" => outcome).increment(0);
@@ -111,13 +164,13 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     for code in RejectCode::ALL {
         counter!(DEAD_LETTERED, "reason" => code.as_str()).increment(0);
     }
-    for reason in REQUEUE_REASONS {
-        counter!(REQUEUED, "reason" => reason).increment(0);
+    for reason in RequeueReason::ALL {
+        counter!(REQUEUED, "reason" => reason.as_str()).increment(0);
     }
-    for target in ["results-exchange", "reply-to"] {
-        counter!(RESULTS_UNROUTABLE, "target" => target).increment(0);
+    for target in UnroutableTarget::ALL {
+        counter!(RESULTS_UNROUTABLE, "target" => target.as_str()).increment(0);
     }
-    for kind in MessageType::ALL {
+    for kind in MessageType::all() {
         counter!(MESSAGES, "type" => kind.as_str()).increment(0);
     }
     counter!(MESSAGES, "type" => "unknown").increment(0);
@@ -139,8 +192,9 @@ pub async fn run_upkeep(handle: PrometheusHandle) {
     }
 }
 
-pub fn batch_finished(status: &'static str, elapsed: Duration) {
-    counter!(BATCHES, "status" => status).increment(1);
+/// Counts a settled batch and its time from delivery to settlement.
+pub fn batch_finished(status: BatchStatus, elapsed: Duration) {
+    counter!(BATCHES, "status" => status.as_str()).increment(1);
     histogram!(BATCH_DURATION).record(elapsed.as_secs_f64());
 }
 
@@ -154,8 +208,9 @@ pub fn db_retry() {
     counter!(DB_RETRIES).increment(1);
 }
 
-pub fn dead_lettered(reason: &'static str) {
-    counter!(DEAD_LETTERED, "reason" => reason).increment(1);
+/// Counts a batch the worker dead-lettered, by its rejection code.
+pub fn dead_lettered(reason: RejectCode) {
+    counter!(DEAD_LETTERED, "reason" => reason.as_str()).increment(1);
 }
 
 pub fn broker_reconnect() {
@@ -188,12 +243,14 @@ pub fn replayed() {
     counter!(REPLAYED).increment(1);
 }
 
-pub fn requeued(reason: &'static str) {
-    counter!(REQUEUED, "reason" => reason).increment(1);
+/// Counts a delivery given back to the queue.
+pub fn requeued(reason: RequeueReason) {
+    counter!(REQUEUED, "reason" => reason.as_str()).increment(1);
 }
 
-pub fn result_unroutable(target: &'static str) {
-    counter!(RESULTS_UNROUTABLE, "target" => target).increment(1);
+/// Counts a confirmed result that no queue received.
+pub fn result_unroutable(target: UnroutableTarget) {
+    counter!(RESULTS_UNROUTABLE, "target" => target.as_str()).increment(1);
 }
 
 /// Counts a batch in flight for as long as it lives.

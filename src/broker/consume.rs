@@ -1,15 +1,11 @@
 //! Subscribing to the import queue and reading a delivery's properties.
 
 use crate::dialect::IncomingMessage;
+pub use crate::dialect::{ACCOUNT_ID_HEADER, ORG_ID_HEADER};
 use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer};
-
-/// Header a publisher may use to name the org instead of the body's `orgId`.
-pub const ORG_ID_HEADER: &str = "org-id";
-/// Header a DocuSign publisher may use for its accountId (which is the org).
-pub const ACCOUNT_ID_HEADER: &str = "account-id";
 
 /// Sets the prefetch and starts consuming `queue`.
 pub async fn subscribe(
@@ -76,6 +72,17 @@ pub fn attempt(delivery: &Delivery) -> u32 {
         _ => 0,
     };
     returned.saturating_add(1)
+}
+
+/// Set to `result` by a requester that wants the common result at `reply_to` rather than its
+/// dialect's own response (`contact-import publish --wait` does: it counts and reports
+/// from the common result whatever the dialect).
+pub const REPLY_FORMAT_HEADER: &str = "x-reply-format";
+
+/// Whether the requester asked for the common result (`x-reply-format: result`).
+pub fn wants_common_result(delivery: &Delivery) -> bool {
+    header_str(delivery.properties.headers().as_ref(), REPLY_FORMAT_HEADER)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("result"))
 }
 
 /// Set by a publisher (`contact-import publish --dry-run`) to have a batch validated and

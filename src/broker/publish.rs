@@ -3,7 +3,8 @@
 
 use crate::broker::consume::{self, DELIVERY_COUNT_HEADER};
 use crate::config::BrokerConfig;
-use crate::dialect::MessageType;
+use crate::dialect::{JSON, RequesterReply};
+use crate::result::BatchStatus;
 use lapin::Confirmation;
 use lapin::message::Delivery;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -70,9 +71,8 @@ pub struct ReplyTarget {
     /// A dry run is answered to its requester only: the org's subscribers on the results
     /// exchange never see a result for something that was not imported.
     pub requester_only: bool,
-    /// The dialect the requester speaks, when it is one this worker reads: some expect
-    /// their own reply shape rather than the common result.
-    pub dialect: Option<MessageType>,
+    /// The requester asked for the common result rather than its dialect's own response.
+    pub common_result: bool,
 }
 
 impl ReplyTarget {
@@ -85,7 +85,7 @@ impl ReplyTarget {
             reply_to: text(props.reply_to()),
             correlation_id: text(props.correlation_id()).or_else(|| text(props.message_id())),
             requester_only: consume::dry_run(delivery),
-            dialect: MessageType::of(props.kind().as_ref().map(|k| k.as_str())).ok(),
+            common_result: consume::wants_common_result(delivery),
         }
     }
 }
@@ -119,22 +119,23 @@ impl Publisher {
     /// Publishes a result to the results exchange under the org's routing key and, when the
     /// request asked for it, to its `reply_to` queue; both confirmed. A result nobody
     /// subscribed to is still a delivered result (it is stored with the batch), so "no queue"
-    /// is reported, not an error. A requester whose dialect has its own reply shape (Update
-    /// User Contact) gets that, made from the result.
+    /// is reported, not an error. The requester gets `own_reply` instead of the result when
+    /// its dialect answers in its own shape.
     pub async fn publish_result(
         &self,
         org_routing_key: &str,
         reply: &ReplyTarget,
-        status: &str,
+        status: BatchStatus,
         body: &[u8],
+        own_reply: Option<&RequesterReply>,
     ) -> Result<(Option<Routed>, Option<Routed>), PublishError> {
         let mut headers = FieldTable::default();
         headers.insert(
             "status".into(),
-            AMQPValue::LongString(LongString::from(status)),
+            AMQPValue::LongString(LongString::from(status.as_str())),
         );
         let mut properties = BasicProperties::default()
-            .with_content_type("application/json".into())
+            .with_content_type(JSON.into())
             .with_delivery_mode(2)
             .with_app_id("contact-import".into())
             .with_headers(headers);
@@ -159,11 +160,16 @@ impl Publisher {
             let Some(queue) = &reply.reply_to else {
                 return Ok::<_, PublishError>(None);
             };
-            let own_shape = reply.dialect.and_then(|d| d.reply_body(body));
-            let body = own_shape.as_deref().unwrap_or(body);
-            Ok(Some(
-                self.publish("", queue, body, properties.clone()).await?,
-            ))
+            let (body, properties) = match own_reply {
+                Some(own) => (
+                    own.body.as_slice(),
+                    properties
+                        .clone()
+                        .with_content_type(own.content_type.into()),
+                ),
+                None => (body, properties.clone()),
+            };
+            Ok(Some(self.publish("", queue, body, properties).await?))
         };
         let (subscribers, requester) = tokio::join!(to_subscribers, to_requester);
         Ok((subscribers?, requester?))

@@ -13,86 +13,93 @@ use crate::ids::OrgId;
 use crate::rejection::{RejectCode, Rejection};
 use crate::result::BatchResult;
 
-/// The AMQP `type` names, one per dialect. Upstream systems are configured with them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageType {
-    /// Webex Bulk Create or Update Contacts; also a message without `type`.
-    Webex,
-    /// Save User Contacts.
-    SaveUserContacts,
-    /// DocuSign eSignature Contacts: create (JSON, XML or CSV).
-    DocuSign,
-    /// Update User Contact (chat-bot integration).
-    UpdateUserContact,
-}
+/// Every dialect this worker reads, in the order `publish`'s detection tries them
+/// ([`Dialect::recognises`]). Adding a dialect is a new module and one line here.
+const REGISTRY: &[MessageType] = &[update::TYPE, save::TYPE, docusign::TYPE, webex::TYPE];
+
+/// The dialect of a message without `type`, and of a file nothing else recognises.
+const DEFAULT: MessageType = webex::TYPE;
+
+/// A dialect by its AMQP `type` name. Upstream systems are configured with the names.
+#[derive(Clone, Copy)]
+pub struct MessageType(&'static dyn Dialect);
 
 impl MessageType {
-    pub const ALL: [MessageType; 4] = [
-        Self::Webex,
-        Self::SaveUserContacts,
-        Self::DocuSign,
-        Self::UpdateUserContact,
-    ];
+    /// Every dialect, in registry order.
+    pub fn all() -> impl Iterator<Item = MessageType> {
+        REGISTRY.iter().copied()
+    }
 
+    /// The dialect called `name` exactly.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::all().find(|t| t.as_str() == name)
+    }
+
+    /// Webex's, the dialect of messages without `type`.
+    pub fn default_type() -> Self {
+        DEFAULT
+    }
+
+    /// The dialect a file `publish` reads is written in, and its content type: the first in
+    /// registry order that recognises it, else Webex.
+    pub fn recognise(sample: &Sample<'_>) -> (Self, Option<&'static str>) {
+        Self::all()
+            .find_map(|t| Some((t, Some(t.0.recognises(sample)?))))
+            .unwrap_or((DEFAULT, None))
+    }
+
+    /// The AMQP `type` name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Webex => webex::MESSAGE_TYPE,
-            Self::SaveUserContacts => save::MESSAGE_TYPE,
-            Self::DocuSign => docusign::MESSAGE_TYPE,
-            Self::UpdateUserContact => update::MESSAGE_TYPE,
-        }
+        self.0.message_type()
     }
 
     /// The dialect of a message's `type`, named exactly; an absent or empty `type` is
     /// Webex's.
     pub fn of(kind: Option<&str>) -> Result<Self, Rejection> {
         let Some(kind) = kind.filter(|k| !k.is_empty()) else {
-            return Ok(Self::Webex);
+            return Ok(DEFAULT);
         };
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == kind)
-            .ok_or_else(|| {
-                let known: Vec<_> = Self::ALL.iter().map(|t| t.as_str()).collect();
-                Rejection::new(
-                    RejectCode::UnsupportedType,
-                    format!(
-                        "message type '{kind}' is not one this worker reads (known: {})",
-                        known.join(", ")
-                    ),
-                )
-            })
+        Self::named(kind).ok_or_else(|| {
+            let known: Vec<_> = Self::all().map(|t| t.as_str()).collect();
+            Rejection::new(
+                RejectCode::UnsupportedType,
+                format!(
+                    "message type '{kind}' is not one this worker reads (known: {})",
+                    known.join(", ")
+                ),
+            )
+        })
     }
 
-    fn dialect(self) -> &'static dyn Dialect {
-        match self {
-            Self::Webex => &webex::Webex,
-            Self::SaveUserContacts => &save::SaveUserContacts,
-            Self::DocuSign => &docusign::DocuSign,
-            Self::UpdateUserContact => &update::UpdateUserContact,
-        }
+    /// The dialect itself.
+    pub fn dialect(self) -> &'static dyn Dialect {
+        self.0
     }
+}
 
-    /// What the requester (`reply_to`) receives for a result body: the result itself, or
-    /// for Update User Contact the chat-bot reply made from it.
-    pub fn reply_body(self, result_body: &[u8]) -> Option<Vec<u8>> {
-        match self {
-            Self::UpdateUserContact => Some(update::reply(result_body)),
-            _ => None,
-        }
+impl PartialEq for MessageType {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for MessageType {}
+
+impl std::fmt::Debug for MessageType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 /// The hex SHA-256 a message's body is known by when it has no `message_id`: its batch id
 /// is `sha256:` and this, and results and dead letters show it. A fast hash of a body whose
 /// other fields the result repeats would be a fast hash of its password, so a body that may
-/// carry passwords (Save User Contacts, or a `type` no dialect reads) is hashed without
-/// them; `None` when such a body mentions a password but cannot be read to remove it.
+/// carry passwords ([`Dialect::carries_credentials`], or a `type` no dialect reads) is
+/// hashed without them; `None` when such a body mentions a password but cannot be read to
+/// remove it.
 pub fn id_digest(kind: Option<&str>, body: &[u8]) -> Option<String> {
-    let may_carry_passwords = match MessageType::of(kind) {
-        Ok(MessageType::SaveUserContacts) | Err(_) => true,
-        Ok(MessageType::Webex | MessageType::DocuSign | MessageType::UpdateUserContact) => false,
-    };
+    let may_carry_passwords =
+        MessageType::of(kind).map_or(true, |t| t.dialect().carries_credentials());
     if !may_carry_passwords {
         return Some(crate::ids::body_sha256(body));
     }
@@ -206,14 +213,112 @@ pub struct Limits {
     pub max_contacts: usize,
 }
 
-/// One wire format.
+/// One wire format: how its messages are read, how its requesters are answered, and how
+/// `publish` recognises and splits its files.
 pub trait Dialect: Sync {
+    /// The AMQP `type` that names it.
+    fn message_type(&self) -> &'static str;
+
     /// Reads the message, or refuses it as a whole with a reason.
     fn decode(
         &self,
         message: &IncomingMessage<'_>,
         limits: &Limits,
     ) -> Result<DecodedBatch, Rejection>;
+
+    /// Whether a body may carry account passwords: its id digest is then taken without
+    /// them, and a reused batch id is explained by them.
+    fn carries_credentials(&self) -> bool {
+        false
+    }
+
+    /// What the requester (`reply_to`) receives for a result body, fresh or replayed: the
+    /// seed API's own response in the request's format; `None` for the common result.
+    fn requester_reply(&self, _result_body: &[u8]) -> Option<RequesterReply> {
+        None
+    }
+
+    /// The seed's answer to a request refused as a whole, added to the `rejected` result as
+    /// `errorDetails` (and so given to the requester by [`Dialect::requester_reply`]).
+    fn refusal_details(
+        &self,
+        _content_type: Option<&str>,
+        _rejection: &Rejection,
+    ) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Whether a file `publish` reads looks like this dialect, and in which content type it
+    /// is sent. Dialects are asked in registry order; Webex takes what no other claims.
+    fn recognises(&self, _sample: &Sample<'_>) -> Option<&'static str> {
+        None
+    }
+
+    /// The headers besides `org-id` that a publisher of this dialect names the org in
+    /// (DocuSign: `account-id`); `publish` sets them all.
+    fn org_headers(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// How `publish` may split a file of this dialect in `media_type` into messages of
+    /// fewer contacts; `None`: it is sent whole.
+    fn split_shape(&self, _media_type: Option<&str>) -> Option<SplitShape> {
+        None
+    }
+}
+
+/// A body for the requester in its own format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequesterReply {
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+/// What `publish` knows of a file when it asks which dialect wrote it.
+#[derive(Debug)]
+pub enum Sample<'a> {
+    /// An XML document.
+    Xml,
+    /// A CSV file's header row, trimmed, byte order mark removed.
+    Csv { columns: &'a [&'a str] },
+    /// One JSON document.
+    Json(&'a serde_json::Value),
+}
+
+impl Sample<'_> {
+    /// The objects that are contacts in a JSON sample: an array's items, an envelope's
+    /// `contacts`, or the object itself.
+    pub fn json_contacts(&self) -> Vec<&serde_json::Map<String, serde_json::Value>> {
+        use serde_json::Value;
+        match self {
+            Sample::Json(Value::Array(items)) => {
+                items.iter().filter_map(Value::as_object).collect()
+            }
+            Sample::Json(Value::Object(object)) => match object.get("contacts") {
+                Some(Value::Array(items)) => items.iter().filter_map(Value::as_object).collect(),
+                _ => vec![object],
+            },
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Whether `object` has one of `keys`.
+pub fn has_any(object: &serde_json::Map<String, serde_json::Value>, keys: &[&str]) -> bool {
+    keys.iter().any(|k| object.contains_key(*k))
+}
+
+/// How a file of many contacts is cut into messages of the same dialect and format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitShape {
+    /// A JSON array of contacts, or an object with a `contacts` array, cut into the same.
+    JsonContacts,
+    /// An object with a `contacts` array (its other members kept), cut into the same.
+    JsonEnvelope,
+    /// A document whose `<contacts>` children are cut, the rest kept verbatim.
+    XmlContacts,
+    /// The header row and the next rows.
+    CsvRows,
 }
 
 /// Picks the dialect from the message's `type` and decodes the message with it.
@@ -306,8 +411,17 @@ pub fn resolve_org(body: Option<&str>, header: Option<&str>) -> Result<OrgId, Re
     }
 }
 
+/// The header naming a batch's org, for publishers that keep it out of the body.
+pub const ORG_ID_HEADER: &str = "org-id";
+/// DocuSign's accountId, which is the org.
+pub const ACCOUNT_ID_HEADER: &str = "account-id";
+
 /// The JSON media type; every dialect reads JSON.
 pub const JSON: &str = "application/json";
+/// The XML media type DocuSign answers in.
+pub const XML: &str = "application/xml";
+/// The CSV media type.
+pub const CSV: &str = "text/csv";
 
 /// Decodes a JSON body of `kind` for the org `o1`, as a test of a dialect would.
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! `{"orgId", "contacts": [...]}`.
 
 use super::{
-    Answer, DecodedBatch, Dialect, FieldNames, IncomingMessage, Limits, check_count, require_json,
-    resolve_org,
+    Answer, DecodedBatch, Dialect, FieldNames, IncomingMessage, JSON, Limits, Sample, SplitShape,
+    check_count, has_any, require_json, resolve_org,
 };
 use crate::contact::model::MethodDraft;
 use crate::contact::{Address, ContactDraft, ContactError, Credentials, ErrorCode};
@@ -15,6 +15,9 @@ use std::collections::BTreeMap;
 
 /// The AMQP `type` of this shape.
 pub const MESSAGE_TYPE: &str = "user-contacts.save";
+
+/// This dialect in the registry.
+pub const TYPE: super::MessageType = super::MessageType(&SaveUserContacts);
 
 pub struct SaveUserContacts;
 
@@ -69,6 +72,28 @@ struct SaveContact {
 }
 
 impl Dialect for SaveUserContacts {
+    fn message_type(&self) -> &'static str {
+        MESSAGE_TYPE
+    }
+
+    fn carries_credentials(&self) -> bool {
+        true
+    }
+
+    /// Contacts with `userName`, `password` or `mobileNumber`, which only this seed has.
+    fn recognises(&self, sample: &Sample<'_>) -> Option<&'static str> {
+        const SAVE_KEYS: &[&str] = &["userName", "password", "mobileNumber"];
+        let contacts = sample.json_contacts();
+        contacts
+            .iter()
+            .any(|c| has_any(c, SAVE_KEYS))
+            .then_some(JSON)
+    }
+
+    fn split_shape(&self, media_type: Option<&str>) -> Option<SplitShape> {
+        matches!(media_type, None | Some(JSON)).then_some(SplitShape::JsonContacts)
+    }
+
     fn decode(
         &self,
         message: &IncomingMessage<'_>,

@@ -3,7 +3,8 @@
 //! seed's reply (`responseType`, `responseId`, `responseMessages`).
 
 use super::{
-    Answer, DecodedBatch, Dialect, FieldNames, IncomingMessage, Limits, require_json, resolve_org,
+    Answer, DecodedBatch, Dialect, FieldNames, IncomingMessage, JSON, Limits, RequesterReply,
+    Sample, has_any, require_json, resolve_org,
 };
 use crate::contact::model::MethodDraft;
 use crate::contact::{ContactDraft, ContactError, ErrorCode};
@@ -13,6 +14,9 @@ use serde_json::value::RawValue;
 
 /// The AMQP `type` of this shape.
 pub const MESSAGE_TYPE: &str = "user-contact.update";
+
+/// This dialect in the registry.
+pub const TYPE: super::MessageType = super::MessageType(&UpdateUserContact);
 
 /// The seed's success text, verbatim (trailing space included): chat clients may match it.
 pub const SUCCESS_TEXT: &str = "User Contact details updated successfully ";
@@ -81,6 +85,26 @@ struct UserContact {
 }
 
 impl Dialect for UpdateUserContact {
+    fn message_type(&self) -> &'static str {
+        MESSAGE_TYPE
+    }
+
+    fn requester_reply(&self, result_body: &[u8]) -> Option<RequesterReply> {
+        Some(RequesterReply {
+            body: reply(result_body),
+            content_type: JSON,
+        })
+    }
+
+    /// An object with `conversationRequest` or `queryInfo` at its top.
+    fn recognises(&self, sample: &Sample<'_>) -> Option<&'static str> {
+        const UPDATE_KEYS: &[&str] = &["conversationRequest", "queryInfo"];
+        match sample {
+            Sample::Json(serde_json::Value::Object(top)) if has_any(top, UPDATE_KEYS) => Some(JSON),
+            _ => None,
+        }
+    }
+
     fn decode(
         &self,
         message: &IncomingMessage<'_>,

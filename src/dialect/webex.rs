@@ -13,6 +13,9 @@ use serde_json::value::RawValue;
 /// The AMQP `type` of this shape; also assumed when a message has no `type`.
 pub const MESSAGE_TYPE: &str = "webex.contacts.bulk";
 
+/// This dialect in the registry.
+pub const TYPE: super::MessageType = super::MessageType(&Webex);
+
 pub struct Webex;
 
 #[derive(Deserialize)]
@@ -48,6 +51,10 @@ struct WebexContact {
 }
 
 impl Dialect for Webex {
+    fn message_type(&self) -> &'static str {
+        MESSAGE_TYPE
+    }
+
     fn decode(
         &self,
         message: &IncomingMessage<'_>,

@@ -12,9 +12,9 @@ use crate::contact::credentials;
 use crate::contact::{ContactDraft, ContactError, ValidatedBatch, validate_batch};
 use crate::dialect::{self, Answer, DecodedBatch, Limits, MessageType};
 use crate::ids::{self, BatchId, OrgId};
-use crate::metrics::{self, InFlight};
+use crate::metrics::{self, InFlight, RequeueReason, UnroutableTarget};
 use crate::rejection::{RejectCode, Rejection};
-use crate::result::BatchResult;
+use crate::result::{BatchResult, BatchStatus};
 use crate::store::availability::Availability;
 use crate::store::batches::StoredResult;
 use crate::store::{Applied, Mode, Store, StoreError};
@@ -30,9 +30,17 @@ use tracing::{Instrument, error, info, info_span, warn};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Settlement {
     /// Done: committed and result confirmed, or rejected and dead-lettered.
-    Ack { status: &'static str },
+    Ack { status: BatchStatus },
     /// Not done; back to the queue for another attempt, for this reason.
-    Requeue { reason: &'static str },
+    Requeue { reason: RequeueReason },
+}
+
+/// Who sent a batch and how they are answered, read once from the delivery.
+struct Requester {
+    target: ReplyTarget,
+    /// The request's dialect, when its `type` is one this worker reads.
+    dialect: Option<MessageType>,
+    content_type: Option<String>,
 }
 
 /// How hard the pipeline tries before it gives a batch up.
@@ -120,12 +128,14 @@ impl Pipeline {
             (Ok(true), Settlement::Ack { status }) => {
                 metrics::batch_finished(status, started.elapsed());
                 info!(
-                    status,
+                    status = status.as_str(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "batch done"
                 );
             }
-            (Ok(true), Settlement::Requeue { reason }) => warn!(reason, "batch requeued"),
+            (Ok(true), Settlement::Requeue { reason }) => {
+                warn!(reason = reason.as_str(), "batch requeued")
+            }
             // The channel closed under us: the broker redelivers the message, and a committed
             // batch then replays its stored result.
             (Ok(false), _) => {
@@ -143,7 +153,12 @@ impl Pipeline {
         batch_id: &BatchId,
         body_sha256: &str,
     ) -> Settlement {
-        let reply = ReplyTarget::of(delivery);
+        let props = &delivery.properties;
+        let reply = Requester {
+            target: ReplyTarget::of(delivery),
+            dialect: MessageType::of(props.kind().as_ref().map(|k| k.as_str())).ok(),
+            content_type: props.content_type().as_ref().map(|c| c.to_string()),
+        };
         metrics::message(reply.dialect);
         if !batch_id.is_storable() {
             let rejection = Rejection::new(
@@ -186,29 +201,29 @@ impl Pipeline {
             other => other,
         };
 
-        let (body, status) = match applied {
-            Ok(Applied::Fresh { result, body }) => {
-                let c = result.counts;
-                metrics::contacts(c.created, c.updated, c.failed);
-                (body, result.status.as_str())
-            }
-            Ok(Applied::DryRun { result, body }) => {
-                metrics::dry_run();
-                (body, result.status.as_str())
-            }
-            Ok(Applied::Replayed(stored)) => {
-                metrics::replayed();
-                info!("batch was applied before; publishing its stored result again");
-                let status = stored.status.as_str();
-                (stored.body, status)
-            }
-            Ok(Applied::IdConflict) => {
-                let rejection = Rejection::new(
+        let (body, status) =
+            match applied {
+                Ok(Applied::Fresh { result, body }) => {
+                    let c = result.counts;
+                    metrics::contacts(c.created, c.updated, c.failed);
+                    (body, result.status)
+                }
+                Ok(Applied::DryRun { result, body }) => {
+                    metrics::dry_run();
+                    (body, result.status)
+                }
+                Ok(Applied::Replayed(stored)) => {
+                    metrics::replayed();
+                    info!("batch was applied before; publishing its stored result again");
+                    (stored.body, stored.status)
+                }
+                Ok(Applied::IdConflict) => {
+                    let rejection = Rejection::new(
                     RejectCode::BatchIdConflict,
                     format!(
                         "batch id {batch_id} was already used for a batch with a different body{}",
-                        if reply.dialect == Some(MessageType::SaveUserContacts) {
-                            " (its passwords may differ: a Save batch resent with other \
+                        if reply.dialect.is_some_and(|d| d.dialect().carries_credentials()) {
+                            " (its passwords may differ: a batch resent with other \
                              passwords needs a new message_id)"
                         } else {
                             ""
@@ -216,10 +231,10 @@ impl Pipeline {
                     ),
                 )
                 .with_org(Some(org_id));
-                return self.reject(delivery, batch_id, &reply, rejection).await;
-            }
-            Err(e) => return self.give_back(delivery, batch_id, &reply, org_id, e).await,
-        };
+                    return self.reject(delivery, batch_id, &reply, rejection).await;
+                }
+                Err(e) => return self.give_back(delivery, batch_id, &reply, org_id, e).await,
+            };
         self.publish(org_id.as_str(), &reply, status, &body).await
     }
 
@@ -343,7 +358,7 @@ impl Pipeline {
         &self,
         delivery: &Delivery,
         batch_id: &BatchId,
-        reply: &ReplyTarget,
+        reply: &Requester,
         org_id: OrgId,
         error: StoreError,
     ) -> Settlement {
@@ -358,42 +373,56 @@ impl Pipeline {
         }
         error!(%error, attempt, transient = error.is_transient(), "storing the batch failed; requeueing it");
         if let StoreError::DeadlineExceeded { .. } = error {
-            return Settlement::Requeue { reason: "timeout" };
+            return Settlement::Requeue {
+                reason: RequeueReason::Timeout,
+            };
         }
         // An error that is neither an outage nor a lost race may still hit every batch (a
         // missing permission, a broken migration): pausing before the requeue keeps such a
         // fault from flushing the whole queue into the dead-letter queue within seconds.
         let pause = REQUEUE_PAUSE.saturating_mul(1 << attempt.min(5));
         tokio::time::sleep(pause.min(MAX_REQUEUE_PAUSE)).await;
-        Settlement::Requeue { reason: "database" }
+        Settlement::Requeue {
+            reason: RequeueReason::Database,
+        }
     }
 
     /// Publishes a result (confirmed) to the org's subscribers and to `reply_to`.
     async fn publish(
         &self,
         routing_key: &str,
-        reply: &ReplyTarget,
-        status: &'static str,
+        reply: &Requester,
+        status: BatchStatus,
         body: &[u8],
     ) -> Settlement {
+        // The requester's own answer is made from the result's bytes, so a replay answers
+        // exactly as the first delivery did.
+        let own_reply = match (&reply.target, reply.dialect) {
+            (target, Some(dialect)) if target.reply_to.is_some() && !target.common_result => {
+                dialect.dialect().requester_reply(body)
+            }
+            _ => None,
+        };
         match self
             .publisher
-            .publish_result(routing_key, reply, status, body)
+            .publish_result(routing_key, &reply.target, status, body, own_reply.as_ref())
             .await
         {
             Ok((subscribers, requester)) => {
                 if subscribers == Some(Routed::NoQueue) {
-                    metrics::result_unroutable("results-exchange");
+                    metrics::result_unroutable(UnroutableTarget::ResultsExchange);
                 }
                 if requester == Some(Routed::NoQueue) {
-                    metrics::result_unroutable("reply-to");
-                    warn!(reply_to = ?reply.reply_to, "the reply_to queue does not exist; result not delivered there");
+                    metrics::result_unroutable(UnroutableTarget::ReplyTo);
+                    warn!(reply_to = ?reply.target.reply_to, "the reply_to queue does not exist; result not delivered there");
                 }
                 Settlement::Ack { status }
             }
             Err(e) => {
                 error!(error = %e, "publishing the result failed; requeueing the batch");
-                Settlement::Requeue { reason: "publish" }
+                Settlement::Requeue {
+                    reason: RequeueReason::Publish,
+                }
             }
         }
     }
@@ -406,27 +435,23 @@ impl Pipeline {
         &self,
         delivery: &Delivery,
         batch_id: &BatchId,
-        reply: &ReplyTarget,
+        reply: &Requester,
         rejection: Rejection,
     ) -> Settlement {
         warn!(code = %rejection.code, message = %rejection.message, "batch rejected");
         let code = rejection.code.as_str();
         let mut result = BatchResult::rejected(batch_id, &rejection, Utc::now());
-        if reply.dialect == Some(MessageType::DocuSign) {
-            let content_type = delivery.properties.content_type().as_ref();
-            result.error_details = Some(dialect::docusign::rejected_answer(
-                content_type.map(|c| c.as_str()),
-                code,
-                &rejection.message,
-            ));
-        }
-        if reply.requester_only {
+        result.error_details = reply.dialect.and_then(|d| {
+            d.dialect()
+                .refusal_details(reply.content_type.as_deref(), &rejection)
+        });
+        if reply.target.requester_only {
             // A dry run is answered, never dead-lettered: nothing was meant to be imported.
             return self
                 .publish(
                     UNKNOWN_ORG_ROUTING_KEY,
                     reply,
-                    "rejected",
+                    BatchStatus::Rejected,
                     &result.to_json(),
                 )
                 .await;
@@ -441,21 +466,23 @@ impl Pipeline {
         if let Err(e) = self.publisher.dead_letter(delivery, &why).await {
             error!(error = %e, "dead-lettering the rejected batch failed; requeueing it");
             return Settlement::Requeue {
-                reason: "dead-letter",
+                reason: RequeueReason::DeadLetter,
             };
         }
-        metrics::dead_lettered(code);
+        metrics::dead_lettered(rejection.code);
         let routing_key = rejection
             .org_id
             .as_ref()
             .map_or(UNKNOWN_ORG_ROUTING_KEY, OrgId::as_str);
         if let Settlement::Requeue { .. } = self
-            .publish(routing_key, reply, "rejected", &result.to_json())
+            .publish(routing_key, reply, BatchStatus::Rejected, &result.to_json())
             .await
         {
             warn!("the rejected result was not published; the dead letter carries the reason");
         }
-        Settlement::Ack { status: "rejected" }
+        Settlement::Ack {
+            status: BatchStatus::Rejected,
+        }
     }
 }
 

@@ -12,5 +12,6 @@ mod producer;
 mod prometheus;
 mod reconnect;
 mod rejection;
+mod requester;
 mod retry;
 mod shutdown;

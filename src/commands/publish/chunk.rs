@@ -17,8 +17,7 @@
 //! refuses it with its reason, as before), is not split: it is sent unchanged.
 //! Contacts are copied as written (JSON values, XML elements), never re-encoded.
 
-use super::detect;
-use crate::dialect::{self, MessageType};
+use crate::dialect::{self, MessageType, SplitShape};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;
@@ -43,12 +42,11 @@ pub fn split(
 ) -> Option<Vec<Chunk>> {
     let size = size.max(1);
     let media = dialect::media_type(Some(content_type));
-    match (kind, media.as_deref()) {
-        (MessageType::SaveUserContacts, None | Some(detect::JSON)) => split_save(body, size),
-        (MessageType::DocuSign, Some(detect::JSON)) => split_envelope(body, size),
-        (MessageType::DocuSign, Some(detect::XML | "text/xml")) => split_xml(body, size),
-        (MessageType::DocuSign, Some(detect::CSV)) => split_csv(body, size),
-        _ => None,
+    match kind.dialect().split_shape(media.as_deref())? {
+        SplitShape::JsonContacts => split_save(body, size),
+        SplitShape::JsonEnvelope => split_envelope(body, size),
+        SplitShape::XmlContacts => split_xml(body, size),
+        SplitShape::CsvRows => split_csv(body, size),
     }
 }
 
@@ -231,8 +229,10 @@ fn split_xml(body: &[u8], size: usize) -> Option<Vec<Chunk>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::detect;
     use super::*;
     use crate::dialect::{DecodedBatch, IncomingMessage, Limits};
+    use crate::dialect::{docusign, save, update};
 
     const ORG: &str = "d23736ac-8055-433e-b85a-0fc55c96ead9";
 
@@ -299,19 +299,9 @@ mod tests {
             "[{}]",
             (0..5).map(save_contact).collect::<Vec<_>>().join(",\n ")
         );
-        let got = names(
-            MessageType::SaveUserContacts,
-            detect::JSON,
-            body.as_bytes(),
-            2,
-        );
+        let got = names(save::TYPE, detect::JSON, body.as_bytes(), 2);
         assert_eq!(got, strings(&[&["P0", "P1"], &["P2", "P3"], &["P4"]]));
-        let small = split(
-            MessageType::SaveUserContacts,
-            detect::JSON,
-            body.as_bytes(),
-            5,
-        );
+        let small = split(save::TYPE, detect::JSON, body.as_bytes(), 5);
         assert_eq!(small, None, "at most --batch-size: sent unchanged");
     }
 
@@ -321,36 +311,17 @@ mod tests {
             r#"{{"orgId": "{ORG}", "contacts": [{}], "note": {{"x": [1, 2.50]}}}}"#,
             (0..3).map(save_contact).collect::<Vec<_>>().join(",")
         );
-        let chunks = split(
-            MessageType::SaveUserContacts,
-            detect::JSON,
-            body.as_bytes(),
-            2,
-        )
-        .unwrap();
+        let chunks = split(save::TYPE, detect::JSON, body.as_bytes(), 2).unwrap();
         let first: serde_json::Value = serde_json::from_slice(&chunks[0].body).unwrap();
         assert_eq!(first["orgId"], ORG);
         let text = String::from_utf8(chunks[1].body.clone()).unwrap();
         assert!(text.ends_with(r#""note":{"x": [1, 2.50]}}"#), "{text}");
         assert_eq!(
-            names(
-                MessageType::SaveUserContacts,
-                "application/json",
-                body.as_bytes(),
-                2
-            ),
+            names(save::TYPE, "application/json", body.as_bytes(), 2),
             strings(&[&["P0", "P1"], &["P2"]])
         );
         let single = save_contact(1);
-        assert_eq!(
-            split(
-                MessageType::SaveUserContacts,
-                detect::JSON,
-                single.as_bytes(),
-                1
-            ),
-            None
-        );
+        assert_eq!(split(save::TYPE, detect::JSON, single.as_bytes(), 1), None);
     }
 
     #[test]
@@ -362,15 +333,15 @@ mod tests {
             r#"{{"accountId": "{ORG}", "contacts": [{}]}}"#,
             contacts.join(", ")
         );
-        let got = names(MessageType::DocuSign, detect::JSON, body.as_bytes(), 3);
+        let got = names(docusign::TYPE, detect::JSON, body.as_bytes(), 3);
         assert_eq!(got, strings(&[&["N0", "N1", "N2"], &["N3", "N4"]]));
-        let chunks = split(MessageType::DocuSign, detect::JSON, body.as_bytes(), 3).unwrap();
+        let chunks = split(docusign::TYPE, detect::JSON, body.as_bytes(), 3).unwrap();
         for chunk in chunks {
             let value: serde_json::Value = serde_json::from_slice(&chunk.body).unwrap();
             assert_eq!(value["accountId"], ORG);
         }
         assert_eq!(
-            split(MessageType::DocuSign, detect::JSON, body.as_bytes(), 5),
+            split(docusign::TYPE, detect::JSON, body.as_bytes(), 5),
             None
         );
     }
@@ -383,10 +354,10 @@ mod tests {
                     \"N\n2\",n2@example.com,x\n\
                     N3,n3@example.com,\n\
                     N4,n4@example.com,\n";
-        let got = names(MessageType::DocuSign, detect::CSV, body.as_bytes(), 2);
+        let got = names(docusign::TYPE, detect::CSV, body.as_bytes(), 2);
         assert_eq!(got, strings(&[&["N0", "N1"], &["N\n2", "N3"], &["N4"]]));
         let chunks = split(
-            MessageType::DocuSign,
+            docusign::TYPE,
             "text/csv; charset=utf-8",
             body.as_bytes(),
             2,
@@ -397,13 +368,10 @@ mod tests {
             first,
             "name,emails,organization\nN0,n0@example.com,\"Acme,\nInc\"\nN1,n1@example.com,\n"
         );
-        let batch = decode(MessageType::DocuSign, detect::CSV, &chunks[0].body);
+        let batch = decode(docusign::TYPE, detect::CSV, &chunks[0].body);
         let acme = batch.contacts[0].as_ref().unwrap();
         assert_eq!(acme.company_name.as_deref(), Some("Acme,\nInc"));
-        assert_eq!(
-            split(MessageType::DocuSign, detect::CSV, body.as_bytes(), 5),
-            None
-        );
+        assert_eq!(split(docusign::TYPE, detect::CSV, body.as_bytes(), 5), None);
     }
 
     #[test]
@@ -421,9 +389,9 @@ mod tests {
              <ds:accountId>{ORG}</ds:accountId>\n  <ds:contacts>{contacts}\n  </ds:contacts>\n\
              </ds:contactModRequest>\n"
         );
-        let got = names(MessageType::DocuSign, detect::XML, body.as_bytes(), 2);
+        let got = names(docusign::TYPE, detect::XML, body.as_bytes(), 2);
         assert_eq!(got, strings(&[&["N0", "N1"], &["N2", "N3"], &["N4"]]));
-        let chunks = split(MessageType::DocuSign, "text/xml", body.as_bytes(), 2).unwrap();
+        let chunks = split(docusign::TYPE, "text/xml", body.as_bytes(), 2).unwrap();
         let last = String::from_utf8(chunks[2].body.clone()).unwrap();
         assert_eq!(
             last,
@@ -435,23 +403,16 @@ mod tests {
                  </ds:contacts>\n</ds:contactModRequest>\n"
             )
         );
-        assert_eq!(
-            split(MessageType::DocuSign, detect::XML, body.as_bytes(), 5),
-            None
-        );
+        assert_eq!(split(docusign::TYPE, detect::XML, body.as_bytes(), 5), None);
     }
 
     #[test]
     fn every_example_splits_into_one_contact_messages_the_worker_reads() {
         let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
         for (file, kind, content_type) in [
-            (
-                "user-contacts-save.json",
-                MessageType::SaveUserContacts,
-                detect::JSON,
-            ),
-            ("docusign-contacts.xml", MessageType::DocuSign, detect::XML),
-            ("docusign-contacts.csv", MessageType::DocuSign, detect::CSV),
+            ("user-contacts-save.json", save::TYPE, detect::JSON),
+            ("docusign-contacts.xml", docusign::TYPE, detect::XML),
+            ("docusign-contacts.csv", docusign::TYPE, detect::CSV),
         ] {
             let body = std::fs::read(examples.join(file)).unwrap();
             let whole = decode(kind, content_type, &body).contacts;
@@ -471,17 +432,8 @@ mod tests {
     #[test]
     fn an_update_or_an_unreadable_body_is_never_split() {
         let update = br#"{"conversationRequest": {"contacts": [1, 2, 3]}}"#;
-        assert_eq!(
-            split(MessageType::UpdateUserContact, detect::JSON, update, 1),
-            None
-        );
-        assert_eq!(
-            split(MessageType::DocuSign, detect::XML, b"<not xml", 1),
-            None
-        );
-        assert_eq!(
-            split(MessageType::DocuSign, detect::JSON, b"[1, 2, 3]", 1),
-            None
-        );
+        assert_eq!(split(update::TYPE, detect::JSON, update, 1), None);
+        assert_eq!(split(docusign::TYPE, detect::XML, b"<not xml", 1), None);
+        assert_eq!(split(docusign::TYPE, detect::JSON, b"[1, 2, 3]", 1), None);
     }
 }

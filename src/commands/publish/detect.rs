@@ -1,20 +1,15 @@
 //! Which dialect a file is written in, so `publish` can set the AMQP `type` and content type
 //! the worker reads it by. Detection looks at the file's syntax (its extension or `--format`)
-//! and, for CSV and JSON, at the header row or the JSON's keys; whatever it cannot place is
-//! Webex, as every file was before the other dialects existed. `--type` overrides it.
+//! and, for CSV and JSON, at the header row or the JSON document; each dialect says what it
+//! recognises ([`crate::dialect::Dialect::recognises`]), and whatever none claims is Webex,
+//! as every file was before the other dialects existed. `--type` overrides it.
 
 use super::input::{Format, format_of};
-use crate::dialect::MessageType;
+use crate::dialect::{MessageType, Sample};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use serde_json::{Map, Value};
 use std::path::Path;
 
-/// The content type of a DocuSign XML `contactModRequest`.
-pub const XML: &str = "application/xml";
-/// The content type of a CSV file.
-pub const CSV: &str = "text/csv";
-/// The content type of a JSON body.
-pub const JSON: &str = crate::dialect::JSON;
+pub use crate::dialect::{CSV, JSON, XML};
 
 /// How a file is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,48 +17,6 @@ pub struct Detected {
     pub kind: MessageType,
     pub content_type: &'static str,
 }
-
-/// The CSV columns DocuSign's `contactModRequest` import reads (seed 001), as they are
-/// spelled there; matched case-insensitively.
-pub const DOCUSIGN_CSV_COLUMNS: &[&str] = &[
-    "contactId",
-    "name",
-    "emails",
-    "organization",
-    "shared",
-    "homePhone",
-    "mobilePhone",
-    "workPhone",
-    "otherPhone",
-    "faxPhone",
-    "cloudProvider",
-    "cloudProviderContainerId",
-    "signingGroup",
-    "signingGroupName",
-    "accountId",
-];
-
-/// Keys only a Save User Contacts contact has (seed 000).
-const SAVE_KEYS: &[&str] = &["userName", "password", "mobileNumber"];
-/// Keys only an Update User Contact request has at its top (seed 003).
-const UPDATE_KEYS: &[&str] = &["conversationRequest", "queryInfo"];
-/// Keys that mark a DocuSign contact (seed 001)…
-const DOCUSIGN_KEYS: &[&str] = &["contactPhoneNumbers", "name"];
-/// …unless the contact also has one of these, which DocuSign does not know.
-const NOT_DOCUSIGN_KEYS: &[&str] = &[
-    "firstName",
-    "lastName",
-    "middleName",
-    "displayName",
-    "companyName",
-    "title",
-    "phoneNumbers",
-    "sipAddresses",
-    "ims",
-    "avatarURL",
-    "primaryContactMethod",
-    "groups",
-];
 
 /// The dialect and content type of a file, from its extension and content. An unknown
 /// extension is read as JSON.
@@ -74,18 +27,25 @@ pub fn detect(path: &Path, bytes: &[u8]) -> Detected {
 /// The dialect and content type of a body of the given syntax. Anything ambiguous or unknown
 /// is Webex.
 pub fn detect_format(format: Format, bytes: &[u8]) -> Detected {
-    let content_type = content_type_of(format);
-    let kind = match format {
-        Format::Xml => MessageType::DocuSign,
-        Format::Csv if is_docusign_header(bytes) => MessageType::DocuSign,
-        Format::Csv => MessageType::Webex,
+    let (kind, content_type) = match format {
+        Format::Xml => MessageType::recognise(&Sample::Xml),
+        Format::Csv => match csv_header(bytes) {
+            Some(header) => {
+                let columns: Vec<&str> = header.iter().map(String::as_str).collect();
+                MessageType::recognise(&Sample::Csv { columns: &columns })
+            }
+            None => (MessageType::default_type(), None),
+        },
         Format::Json | Format::Ndjson | Format::Auto => match serde_json::from_slice(bytes) {
-            Ok(value) => json_kind(&value),
+            Ok(value) => MessageType::recognise(&Sample::Json(&value)),
             // Not one JSON document (NDJSON lines, or not JSON): Webex's reader says why.
-            Err(_) => MessageType::Webex,
+            Err(_) => (MessageType::default_type(), None),
         },
     };
-    Detected { kind, content_type }
+    Detected {
+        kind,
+        content_type: content_type.unwrap_or_else(|| content_type_of(format)),
+    }
 }
 
 /// The content type of a body of this syntax.
@@ -97,67 +57,32 @@ pub fn content_type_of(format: Format) -> &'static str {
     }
 }
 
-/// Whether a CSV's header row names DocuSign columns only, one of them DocuSign's own (all
-/// but `contactId`, which Webex's CSV has too).
-fn is_docusign_header(bytes: &[u8]) -> bool {
+/// A CSV's header row, each name trimmed and without a byte order mark.
+fn csv_header(bytes: &[u8]) -> Option<Vec<String>> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(bytes);
-    let Some(Ok(header)) = csv.records().next() else {
-        return false;
-    };
-    let columns: Vec<&str> = header
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim())
-        .collect();
-    let known = |column: &str| {
-        DOCUSIGN_CSV_COLUMNS
+    let header = csv.records().next()?.ok()?;
+    Some(
+        header
             .iter()
-            .any(|c| c.eq_ignore_ascii_case(column))
-    };
-    columns.iter().all(|c| known(c)) && columns.iter().any(|c| !c.eq_ignore_ascii_case("contactId"))
-}
-
-fn json_kind(value: &Value) -> MessageType {
-    let has =
-        |object: &Map<String, Value>, keys: &[&str]| keys.iter().any(|k| object.contains_key(*k));
-    if let Value::Object(object) = value
-        && has(object, UPDATE_KEYS)
-    {
-        return MessageType::UpdateUserContact;
-    }
-    // The contacts: an array's items, an envelope's `contacts`, or a single flat contact.
-    let contacts: Vec<&Map<String, Value>> = match value {
-        Value::Array(items) => items.iter().filter_map(Value::as_object).collect(),
-        Value::Object(object) => match object.get("contacts") {
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_object).collect(),
-            _ => vec![object],
-        },
-        _ => return MessageType::Webex,
-    };
-    if contacts.iter().any(|c| has(c, SAVE_KEYS)) {
-        return MessageType::SaveUserContacts;
-    }
-    let webex_envelope = value.as_object().is_some_and(|o| o.contains_key("schemas"));
-    if !webex_envelope
-        && contacts.iter().any(|c| has(c, DOCUSIGN_KEYS))
-        && !contacts.iter().any(|c| has(c, NOT_DOCUSIGN_KEYS))
-    {
-        return MessageType::DocuSign;
-    }
-    MessageType::Webex
+            .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
+            .collect(),
+    )
 }
 
 /// Parses `--type`: exactly one of the worker's [`MessageType`] names.
 pub fn message_type_parser() -> impl TypedValueParser<Value = MessageType> {
-    PossibleValuesParser::new(MessageType::ALL.map(MessageType::as_str))
-        .map(|name| MessageType::of(Some(&name)).expect("one of MessageType::ALL"))
+    let names: Vec<&'static str> = MessageType::all().map(MessageType::as_str).collect();
+    PossibleValuesParser::new(names)
+        .map(|name| MessageType::named(&name).expect("one of the registry's names"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::{docusign, save, update, webex};
 
     fn json(body: &str) -> MessageType {
         let detected = detect(Path::new("in.json"), body.as_bytes());
@@ -175,7 +100,7 @@ mod tests {
         assert_eq!(
             detected,
             Detected {
-                kind: MessageType::DocuSign,
+                kind: docusign::TYPE,
                 content_type: XML
             }
         );
@@ -184,7 +109,7 @@ mod tests {
     #[test]
     fn a_csv_of_docusign_columns_is_docusign_and_any_other_is_webex() {
         let docusign = Detected {
-            kind: MessageType::DocuSign,
+            kind: docusign::TYPE,
             content_type: CSV,
         };
         assert_eq!(
@@ -196,7 +121,7 @@ mod tests {
         assert_eq!(csv("contactId,name,signingGroupName,accountId\n"), docusign);
 
         let webex = Detected {
-            kind: MessageType::Webex,
+            kind: webex::TYPE,
             content_type: CSV,
         };
         assert_eq!(
@@ -214,25 +139,22 @@ mod tests {
     fn json_with_conversation_request_or_query_info_is_update_user_contact() {
         assert_eq!(
             json(r#"{"conversationRequest": {"userInfo": {"uid": "a@b.co"}}}"#),
-            MessageType::UpdateUserContact
+            update::TYPE
         );
         assert_eq!(
             json(r#"{"queryInfo": {"interestType": "update-address"}}"#),
-            MessageType::UpdateUserContact
+            update::TYPE
         );
     }
 
     #[test]
     fn json_with_user_name_password_or_mobile_number_is_save_user_contacts() {
         let one = r#"{"userName": "u", "password": "p", "firstName": "John", "lastName": "Doe"}"#;
-        assert_eq!(json(one), MessageType::SaveUserContacts);
-        assert_eq!(
-            json(&format!("[{one}, {one}]")),
-            MessageType::SaveUserContacts
-        );
+        assert_eq!(json(one), save::TYPE);
+        assert_eq!(json(&format!("[{one}, {one}]")), save::TYPE);
         assert_eq!(
             json(r#"{"orgId": "o", "contacts": [{"firstName": "J", "mobileNumber": "1"}]}"#),
-            MessageType::SaveUserContacts
+            save::TYPE
         );
     }
 
@@ -240,13 +162,13 @@ mod tests {
     fn json_with_docusign_contacts_is_docusign() {
         assert_eq!(
             json(r#"{"contacts": [{"name": "Ada", "emails": ["ada@example.com"]}]}"#),
-            MessageType::DocuSign
+            docusign::TYPE
         );
         assert_eq!(
             json(
                 r#"{"contacts": [{"contactPhoneNumbers": [{"phoneNumber": "+1", "phoneType": "work"}]}]}"#
             ),
-            MessageType::DocuSign
+            docusign::TYPE
         );
     }
 
@@ -266,18 +188,18 @@ mod tests {
             "[]",
             "not json",
         ] {
-            assert_eq!(json(body), MessageType::Webex, "{body}");
+            assert_eq!(json(body), webex::TYPE, "{body}");
         }
         // NDJSON: several documents are Webex contacts, one per line.
         let lines = "{\"userName\": \"u\"}\n{\"userName\": \"v\"}\n";
         assert_eq!(
             detect(Path::new("in.ndjson"), lines.as_bytes()).kind,
-            MessageType::Webex
+            webex::TYPE
         );
         // One document in an .ndjson file is read like a .json file.
         assert_eq!(
             detect(Path::new("in.jsonl"), b"{\"queryInfo\": {}}\n").kind,
-            MessageType::UpdateUserContact
+            update::TYPE
         );
     }
 
@@ -286,21 +208,13 @@ mod tests {
     #[test]
     fn every_example_file_is_detected_as_its_dialect() {
         let expected = [
-            ("webex-bulk-create.json", MessageType::Webex, JSON),
-            ("webex-bulk-mixed.json", MessageType::Webex, JSON),
-            ("not-a-batch.json", MessageType::Webex, JSON),
-            (
-                "user-contacts-save.json",
-                MessageType::SaveUserContacts,
-                JSON,
-            ),
-            ("docusign-contacts.xml", MessageType::DocuSign, XML),
-            ("docusign-contacts.csv", MessageType::DocuSign, CSV),
-            (
-                "user-contact-update.json",
-                MessageType::UpdateUserContact,
-                JSON,
-            ),
+            ("webex-bulk-create.json", webex::TYPE, JSON),
+            ("webex-bulk-mixed.json", webex::TYPE, JSON),
+            ("not-a-batch.json", webex::TYPE, JSON),
+            ("user-contacts-save.json", save::TYPE, JSON),
+            ("docusign-contacts.xml", docusign::TYPE, XML),
+            ("docusign-contacts.csv", docusign::TYPE, CSV),
+            ("user-contact-update.json", update::TYPE, JSON),
         ];
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
         let mut seen = Vec::new();
@@ -374,7 +288,7 @@ mod tests {
             #[arg(long = "type", value_parser = message_type_parser())]
             kind: MessageType,
         }
-        for kind in MessageType::ALL {
+        for kind in MessageType::all() {
             let cli = Cli::try_parse_from(["x", "--type", kind.as_str()]).unwrap();
             assert_eq!(cli.kind, kind);
         }

@@ -14,7 +14,7 @@ mod raw;
 pub mod report;
 
 use crate::broker;
-use crate::broker::consume::{ACCOUNT_ID_HEADER, DRY_RUN_HEADER, ORG_ID_HEADER};
+use crate::broker::consume::{DRY_RUN_HEADER, ORG_ID_HEADER, REPLY_FORMAT_HEADER};
 use crate::config::BrokerConfig;
 use crate::contact::model::CONTACT_SCHEMA;
 use crate::dialect::{self, MessageType};
@@ -198,7 +198,7 @@ fn plan(args: &PublishArgs, input: &Input) -> anyhow::Result<Option<Detected>> {
         _ => Vec::new(),
     };
     let chosen = choose(args, input.format, &start);
-    Ok((chosen.kind != MessageType::Webex).then_some(chosen))
+    Ok((chosen.kind != MessageType::default_type()).then_some(chosen))
 }
 
 async fn split(args: &PublishArgs) -> anyhow::Result<()> {
@@ -322,7 +322,7 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
                 batch_id: format!("sha256:{}", ids::body_sha256(&body)),
                 body,
                 org: Some(&org),
-                kind: MessageType::Webex,
+                kind: MessageType::default_type(),
                 content_type: detect::JSON,
             };
             sender.send(&message, Source::Contacts(origins)).await?;
@@ -448,6 +448,13 @@ async fn publish(
     if args.dry_run {
         headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
     }
+    if args.wait {
+        // Counted and reported from the common result, whatever the dialect answers in.
+        headers.insert(
+            REPLY_FORMAT_HEADER.into(),
+            AMQPValue::LongString(LongString::from("result")),
+        );
+    }
     let mut properties = BasicProperties::default()
         .with_content_type(message.content_type.into())
         .with_type(message.kind.as_str().into())
@@ -471,9 +478,9 @@ fn org_headers(org: Option<&str>, kind: MessageType) -> FieldTable {
             ORG_ID_HEADER.into(),
             AMQPValue::LongString(LongString::from(org)),
         );
-        if kind == MessageType::DocuSign {
+        for header in kind.dialect().org_headers() {
             headers.insert(
-                ACCOUNT_ID_HEADER.into(),
+                (*header).into(),
                 AMQPValue::LongString(LongString::from(org)),
             );
         }

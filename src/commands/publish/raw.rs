@@ -80,9 +80,11 @@ pub async fn run(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
                 args.timeout_secs
             )
         })??;
-    let result: serde_json::Value =
-        serde_json::from_slice(&result).context("the result is not JSON")?;
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    // The requester's answer: JSON for most dialects, the seed's XML for DocuSign XML and CSV.
+    match serde_json::from_slice::<serde_json::Value>(&result) {
+        Ok(json) => println!("{}", serde_json::to_string_pretty(&json)?),
+        Err(_) => println!("{}", String::from_utf8_lossy(&result)),
+    }
     let _ = connection.close(200, "done".into()).await;
     Ok(())
 }

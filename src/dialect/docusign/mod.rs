@@ -60,8 +60,9 @@ use from_xml::read_xml;
 use response::{ErrorDetails, ResponseContact, error_details_xml, response_xml};
 
 use super::{
-    Answer, DecodedBatch, Dialect, FieldNames, IncomingMessage, JSON, Limits, check_count,
-    media_type, resolve_org, unsupported_content_type,
+    Answer, CSV, DecodedBatch, Dialect, FieldNames, IncomingMessage, JSON, Limits, RequesterReply,
+    Sample, SplitShape, XML, check_count, has_any, media_type, resolve_org,
+    unsupported_content_type,
 };
 use crate::contact::model::MethodDraft;
 use crate::contact::{ContactDraft, ContactError, ErrorCode, SigningGroupUser, StoredContact};
@@ -93,9 +94,10 @@ pub const FIELD_NAMES: FieldNames = FieldNames(&[
 /// The AMQP `type` of this shape.
 pub const MESSAGE_TYPE: &str = "docusign.contacts.create";
 
-const XML: &str = "application/xml";
+/// This dialect in the registry.
+pub const TYPE: super::MessageType = super::MessageType(&DocuSign);
+
 const TEXT_XML: &str = "text/xml";
-const CSV: &str = "text/csv";
 /// Every content type this dialect reads.
 const ACCEPTED: &[&str] = &[JSON, XML, TEXT_XML, CSV];
 
@@ -197,7 +199,7 @@ fn error_code(code: &str) -> String {
 /// The seed's answer to a request refused as a whole (its 400 `errorDetails`): the object
 /// `{errorCode, message}` for a JSON request (or one whose format could not be told), the
 /// `<errorDetails>` document for XML and CSV.
-pub fn rejected_answer(content_type: Option<&str>, code: &str, message: &str) -> serde_json::Value {
+fn rejected_answer(content_type: Option<&str>, code: &str, message: &str) -> serde_json::Value {
     let details = ErrorDetails {
         error_code: error_code(code),
         message: message.to_owned(),
@@ -208,7 +210,109 @@ pub fn rejected_answer(content_type: Option<&str>, code: &str, message: &str) ->
     }
 }
 
+/// The part of a common result the requester is answered with.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultAnswer {
+    contact_update_response: Option<serde_json::Value>,
+    error_details: Option<serde_json::Value>,
+}
+
+/// Keys that mark a DocuSign contact in JSON…
+const JSON_KEYS: &[&str] = &["contactPhoneNumbers", "name"];
+/// …unless the contact also has one of these, which DocuSign does not know (Webex's).
+const NOT_JSON_KEYS: &[&str] = &[
+    "firstName",
+    "lastName",
+    "middleName",
+    "displayName",
+    "companyName",
+    "title",
+    "phoneNumbers",
+    "sipAddresses",
+    "ims",
+    "avatarURL",
+    "primaryContactMethod",
+    "groups",
+];
+
 impl Dialect for DocuSign {
+    fn message_type(&self) -> &'static str {
+        MESSAGE_TYPE
+    }
+
+    /// The seed's own answer, taken from the common result (so a replay answers alike):
+    /// `contactUpdateResponse`, or `errorDetails` for a request refused as a whole, as the
+    /// XML document for an XML or CSV request and as a JSON object for a JSON one.
+    fn requester_reply(&self, result_body: &[u8]) -> Option<RequesterReply> {
+        let answer: ResultAnswer = serde_json::from_slice(result_body).ok()?;
+        let answer = answer.contact_update_response.or(answer.error_details)?;
+        Some(match answer {
+            serde_json::Value::String(xml) => RequesterReply {
+                body: xml.into_bytes(),
+                content_type: XML,
+            },
+            json => RequesterReply {
+                body: serde_json::to_vec(&json).expect("a JSON value serialises"),
+                content_type: JSON,
+            },
+        })
+    }
+
+    fn refusal_details(
+        &self,
+        content_type: Option<&str>,
+        rejection: &Rejection,
+    ) -> Option<serde_json::Value> {
+        Some(rejected_answer(
+            content_type,
+            rejection.code.as_str(),
+            &rejection.message,
+        ))
+    }
+
+    /// Any XML document; a CSV whose header names DocuSign columns only, one of them other
+    /// than `contactId` (which Webex's CSV has too); JSON contacts with `name` or
+    /// `contactPhoneNumbers` and none of Webex's fields, outside a Webex `schemas` envelope.
+    fn recognises(&self, sample: &Sample<'_>) -> Option<&'static str> {
+        let known = |column: &str| {
+            from_csv::CSV_COLUMNS
+                .iter()
+                .any(|(c, _)| c.eq_ignore_ascii_case(column))
+        };
+        let docusign = match sample {
+            Sample::Xml => return Some(XML),
+            Sample::Csv { columns } => {
+                columns.iter().all(|c| known(c))
+                    && columns.iter().any(|c| !c.eq_ignore_ascii_case("contactId"))
+            }
+            Sample::Json(value) => {
+                let contacts = sample.json_contacts();
+                let webex_envelope = value.as_object().is_some_and(|o| o.contains_key("schemas"));
+                !webex_envelope
+                    && contacts.iter().any(|c| has_any(c, JSON_KEYS))
+                    && !contacts.iter().any(|c| has_any(c, NOT_JSON_KEYS))
+            }
+        };
+        docusign.then_some(match sample {
+            Sample::Csv { .. } => CSV,
+            _ => JSON,
+        })
+    }
+
+    fn org_headers(&self) -> &'static [&'static str] {
+        &[super::ACCOUNT_ID_HEADER]
+    }
+
+    fn split_shape(&self, media_type: Option<&str>) -> Option<SplitShape> {
+        match media_type {
+            Some(JSON) => Some(SplitShape::JsonEnvelope),
+            Some(XML | TEXT_XML) => Some(SplitShape::XmlContacts),
+            Some(CSV) => Some(SplitShape::CsvRows),
+            _ => None,
+        }
+    }
+
     fn decode(
         &self,
         message: &IncomingMessage<'_>,
