@@ -580,7 +580,7 @@ mod tests {
         let batch = measured_batch(&shape, "t", 0);
         let validated = batch.validated();
         let failed = validated
-            .entries
+            .entries()
             .iter()
             .filter(|e| matches!(e, Planned::Failed(_)))
             .count();

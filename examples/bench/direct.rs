@@ -135,7 +135,7 @@ async fn ceiling(store: &Store, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
             updated: result.counts.updated,
             failed: result.counts.failed,
         }),
-        other => anyhow::bail!("batch {} was not fresh: {other:?}", batch.batch_id),
+        other => anyhow::bail!("batch {} was not fresh: {other:?}", batch.batch_id()),
     }
 }
 

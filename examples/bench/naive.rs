@@ -31,13 +31,13 @@ static UPSERT_ONE: std::sync::LazyLock<String> =
 pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Result<Expected> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let Claim::New = batches::claim(&tx, &batch.org_id, &batch.batch_id, sha).await? else {
-        anyhow::bail!("batch {} was applied before", batch.batch_id);
+    let Claim::New = batches::claim(&tx, batch.org_id(), batch.batch_id(), sha).await? else {
+        anyhow::bail!("batch {} was applied before", batch.batch_id());
     };
     let statement = tx.prepare_cached(&UPSERT_ONE).await?;
     let at = upsert::Returned::of(statement.columns());
-    let mut outcomes = Vec::with_capacity(batch.entries.len());
-    for entry in &batch.entries {
+    let mut outcomes = Vec::with_capacity(batch.entries().len());
+    for entry in batch.entries() {
         let (id, contact) = match entry {
             Planned::Failed(error) => {
                 outcomes.push(ContactOutcome::Failed(error.clone()));
@@ -45,14 +45,14 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
             }
             Planned::Write { id, contact } => (id, contact),
         };
-        let f = &contact.fields;
+        let f = contact.fields();
         let row = tx
             .query_opt(
                 &statement,
                 &[
-                    &batch.org_id.as_str(),
+                    &batch.org_id().as_str(),
                     &id.0,
-                    &contact.target.is_update(),
+                    &contact.target().is_update(),
                     &f.display_name,
                     &f.first_name,
                     &f.last_name,
@@ -83,15 +83,15 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
             }
             None => ContactOutcome::Failed(ContactError::new(
                 ErrorCode::ContactNotFound,
-                format!("contactId {id} does not exist in org {}", batch.org_id),
+                format!("contactId {id} does not exist in org {}", batch.org_id()),
             )),
         });
     }
-    let result = BatchResult::applied(&batch.batch_id, &batch.org_id, outcomes, Utc::now());
+    let result = BatchResult::applied(batch.batch_id(), batch.org_id(), outcomes, Utc::now());
     batches::finish(
         &tx,
-        &batch.org_id,
-        &batch.batch_id,
+        batch.org_id(),
+        batch.batch_id(),
         &result,
         &result.to_json(),
     )

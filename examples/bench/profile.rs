@@ -93,18 +93,30 @@ pub async fn run(database_url: &str, shape: &Shape) -> anyhow::Result<Profile> {
         step(0);
         let tx = client.transaction().await?;
         step(1);
-        let Claim::New = batches::claim(&tx, &validated.org_id, &validated.batch_id, &sha).await?
+        let Claim::New =
+            batches::claim(&tx, validated.org_id(), validated.batch_id(), &sha).await?
         else {
             anyhow::bail!("profile batch applied before");
         };
         step(2);
         let outcomes = upsert::write_contacts(&tx, &validated).await?;
         step(3);
-        let result =
-            BatchResult::applied(&validated.batch_id, &validated.org_id, outcomes, Utc::now());
+        let result = BatchResult::applied(
+            validated.batch_id(),
+            validated.org_id(),
+            outcomes,
+            Utc::now(),
+        );
         let body = result.to_json();
         step(4);
-        batches::finish(&tx, &validated.org_id, &validated.batch_id, &result, &body).await?;
+        batches::finish(
+            &tx,
+            validated.org_id(),
+            validated.batch_id(),
+            &result,
+            &body,
+        )
+        .await?;
         step(5);
         tx.commit().await?;
         step(6);
@@ -162,7 +174,8 @@ async fn explain(
     sql: &str,
     batch: &ValidatedBatch,
 ) -> anyhow::Result<String> {
-    let columns = upsert::UpsertInput::of(batch);
+    let steps = upsert::steps(batch);
+    let columns = upsert::UpsertInput::of(batch.org_id(), &steps);
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let rows = tx
@@ -229,7 +242,9 @@ async fn upsert_variants(
     let mut client = pool.get().await?;
     for round in 0..rounds {
         for (v, statement) in statements.iter().enumerate() {
-            let columns = upsert::UpsertInput::of(&batches[round * variants.len() + v]);
+            let batch = &batches[round * variants.len() + v];
+            let steps = upsert::steps(batch);
+            let columns = upsert::UpsertInput::of(batch.org_id(), &steps);
             let tx = client.transaction().await?;
             let t = Instant::now();
             let rows = tx.query(statement, &columns.params()).await?;

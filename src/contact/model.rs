@@ -99,11 +99,29 @@ pub struct MethodDraft {
     pub primary: Option<bool>,
 }
 
-/// A contact that passed validation: values trimmed and normalised, enums canonical.
+/// A contact that passed validation: values trimmed and normalised, enums canonical. Only
+/// [`super::validate::validate`] makes one, so code downstream never checks again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidContact {
-    pub target: Target,
-    pub fields: ContactFields,
+    target: Target,
+    fields: ContactFields,
+}
+
+impl ValidContact {
+    /// Made by validation only.
+    pub(super) fn new(target: Target, fields: ContactFields) -> Self {
+        Self { target, fields }
+    }
+
+    /// Which stored contact it writes.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Its validated fields.
+    pub fn fields(&self) -> &ContactFields {
+        &self.fields
+    }
 }
 
 /// Which stored contact a valid contact writes.

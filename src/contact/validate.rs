@@ -45,11 +45,29 @@ pub enum Planned {
 }
 
 /// A readable batch after validation: every contact either planned for writing or failed.
+/// Only [`validate_batch`] makes one.
 #[derive(Debug, Clone)]
 pub struct ValidatedBatch {
-    pub batch_id: BatchId,
-    pub org_id: OrgId,
-    pub entries: Vec<Planned>,
+    batch_id: BatchId,
+    org_id: OrgId,
+    entries: Vec<Planned>,
+}
+
+impl ValidatedBatch {
+    /// The batch's id.
+    pub fn batch_id(&self) -> &BatchId {
+        &self.batch_id
+    }
+
+    /// The org every contact belongs to.
+    pub fn org_id(&self) -> &OrgId {
+        &self.org_id
+    }
+
+    /// One entry per request contact, in request order.
+    pub fn entries(&self) -> &[Planned] {
+        &self.entries
+    }
 }
 
 /// Validates each contact, gives new contacts their derived ids and fails the later of two
@@ -68,7 +86,7 @@ pub fn validate_batch(
                 Ok(contact) => contact,
                 Err(error) => return Planned::Failed(error),
             };
-            let id = match &contact.target {
+            let id = match contact.target() {
                 Target::New => ContactId::for_new(&org_id, &batch_id, index),
                 // Resolved in the transaction that writes it; until then the id names the
                 // request, which no stored contact has.
@@ -165,7 +183,7 @@ pub fn validate(draft: ContactDraft) -> Result<ValidContact, ContactError> {
     if target == Target::New && !is_named(&fields) {
         return Err(missing_name());
     }
-    Ok(ValidContact { target, fields })
+    Ok(ValidContact::new(target, fields))
 }
 
 /// A new contact needs a name; [`Target::External`] is found to be new only in the
@@ -180,6 +198,56 @@ pub fn missing_name() -> ContactError {
 /// Whether a contact names itself (see [`missing_name`]).
 pub fn is_named(fields: &ContactFields) -> bool {
     fields.display_name.is_some() || fields.first_name.is_some() || fields.last_name.is_some()
+}
+
+/// An update that merges lists (Update User Contact): the request's entries first and primary, then the stored ones that differ from them, no
+/// longer primary. `None` (nothing requested) leaves the stored list untouched. A list that
+/// would grow past the limit fails rather than lose a stored entry.
+pub fn merge_primary(
+    field: &str,
+    requested: Option<Vec<ContactMethod>>,
+    stored: Vec<ContactMethod>,
+    ignore_case: bool,
+) -> Result<Option<Vec<ContactMethod>>, ContactError> {
+    let Some(requested) = requested else {
+        return Ok(None);
+    };
+    let same = |a: &str, b: &str| {
+        if ignore_case {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    };
+    let mut merged: Vec<ContactMethod> = requested
+        .into_iter()
+        .map(|mut entry| {
+            if entry.kind.is_none() {
+                // The stored entry's type survives a request that names none.
+                entry.kind = stored
+                    .iter()
+                    .find(|s| same(&s.value, &entry.value))
+                    .and_then(|s| s.kind.clone());
+            }
+            entry
+        })
+        .collect();
+    for mut entry in stored {
+        if !merged.iter().any(|m| same(&m.value, &entry.value)) {
+            entry.primary = false;
+            merged.push(entry);
+        }
+    }
+    if merged.len() > MAX_LIST_ENTRIES {
+        return Err(ContactError::new(
+            ErrorCode::TooManyValues,
+            format!(
+                "{field} would have {} entries, at most {MAX_LIST_ENTRIES} are allowed",
+                merged.len()
+            ),
+        ));
+    }
+    Ok(Some(merged))
 }
 
 /// The user id an Update User Contact request addresses: an email address or a chat id.
@@ -566,7 +634,7 @@ mod tests {
             title: Some("GM".into()),
             ..Default::default()
         };
-        assert!(validate(update).unwrap().target.is_update());
+        assert!(validate(update).unwrap().target().is_update());
     }
 
     #[test]
@@ -683,10 +751,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            contact.fields.primary_contact_method.as_deref(),
+            contact.fields().primary_contact_method.as_deref(),
             Some("SIPADDRESS")
         );
-        let email = &contact.fields.emails.unwrap()[0];
+        let email = &contact.fields().emails.as_ref().unwrap()[0];
         assert_eq!(
             (email.value.as_str(), email.kind.as_deref()),
             ("a@example.com", Some("work"))
@@ -704,9 +772,9 @@ mod tests {
             OrgId::parse("o").unwrap(),
             vec![Ok(update.clone()), Ok(named()), Ok(update)],
         );
-        assert!(matches!(batch.entries[0], Planned::Write { .. }));
-        assert!(matches!(batch.entries[1], Planned::Write { .. }));
-        match &batch.entries[2] {
+        assert!(matches!(batch.entries()[0], Planned::Write { .. }));
+        assert!(matches!(batch.entries()[1], Planned::Write { .. }));
+        match &batch.entries()[2] {
             Planned::Failed(e) => assert_eq!(
                 (e.code, e.code.status_code()),
                 (ErrorCode::DuplicateInBatch, 409)

@@ -221,7 +221,7 @@ async fn dry_run(
     let tx = client.transaction().await?;
     let outcomes = upsert::write_contacts(&tx, batch).await?;
     tx.rollback().await?;
-    let mut result = BatchResult::applied(&batch.batch_id, &batch.org_id, outcomes, Utc::now());
+    let mut result = BatchResult::applied(batch.batch_id(), batch.org_id(), outcomes, Utc::now());
     answer.complete(&mut result);
     result.dry_run = true;
     let body = result.to_json();
@@ -235,7 +235,7 @@ async fn apply(
     answer: &Answer,
 ) -> Result<Applied, StoreError> {
     let tx = client.transaction().await?;
-    match batches::claim(&tx, &batch.org_id, &batch.batch_id, body_sha256).await? {
+    match batches::claim(&tx, batch.org_id(), batch.batch_id(), body_sha256).await? {
         Claim::New => {}
         Claim::Done {
             body_sha256: stored,
@@ -244,10 +244,10 @@ async fn apply(
         Claim::Done { .. } => return Ok(Applied::IdConflict),
     }
     let outcomes = upsert::write_contacts(&tx, batch).await?;
-    let mut result = BatchResult::applied(&batch.batch_id, &batch.org_id, outcomes, Utc::now());
+    let mut result = BatchResult::applied(batch.batch_id(), batch.org_id(), outcomes, Utc::now());
     answer.complete(&mut result);
     let body = result.to_json();
-    batches::finish(&tx, &batch.org_id, &batch.batch_id, &result, &body).await?;
+    batches::finish(&tx, batch.org_id(), batch.batch_id(), &result, &body).await?;
     tx.commit().await?;
     Ok(Applied::Fresh { result, body })
 }

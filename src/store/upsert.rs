@@ -1,14 +1,15 @@
 //! The set-based contact upsert: one statement per batch, whatever its size.
 
-use crate::contact::validate::{MAX_LIST_ENTRIES, is_named, missing_name};
+use crate::contact::validate::{is_named, merge_primary, missing_name};
 use crate::contact::{
     ContactError, ContactFields, ContactMethod, ErrorCode, Planned, StoredContact, Target,
     ValidatedBatch,
 };
-use crate::ids::ContactId;
+use crate::ids::{ContactId, OrgId};
 use crate::result::ContactOutcome;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
@@ -109,6 +110,73 @@ ORDER BY i.contact_id
 /// One column of the statement's input, a value per written contact.
 type Column<T> = Vec<Option<T>>;
 
+/// One entry of a batch as the statement sees it: a row to write, or the contact's failure.
+/// Borrowed from the batch; only what the transaction settles differently is owned, so a
+/// batch is never copied whole (it is applied again on every retry).
+#[derive(Debug)]
+pub enum Step<'a> {
+    Write(ContactWrite<'a>),
+    Failed(Cow<'a, ContactError>),
+}
+
+/// A row to write.
+#[derive(Debug)]
+pub struct ContactWrite<'a> {
+    pub id: ContactId,
+    /// The contact must exist already (an update); else it may be inserted.
+    pub is_update: bool,
+    pub fields: Fields<'a>,
+    /// What is left to settle in the transaction before the row can be written.
+    pending: Option<&'a Target>,
+}
+
+/// A row's fields: the validated ones, or (Update User Contact) the stored lists merged in.
+#[derive(Debug)]
+pub enum Fields<'a> {
+    Validated(&'a ContactFields),
+    Merged(Box<ContactFields>),
+}
+
+impl Fields<'_> {
+    /// The fields, to change: the validated ones are copied first.
+    fn to_mut(&mut self) -> &mut ContactFields {
+        if let Fields::Validated(fields) = self {
+            *self = Fields::Merged(Box::new((*fields).clone()));
+        }
+        match self {
+            Fields::Merged(fields) => fields,
+            Fields::Validated(_) => unreachable!("replaced above"),
+        }
+    }
+}
+
+impl AsRef<ContactFields> for Fields<'_> {
+    fn as_ref(&self) -> &ContactFields {
+        match self {
+            Fields::Validated(fields) => fields,
+            Fields::Merged(fields) => fields,
+        }
+    }
+}
+
+/// The batch's entries as steps, in request order, before anything is settled.
+pub fn steps(batch: &ValidatedBatch) -> Vec<Step<'_>> {
+    batch
+        .entries()
+        .iter()
+        .map(|entry| match entry {
+            Planned::Write { id, contact } => Step::Write(ContactWrite {
+                id: *id,
+                is_update: contact.target().is_update(),
+                fields: Fields::Validated(contact.fields()),
+                pending: matches!(contact.target(), Target::Lookup(_) | Target::External(_))
+                    .then_some(contact.target()),
+            }),
+            Planned::Failed(error) => Step::Failed(Cow::Borrowed(error)),
+        })
+        .collect()
+}
+
 /// [`UPSERT`]'s parameters for a batch's writes, `$1` … `$30` in order (the benchmark's
 /// profile binds them too).
 pub struct UpsertInput<'a> {
@@ -118,15 +186,13 @@ pub struct UpsertInput<'a> {
 }
 
 impl<'a> UpsertInput<'a> {
-    pub fn of(batch: &'a ValidatedBatch) -> Self {
-        let writes: Vec<(ContactId, bool, &ContactFields)> = batch
-            .entries
+    /// The parameters for the writes among `steps`, all of `org`.
+    pub fn of(org: &'a OrgId, steps: &'a [Step<'a>]) -> Self {
+        let writes: Vec<(ContactId, bool, &ContactFields)> = steps
             .iter()
-            .filter_map(|entry| match entry {
-                Planned::Write { id, contact } => {
-                    Some((*id, contact.target.is_update(), &contact.fields))
-                }
-                Planned::Failed(_) => None,
+            .filter_map(|step| match step {
+                Step::Write(w) => Some((w.id, w.is_update, w.fields.as_ref())),
+                Step::Failed(_) => None,
             })
             .collect();
         fn column<'a, T: ToSql + Send + Sync + 'a>(
@@ -137,7 +203,7 @@ impl<'a> UpsertInput<'a> {
         }
         let w = writes.as_slice();
         let columns: Vec<Box<dyn ToSql + Send + Sync + 'a>> = vec![
-            Box::new(batch.org_id.as_str()),
+            Box::new(org.as_str()),
             Box::new(w.iter().map(|(id, _, _)| id.0).collect::<Vec<Uuid>>()),
             Box::new(
                 w.iter()
@@ -191,14 +257,14 @@ pub async fn write_contacts(
     tx: &Transaction<'_>,
     batch: &ValidatedBatch,
 ) -> Result<Vec<ContactOutcome>, tokio_postgres::Error> {
-    let resolved;
-    let batch = if batch.entries.iter().any(needs_resolving) {
-        resolved = resolve_targets(tx, batch).await?;
-        &resolved
-    } else {
-        batch
-    };
-    let input = UpsertInput::of(batch);
+    let mut steps = steps(batch);
+    if steps
+        .iter()
+        .any(|s| matches!(s, Step::Write(w) if w.pending.is_some()))
+    {
+        resolve_targets(tx, batch.org_id(), &mut steps).await?;
+    }
+    let input = UpsertInput::of(batch.org_id(), &steps);
     let mut stored: HashMap<Uuid, (bool, StoredContact)> = HashMap::with_capacity(input.rows);
     if input.rows > 0 {
         let statement = tx.prepare_cached(UPSERT).await?;
@@ -212,17 +278,17 @@ pub async fn write_contacts(
         record_groups(tx, batch, &stored).await?;
     }
 
-    Ok(batch
-        .entries
-        .iter()
-        .map(|entry| match entry {
-            Planned::Failed(error) => ContactOutcome::Failed(error.clone()),
-            Planned::Write { id, .. } => match stored.remove(&id.0) {
+    drop(input);
+    Ok(steps
+        .into_iter()
+        .map(|step| match step {
+            Step::Failed(error) => ContactOutcome::Failed(error.into_owned()),
+            Step::Write(ContactWrite { id, .. }) => match stored.remove(&id.0) {
                 Some((true, contact)) => ContactOutcome::Created(contact),
                 Some((false, contact)) => ContactOutcome::Updated(contact),
                 None => ContactOutcome::Failed(ContactError::new(
                     ErrorCode::ContactNotFound,
-                    format!("contactId {id} does not exist in org {}", batch.org_id),
+                    format!("contactId {id} does not exist in org {}", batch.org_id()),
                 )),
             },
         })
@@ -252,14 +318,9 @@ async fn record_groups(
              ON CONFLICT (org_id, name) DO NOTHING",
         )
         .await?;
-    tx.execute(&statement, &[&batch.org_id.as_str(), &names])
+    tx.execute(&statement, &[&batch.org_id().as_str(), &names])
         .await?;
     Ok(())
-}
-
-fn needs_resolving(entry: &Planned) -> bool {
-    matches!(entry, Planned::Write { contact, .. }
-        if matches!(contact.target, Target::Lookup(_) | Target::External(_)))
 }
 
 /// A list's values as the lookup finds them (see [`lookup_key`]), joined by the unit
@@ -310,33 +371,28 @@ const EXISTING: &str = "SELECT contact_id FROM contacts WHERE org_id = $1 AND co
 /// entry that names no contact, several, or one another entry of the batch writes, fails.
 async fn resolve_targets(
     tx: &Transaction<'_>,
-    batch: &ValidatedBatch,
-) -> Result<ValidatedBatch, tokio_postgres::Error> {
-    let org = batch.org_id.as_str();
-    let mut resolved = batch.clone();
-    let mut written: HashSet<ContactId> = resolved
-        .entries
+    org: &OrgId,
+    steps: &mut [Step<'_>],
+) -> Result<(), tokio_postgres::Error> {
+    let org = org.as_str();
+    let mut written: HashSet<ContactId> = steps
         .iter()
-        .filter_map(|e| match e {
-            Planned::Write { id, contact }
-                if matches!(contact.target, Target::Update(_) | Target::New) =>
-            {
-                Some(*id)
-            }
+        .filter_map(|s| match s {
+            Step::Write(w) if w.pending.is_none() => Some(w.id),
             _ => None,
         })
         .collect();
     // Every id an external id may name, in one round trip: itself if it is a UUID, and
     // the id it was imported under.
-    let candidates: Vec<Uuid> = resolved
-        .entries
+    let candidates: Vec<Uuid> = steps
         .iter()
-        .filter_map(|e| match e {
-            Planned::Write { id, contact } => match &contact.target {
-                Target::External(external) => Some([Some(id.0), Uuid::parse_str(external).ok()]),
-                _ => None,
-            },
-            Planned::Failed(_) => None,
+        .filter_map(|s| match s {
+            Step::Write(ContactWrite {
+                id,
+                pending: Some(Target::External(external)),
+                ..
+            }) => Some([Some(id.0), Uuid::parse_str(external).ok()]),
+            _ => None,
         })
         .flatten()
         .flatten()
@@ -351,35 +407,37 @@ async fn resolve_targets(
             .collect::<Result<_, _>>()?
     };
 
-    for entry in &mut resolved.entries {
-        let Planned::Write { id, contact } = entry else {
+    for step in steps.iter_mut() {
+        let Step::Write(write) = step else {
             continue;
         };
-        let settled = match &contact.target {
-            Target::New | Target::Update(_) => continue,
+        let Some(pending) = write.pending.take() else {
+            continue;
+        };
+        let settled = match pending {
             Target::External(external) => {
                 match Uuid::parse_str(external)
                     .ok()
                     .filter(|u| existing.contains(u))
                 {
-                    Some(ours) => Ok(Target::Update(ContactId(ours))),
-                    None if existing.contains(&id.0) => Ok(Target::Update(*id)),
-                    None if is_named(&contact.fields) => Ok(Target::New),
+                    Some(ours) => Ok(Some(ContactId(ours))),
+                    None if existing.contains(&write.id.0) => Ok(Some(write.id)),
+                    None if is_named(write.fields.as_ref()) => Ok(None),
                     None => Err(missing_name()),
                 }
             }
-            Target::Lookup(user) => lookup(tx, org, user, &mut contact.fields).await?,
+            Target::Lookup(user) => lookup(tx, org, user, write.fields.to_mut())
+                .await?
+                .map(Some),
+            Target::New | Target::Update(_) => continue,
         };
         let failure = match settled {
             Err(failure) => failure,
-            Ok(target) => {
-                let to = match target {
-                    Target::Update(found) => found,
-                    _ => *id,
-                };
+            Ok(update_of) => {
+                let to = update_of.unwrap_or(write.id);
                 if written.insert(to) {
-                    *id = to;
-                    contact.target = target;
+                    write.id = to;
+                    write.is_update = update_of.is_some();
                     continue;
                 }
                 ContactError::new(
@@ -388,9 +446,9 @@ async fn resolve_targets(
                 )
             }
         };
-        *entry = Planned::Failed(failure);
+        *step = Step::Failed(Cow::Owned(failure));
     }
-    Ok(resolved)
+    Ok(())
 }
 
 /// The contact an Update User Contact request names, with the request's email address and
@@ -400,7 +458,7 @@ async fn lookup(
     org: &str,
     user: &str,
     fields: &mut ContactFields,
-) -> Result<Result<Target, ContactError>, tokio_postgres::Error> {
+) -> Result<Result<ContactId, ContactError>, tokio_postgres::Error> {
     let key = lookup_key(user);
     let found = tx.query(FIND_BY_USER, &[&org, &key]).await?;
     let id: Uuid = match found.as_slice() {
@@ -444,60 +502,10 @@ async fn lookup(
         (Ok(emails), Ok(phones)) => {
             fields.emails = emails;
             fields.phone_numbers = phones;
-            Ok(Target::Update(ContactId(id)))
+            Ok(ContactId(id))
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
     })
-}
-
-/// The request's entries first and primary, then the stored ones that differ from them, no
-/// longer primary. `None` (nothing requested) leaves the stored list untouched. A list that
-/// would grow past the limit fails rather than lose a stored entry.
-fn merge_primary(
-    field: &str,
-    requested: Option<Vec<ContactMethod>>,
-    stored: Vec<ContactMethod>,
-    ignore_case: bool,
-) -> Result<Option<Vec<ContactMethod>>, ContactError> {
-    let Some(requested) = requested else {
-        return Ok(None);
-    };
-    let same = |a: &str, b: &str| {
-        if ignore_case {
-            a.eq_ignore_ascii_case(b)
-        } else {
-            a == b
-        }
-    };
-    let mut merged: Vec<ContactMethod> = requested
-        .into_iter()
-        .map(|mut entry| {
-            if entry.kind.is_none() {
-                // The stored entry's type survives a request that names none.
-                entry.kind = stored
-                    .iter()
-                    .find(|s| same(&s.value, &entry.value))
-                    .and_then(|s| s.kind.clone());
-            }
-            entry
-        })
-        .collect();
-    for mut entry in stored {
-        if !merged.iter().any(|m| same(&m.value, &entry.value)) {
-            entry.primary = false;
-            merged.push(entry);
-        }
-    }
-    if merged.len() > MAX_LIST_ENTRIES {
-        return Err(ContactError::new(
-            ErrorCode::TooManyValues,
-            format!(
-                "{field} would have {} entries, at most {MAX_LIST_ENTRIES} are allowed",
-                merged.len()
-            ),
-        ));
-    }
-    Ok(Some(merged))
 }
 
 /// Where each column a statement returns is, looked up by name once per statement: a lookup
@@ -576,7 +584,7 @@ pub fn stored_contact(
     let created: DateTime<Utc> = row.try_get(at.created_at)?;
     let updated: DateTime<Utc> = row.try_get(at.updated_at)?;
     Ok(StoredContact::new(
-        &batch.org_id,
+        batch.org_id(),
         ContactId(row.try_get(at.contact_id)?),
         created,
         updated,

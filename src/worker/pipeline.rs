@@ -340,7 +340,7 @@ impl Pipeline {
     ) -> Option<StoredResult> {
         let lookup = self
             .store
-            .applied_result(&batch.org_id, &batch.batch_id, body_sha256);
+            .applied_result(batch.org_id(), batch.batch_id(), body_sha256);
         match tokio::time::timeout(Duration::from_secs(5), lookup).await {
             Ok(Ok(stored)) => stored,
             Ok(Err(e)) => {

@@ -201,50 +201,35 @@ fn plan(args: &PublishArgs, input: &Input) -> anyhow::Result<Option<Detected>> {
     Ok((chosen.kind != MessageType::default_type()).then_some(chosen))
 }
 
+/// File reads are blocking: they run where the runtime expects blocking work, so the
+/// collector and the confirms keep moving while a large file is read.
+fn blocking<T>(read: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(read)
+}
+
+/// `publish` without `--raw`: plan the inputs, open the session, send every input (whole
+/// files, or Webex batches split from records), then collect and report the results.
 async fn split(args: &PublishArgs) -> anyhow::Result<()> {
     if args.dry_run && !args.wait {
         bail!("--dry-run needs --wait: a dry run is answered only to the requester");
     }
-    let mut inputs = Vec::new();
-    for input in input::expand(&args.inputs, args.format)? {
-        let whole = plan(args, &input)?;
-        inputs.push((input, whole));
-    }
-    // A first pass reads every file: a malformed one fails the run before anything is sent.
-    let total = count_contacts(inputs.iter().filter(|(_, w)| w.is_none()).map(|(i, _)| i))?;
+    let Plan { inputs, total } = blocking(|| plan_inputs(args))?;
     let (connection, channel) =
         broker::open_declared(&args.broker, "contact-import publish").await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let (reply_to, mut replies) = reply_queue(&channel).await?;
+    let (reply_to, replies) = reply_queue(&channel).await?;
 
     let progress = Progress::new(total);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let permits = Arc::new(Semaphore::new(args.max_in_flight as usize));
-    let collector = {
-        let (ledger, permits, progress) = (ledger.clone(), permits.clone(), progress.clone());
-        tokio::spawn(async move {
-            while let Some(Ok(reply)) = replies.next().await {
-                let Some(id) = reply
-                    .properties
-                    .correlation_id()
-                    .as_ref()
-                    .and_then(|c| c.as_str().parse::<u64>().ok())
-                else {
-                    continue;
-                };
-                let result: Value = serde_json::from_slice(&reply.data).unwrap_or(Value::Null);
-                let mut ledger = ledger.lock().expect("ledger lock");
-                let Some(batch) = ledger.pending.remove(&id) else {
-                    continue; // a second answer (a redelivery's replay) to one already counted
-                };
-                let contacts = ledger.tally.add(&batch.batch_id, &result, &batch.source);
-                progress.answered(contacts);
-                permits.add_permits(1);
-            }
-        })
-    };
+    let collector = tokio::spawn(collect_results(
+        replies,
+        ledger.clone(),
+        permits.clone(),
+        progress.clone(),
+    ));
     let mut sender = Sender {
         channel: &channel,
         args,
@@ -254,111 +239,18 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
         progress: &progress,
         sequence: 0,
     };
-
     for (input, whole) in &inputs {
-        if let Some(detected) = whole {
-            let body = input.read_all()?;
-            let content_type = args
-                .content_type
-                .as_deref()
-                .unwrap_or(detected.content_type);
-            let message = |body: Vec<u8>| -> anyhow::Result<Message<'_>> {
-                Ok(Message {
-                    batch_id: match dialect::id_digest(Some(detected.kind.as_str()), &body) {
-                        Some(digest) => format!("sha256:{digest}"),
-                        None => bail!("{}: not JSON, and it mentions a password", input.name),
-                    },
-                    body,
-                    org: args.org.as_deref(),
-                    kind: detected.kind,
-                    content_type,
-                })
-            };
-            let batch_size = args.batch_size as usize;
-            match chunk::split(detected.kind, content_type, &body, batch_size) {
-                // More contacts than --batch-size: one message per chunk, each failure traced
-                // to its position in the file.
-                Some(chunks) => {
-                    for chunk in chunks {
-                        let origins = (chunk.first..chunk.first + chunk.count)
-                            .map(|index| input::Origin {
-                                file: input.name.clone(),
-                                line: None,
-                                index,
-                            })
-                            .collect();
-                        sender
-                            .send(&message(chunk.body)?, Source::Contacts(origins))
-                            .await?;
-                    }
-                }
-                None => {
-                    sender
-                        .send(&message(body)?, Source::File(input.name.clone()))
-                        .await?;
-                }
-            }
-            continue;
-        }
-        let (records, body_org) = input.records()?;
-        let org = match (&args.org, body_org) {
-            (Some(org), _) => org.clone(),
-            (None, Some(org)) => org,
-            (None, None) => bail!("{}: no org; pass --org", input.name),
-        };
-        let mut records = records.peekable();
-        while records.peek().is_some() {
-            let mut contacts = Vec::with_capacity(args.batch_size as usize);
-            let mut origins = Vec::with_capacity(args.batch_size as usize);
-            for record in records.by_ref().take(args.batch_size as usize) {
-                let record = record?;
-                contacts.push(record.contact);
-                origins.push(record.origin);
-            }
-            let body = serde_json::to_vec(
-                &json!({"schemas": CONTACT_SCHEMA, "orgId": org, "contacts": contacts}),
-            )?;
-            let message = Message {
-                batch_id: format!("sha256:{}", ids::body_sha256(&body)),
-                body,
-                org: Some(&org),
-                kind: MessageType::default_type(),
-                content_type: detect::JSON,
-            };
-            sender.send(&message, Source::Contacts(origins)).await?;
+        match whole {
+            Some(detected) => send_whole_file(&mut sender, input, detected).await?,
+            None => send_split_batches(&mut sender, input).await?,
         }
     }
 
     let outcome = if args.wait {
-        let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
-        while !ledger.lock().expect("ledger lock").pending.is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_results(args, &ledger).await;
         collector.abort();
         progress.finish();
-        let ledger = ledger.lock().expect("ledger lock");
-        let tally = &ledger.tally;
-        println!("{}", tally.summary());
-        if let Some(path) = &args.report {
-            report::write(path, &tally.failures)
-                .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
-                "{} failed contact(s) written to {}",
-                tally.failures.len(),
-                path.display()
-            );
-        }
-        if tally.all_stored() {
-            Ok(())
-        } else if tally.answered < tally.batches {
-            bail!(
-                "{} batch(es) unanswered after {} s",
-                tally.batches - tally.answered,
-                args.timeout_secs
-            )
-        } else {
-            bail!("not every contact was stored (see the summary above)")
-        }
+        report_results(args, &ledger.lock().expect("ledger lock").tally)
     } else {
         collector.abort();
         progress.finish();
@@ -368,6 +260,174 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
     };
     let _ = connection.close(200, "done".into()).await;
     outcome
+}
+
+/// What a run will send.
+struct Plan {
+    /// Every input with how it is sent: `None` as Webex batches, else whole in its dialect.
+    inputs: Vec<(Input, Option<Detected>)>,
+    /// How many contacts the Webex inputs hold (`None` when stdin is among them).
+    total: Option<u64>,
+}
+
+/// Plans every input. Every file is read once here, so a malformed one fails the run before
+/// anything is sent.
+fn plan_inputs(args: &PublishArgs) -> anyhow::Result<Plan> {
+    let mut inputs = Vec::new();
+    for input in input::expand(&args.inputs, args.format)? {
+        let whole = plan(args, &input)?;
+        inputs.push((input, whole));
+    }
+    let total = count_contacts(inputs.iter().filter(|(_, w)| w.is_none()).map(|(i, _)| i))?;
+    Ok(Plan { inputs, total })
+}
+
+/// Counts every result addressed to this run in the ledger, once per published message,
+/// and gives its in-flight permit back.
+async fn collect_results(
+    mut replies: Consumer,
+    ledger: Arc<Mutex<Ledger>>,
+    permits: Arc<Semaphore>,
+    progress: Progress,
+) {
+    while let Some(Ok(reply)) = replies.next().await {
+        let Some(id) = reply
+            .properties
+            .correlation_id()
+            .as_ref()
+            .and_then(|c| c.as_str().parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let result: Value = serde_json::from_slice(&reply.data).unwrap_or(Value::Null);
+        let mut ledger = ledger.lock().expect("ledger lock");
+        let Some(batch) = ledger.pending.remove(&id) else {
+            continue; // a second answer (a redelivery's replay) to one already counted
+        };
+        let contacts = ledger.tally.add(&batch.batch_id, &result, &batch.source);
+        progress.answered(contacts);
+        permits.add_permits(1);
+    }
+}
+
+/// A file of another dialect than Webex: as it is, or, with more contacts than
+/// `--batch-size`, as messages of its own dialect and format, each failure traced to its
+/// position in the file.
+async fn send_whole_file(
+    sender: &mut Sender<'_>,
+    input: &Input,
+    detected: &Detected,
+) -> anyhow::Result<()> {
+    let args = sender.args;
+    let body = blocking(|| input.read_all())?;
+    let content_type = args
+        .content_type
+        .as_deref()
+        .unwrap_or(detected.content_type);
+    let message = |body: Vec<u8>| -> anyhow::Result<Message<'_>> {
+        Ok(Message {
+            batch_id: match dialect::id_digest(Some(detected.kind.as_str()), &body) {
+                Some(digest) => format!("sha256:{digest}"),
+                None => bail!("{}: not JSON, and it mentions a password", input.name),
+            },
+            body,
+            org: args.org.as_deref(),
+            kind: detected.kind,
+            content_type,
+        })
+    };
+    let Some(chunks) = chunk::split(detected.kind, content_type, &body, args.batch_size as usize)
+    else {
+        return sender
+            .send(&message(body)?, Source::File(input.name.clone()))
+            .await;
+    };
+    for chunk in chunks {
+        let origins = (chunk.first..chunk.first + chunk.count)
+            .map(|index| input::Origin {
+                file: input.name.clone(),
+                line: None,
+                index,
+            })
+            .collect();
+        sender
+            .send(&message(chunk.body)?, Source::Contacts(origins))
+            .await?;
+    }
+    Ok(())
+}
+
+/// A Webex input (JSON batch or array, NDJSON, CSV, stdin): its records, read as they are
+/// sent, in batches of `--batch-size` for the org.
+async fn send_split_batches(sender: &mut Sender<'_>, input: &Input) -> anyhow::Result<()> {
+    let args = sender.args;
+    let (records, body_org) = blocking(|| input.records())?;
+    let org = match (&args.org, body_org) {
+        (Some(org), _) => org.clone(),
+        (None, Some(org)) => org,
+        (None, None) => bail!("{}: no org; pass --org", input.name),
+    };
+    let mut records = records.peekable();
+    loop {
+        let next = blocking(|| -> anyhow::Result<_> {
+            let mut contacts = Vec::with_capacity(args.batch_size as usize);
+            let mut origins = Vec::with_capacity(args.batch_size as usize);
+            for record in records.by_ref().take(args.batch_size as usize) {
+                let record = record?;
+                contacts.push(record.contact);
+                origins.push(record.origin);
+            }
+            Ok((contacts, origins))
+        })?;
+        let (contacts, origins) = next;
+        if contacts.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(
+            &json!({"schemas": CONTACT_SCHEMA, "orgId": org, "contacts": contacts}),
+        )?;
+        let message = Message {
+            batch_id: format!("sha256:{}", ids::body_sha256(&body)),
+            body,
+            org: Some(&org),
+            kind: MessageType::default_type(),
+            content_type: detect::JSON,
+        };
+        sender.send(&message, Source::Contacts(origins)).await?;
+    }
+}
+
+/// Returns once every published message is answered, or at `--timeout-secs`.
+async fn wait_for_results(args: &PublishArgs, ledger: &Mutex<Ledger>) {
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    while !ledger.lock().expect("ledger lock").pending.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Prints the summary, writes `--report`, and fails unless every contact was stored.
+fn report_results(args: &PublishArgs, tally: &Tally) -> anyhow::Result<()> {
+    println!("{}", tally.summary());
+    if let Some(path) = &args.report {
+        report::write(path, &tally.failures)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "{} failed contact(s) written to {}",
+            tally.failures.len(),
+            path.display()
+        );
+    }
+    if tally.all_stored() {
+        Ok(())
+    } else if tally.answered < tally.batches {
+        bail!(
+            "{} batch(es) unanswered after {} s",
+            tally.batches - tally.answered,
+            args.timeout_secs
+        )
+    } else {
+        bail!("not every contact was stored (see the summary above)")
+    }
 }
 
 /// One message to publish: a Webex batch the producer built, or a file sent as it is.

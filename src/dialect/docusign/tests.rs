@@ -91,7 +91,7 @@ fn the_three_formats_of_the_same_contacts_read_identically() {
     );
     let ada = validated[0].as_ref().unwrap();
     assert_eq!(
-        ada.fields.phone_numbers.as_ref().unwrap()[0].value,
+        ada.fields().phone_numbers.as_ref().unwrap()[0].value,
         "+14155550100"
     );
 }
