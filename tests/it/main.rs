@@ -14,3 +14,5 @@ mod reconnect;
 mod rejection;
 mod retry;
 mod shutdown;
+#[path = "../support/mod.rs"]
+mod support;
