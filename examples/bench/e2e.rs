@@ -9,18 +9,17 @@
 use crate::dataset::{Batch, Expected};
 use crate::services::Services;
 use crate::stats::{CpuUse, Measurement};
-use crate::worker::{Spec, Worker};
+use crate::support::broker::{
+    confirm_channel, names, publish_batch, queue_depth, routed, subscribe_results, webex_properties,
+};
+use crate::support::worker::{Worker, WorkerSettings};
 use crate::{procfs, workers_cpu};
 use anyhow::{Context, bail, ensure};
 use contact_import::broker::topology;
 use contact_import::config::BrokerConfig;
 use futures_lite::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::{Channel, Connection, ConnectionProperties};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,31 +69,29 @@ pub async fn run(
     batches: &[Batch],
     expected: Expected,
 ) -> anyhow::Result<Measurement> {
-    let broker = names(&services.amqp_url, cfg.tag);
+    // Fresh names for every run, so runs never see each other's messages.
+    let broker = names(&services.amqp_url, &format!("{}.", cfg.tag), 5);
     let connection = Connection::connect(&services.amqp_url, ConnectionProperties::default())
         .await
         .context("connecting to AMQP_URL")?;
     let results_connection =
         Connection::connect(&services.amqp_url, ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
+    let channel = confirm_channel(&connection).await?;
     topology::declare(&channel, &broker).await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
     let results_channel = results_connection.create_channel().await?;
     let results = subscribe_results(&results_channel, &broker).await?;
 
     let mut workers = Vec::new();
+    let mut settings = WorkerSettings::new(
+        cfg.bin.to_owned(),
+        broker.clone(),
+        cfg.database_url.to_owned(),
+        cfg.log_dir.to_owned(),
+    );
+    settings.concurrency = cfg.concurrency;
+    settings.prefetch = cfg.prefetch;
     for w in 0..cfg.workers {
-        let spec = Spec {
-            bin: cfg.bin,
-            broker: &broker,
-            database_url: cfg.database_url,
-            concurrency: cfg.concurrency,
-            prefetch: cfg.prefetch,
-            log: cfg.log_dir.join(format!("{}-worker{w}.log", cfg.tag)),
-        };
-        workers.push(Worker::start(&spec).await?);
+        workers.push(Worker::spawn(&format!("{}-worker{w}", cfg.tag), &settings).await?);
     }
     let pids: Vec<u32> = workers.iter().map(|w| w.pid).collect();
 
@@ -150,55 +147,6 @@ pub async fn run(
     Ok(m)
 }
 
-/// Fresh names for every run, so runs never see each other's messages.
-fn names(amqp_url: &str, tag: &str) -> BrokerConfig {
-    BrokerConfig {
-        amqp_url: amqp_url.to_owned(),
-        import_exchange: format!("{tag}.contacts.import"),
-        import_queue: format!("{tag}.contacts.import"),
-        import_routing_key: "contacts.import".into(),
-        dead_letter_exchange: format!("{tag}.contacts.import.dlx"),
-        dead_letter_queue: format!("{tag}.contacts.import.dead"),
-        results_exchange: format!("{tag}.contacts.results"),
-        delivery_limit: 5,
-    }
-}
-
-async fn subscribe_results(
-    channel: &Channel,
-    broker: &BrokerConfig,
-) -> anyhow::Result<lapin::Consumer> {
-    let exclusive = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    let queue = channel
-        .queue_declare("".into(), exclusive, FieldTable::default())
-        .await?;
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            broker.results_exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let no_ack = BasicConsumeOptions {
-        no_ack: true,
-        ..Default::default()
-    };
-    Ok(channel
-        .basic_consume(
-            queue.name().clone(),
-            "".into(),
-            no_ack,
-            FieldTable::default(),
-        )
-        .await?)
-}
-
 /// Publishes every batch (confirmed, `mandatory`), flat out or paced; returns the instant
 /// each publish started, by batch index.
 async fn publish_all(
@@ -220,27 +168,12 @@ async fn publish_all(
             confirms.join_next().await.expect("not empty")??;
         }
         sent.push(Instant::now());
-        let properties = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_type("webex.contacts.bulk".into())
-            .with_message_id(batch.id.as_str().into())
-            .with_delivery_mode(2);
-        let confirm = channel
-            .basic_publish(
-                broker.import_exchange.as_str().into(),
-                broker.import_routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                &batch.body,
-                properties,
-            )
-            .await?;
+        let properties = webex_properties(&batch.id).with_delivery_mode(2);
+        let confirm = publish_batch(channel, broker, &batch.body, properties).await?;
         confirms.spawn(async move {
             let confirmation = confirm.await?;
             ensure!(
-                confirmation.is_ack() && confirmation.take_message().is_none(),
+                routed(confirmation),
                 "a batch was not accepted by the broker"
             );
             anyhow::Ok(())
@@ -327,16 +260,9 @@ fn check(
 
 /// Polls the import queue's depth and keeps the maximum.
 async fn sample_queue_depth(channel: Channel, queue: String, max: Arc<AtomicU32>) {
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
     loop {
-        if let Ok(q) = channel
-            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
-            .await
-        {
-            max.fetch_max(q.message_count(), Ordering::Relaxed);
+        if let Ok(depth) = queue_depth(&channel, &queue).await {
+            max.fetch_max(depth, Ordering::Relaxed);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

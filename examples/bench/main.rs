@@ -25,7 +25,8 @@ mod profile;
 mod report;
 mod services;
 mod stats;
-mod worker;
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
 use anyhow::{Context, bail};
 use clap::Parser;

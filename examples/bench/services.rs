@@ -1,9 +1,11 @@
 //! The RabbitMQ and PostgreSQL the benchmark runs against (the tests' ones: `AMQP_URL` and
 //! `DATABASE_URL`), fresh databases for each mode, and the servers' CPU time.
 
-use anyhow::{Context, bail};
+use crate::support::database::{self, create_database, migrate};
+use crate::support::env::required;
+use anyhow::Context;
 use std::path::Path;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 pub struct Services {
     pub amqp_url: String,
@@ -17,24 +19,17 @@ pub struct Services {
     pub rabbitmq_version: String,
 }
 
-fn required_env(name: &str) -> anyhow::Result<String> {
-    std::env::var(name).with_context(|| {
-        format!("{name} is not set: run scripts/bench, or `scripts/services up && source .local/services.env`")
-    })
-}
-
 fn is_local(host: &str) -> bool {
     matches!(host, "localhost" | "::1") || host.starts_with("127.")
 }
 
 impl Services {
     pub async fn connect() -> anyhow::Result<Self> {
-        let amqp_url = required_env("AMQP_URL")?;
-        let base_url = required_env("DATABASE_URL")?;
-        let (admin, connection) = tokio_postgres::connect(&base_url, NoTls)
+        let amqp_url = required("AMQP_URL")?;
+        let base_url = required("DATABASE_URL")?;
+        let admin = database::connect(&base_url)
             .await
             .context("connecting to DATABASE_URL")?;
-        tokio::spawn(connection);
         let postgres_version: String = admin.query_one("SHOW server_version", &[]).await?.get(0);
 
         let pg: tokio_postgres::Config = base_url.parse()?;
@@ -63,34 +58,14 @@ impl Services {
 
     /// The URL of database `name` on the same server.
     pub fn url_of(&self, name: &str) -> String {
-        let (base, query) = match self.base_url.split_once('?') {
-            Some((base, query)) => (base, format!("?{query}")),
-            None => (self.base_url.as_str(), String::new()),
-        };
-        let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
-        format!("{server}/{name}{query}")
+        database::url_of(&self.base_url, name)
     }
 
     /// Creates an empty database and migrates it with the real `contact-import migrate`.
     pub async fn create_migrated(&self, name: &str, worker_bin: &Path) -> anyhow::Result<String> {
-        self.admin
-            .execute(&format!("CREATE DATABASE {name}"), &[])
-            .await
-            .with_context(|| format!("creating database {name}"))?;
+        create_database(&self.admin, name).await?;
         let url = self.url_of(name);
-        let migrate = tokio::process::Command::new(worker_bin)
-            .arg("migrate")
-            .env("DATABASE_URL", &url)
-            .env("RUST_LOG", "warn")
-            .output()
-            .await
-            .context("running contact-import migrate")?;
-        if !migrate.status.success() {
-            bail!(
-                "contact-import migrate failed: {}",
-                String::from_utf8_lossy(&migrate.stderr)
-            );
-        }
+        migrate(worker_bin, &url).await?;
         Ok(url)
     }
 
@@ -106,12 +81,8 @@ impl Services {
     }
 
     pub async fn drop_database(&self, name: &str) {
-        if let Err(e) = self
-            .admin
-            .execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[])
-            .await
-        {
-            eprintln!("bench: dropping database {name} failed: {e}");
+        if let Err(e) = database::drop_database(&self.admin, name).await {
+            eprintln!("bench: {e:#}");
         }
     }
 

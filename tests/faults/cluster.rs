@@ -9,6 +9,9 @@
 //! The folder (logs of the services and the workers) is removed after a passing test and
 //! kept after a failing one, or always with `FAULTS_KEEP=1` (until the next run reaps it).
 
+use crate::support::database::connect;
+use crate::support::ports::{free_port, free_port_run, random_u64};
+use crate::support::process::{signal, tail};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -322,7 +325,7 @@ impl Postgres {
         for _ in 0..3 {
             let mut cluster = Self {
                 dir: dir.clone(),
-                port: free_port_run(1),
+                port: free_port(),
                 postmaster: None,
             };
             if cluster.boot().await {
@@ -448,23 +451,6 @@ impl Postgres {
     }
 }
 
-async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-/// Sends a signal (`TERM`, `KILL`, `INT`, …) to a child process.
-pub async fn signal(child: &Child, name: &str) {
-    let pid = child.id().expect("process still running").to_string();
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success(), "kill -{name} {pid}");
-}
-
 /// Gives a child `grace` to exit on its own (after a stop signal), then SIGKILLs it and
 /// waits for the exit. Runs in `Drop`, so it blocks.
 fn kill_and_reap(mut child: Child, grace: Duration) {
@@ -527,34 +513,4 @@ fn pg_bin() -> String {
         "/usr/lib/postgresql/{}/bin",
         versions.last().expect("a postgresql version")
     )
-}
-
-/// The first of `count` consecutive free loopback ports, below the kernel's ephemeral range
-/// (outgoing connections draw from that range, and could take a port before we bind it).
-pub fn free_port_run(count: u16) -> u16 {
-    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse().ok())
-        .filter(|low| *low > 12_000)
-        .unwrap_or(32_768);
-    for _ in 0..500 {
-        let port = 10_000 + (random_u64() % u64::from(low - 10_000 - count - 1)) as u16;
-        let all_free =
-            (port..port + count).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if all_free {
-            return port;
-        }
-    }
-    panic!("no free port found");
-}
-
-pub fn random_u64() -> u64 {
-    uuid::Uuid::new_v4().as_u64_pair().0
-}
-
-/// The last `lines` lines of a log file.
-pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

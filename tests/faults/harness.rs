@@ -4,7 +4,10 @@
 use crate::check::{self, Summary};
 use crate::cluster::Cluster;
 use crate::stream::{self, Batch, Collector, DeadLetter, Received};
-use crate::worker::{BIN, Worker, WorkerSettings};
+use crate::support::broker::default_names;
+use crate::support::database::migrate;
+use crate::support::env;
+use crate::support::worker::{Worker, WorkerSettings};
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -32,17 +35,9 @@ impl Scenario {
     pub async fn start(name: &'static str) -> Self {
         let started = Instant::now();
         let cluster = Cluster::start(name).await;
-        let migrate = tokio::process::Command::new(BIN)
-            .arg("migrate")
-            .env("DATABASE_URL", cluster.postgres.url())
-            .output()
+        migrate(&env::bin(), &cluster.postgres.url())
             .await
-            .expect("run contact-import migrate");
-        assert!(
-            migrate.status.success(),
-            "migrate failed: {}",
-            String::from_utf8_lossy(&migrate.stderr)
-        );
+            .unwrap_or_else(|e| panic!("{e:#}"));
         let results = stream::collect_results(&cluster.rabbit.url()).await;
         let dead_letters = stream::collect_dead_letters(&cluster.rabbit.url());
         eprintln!(
@@ -63,13 +58,23 @@ impl Scenario {
         }
     }
 
-    /// Production settings pointed at this scenario's services.
+    /// Production settings pointed at this scenario's services, except the heartbeat (2 s,
+    /// so that a silent network is noticed in seconds). Worker logs go to the scenario's folder.
     pub fn worker_settings(&self) -> WorkerSettings {
-        WorkerSettings::new(self.cluster.rabbit.url(), self.cluster.postgres.url())
+        let mut settings = WorkerSettings::new(
+            env::bin(),
+            default_names(&self.cluster.rabbit.url()),
+            self.cluster.postgres.url(),
+            self.cluster.dir.clone(),
+        );
+        settings.heartbeat_secs = Some(2);
+        settings
     }
 
     pub async fn spawn_worker(&self, name: &str, settings: &WorkerSettings) -> Worker {
-        Worker::spawn(name, settings, &self.cluster.dir).await
+        Worker::spawn(name, settings)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// A fresh connection to the scenario's database (the old one dies with a restart).

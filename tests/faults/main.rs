@@ -12,4 +12,5 @@ mod harness;
 mod proxy;
 mod scenarios;
 mod stream;
-mod worker;
+#[path = "../support/mod.rs"]
+mod support;

@@ -22,7 +22,7 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on a free loopback port and forwards every connection to `upstream`.
     pub async fn start(upstream: SocketAddr) -> Self {
-        let port = crate::cluster::free_port_run(1);
+        let port = crate::support::ports::free_port();
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind the proxy port");

@@ -2,15 +2,19 @@
 //! publisher confirms; the results collected from a durable queue bound to the results
 //! exchange, surviving broker restarts; the dead letters read from `contacts.import.dead`.
 
+use crate::support;
+use crate::support::broker::{
+    confirm_channel, header_text, publish_mandatory, routed, webex_properties,
+};
 use contact_import::broker::ConnectError;
 use futures_lite::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -132,31 +136,19 @@ pub async fn connect(url: &str) -> Result<Connection, ConnectError> {
 /// waits for every confirm: afterwards the broker holds them all.
 pub async fn publish(amqp_url: &str, batches: &[Batch]) {
     let connection = connect(amqp_url).await.expect("connect to publish");
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
+    let channel = confirm_channel(&connection).await.unwrap();
     let mut confirms = Vec::with_capacity(batches.len());
     for batch in batches {
-        let properties = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_type("webex.contacts.bulk".into())
-            .with_message_id(batch.id.as_str().into())
-            .with_delivery_mode(2);
-        let confirm = channel
-            .basic_publish(
-                IMPORT_EXCHANGE.into(),
-                IMPORT_ROUTING_KEY.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                &batch.body,
-                properties,
-            )
-            .await
-            .expect("publish a batch");
+        let properties = webex_properties(&batch.id).with_delivery_mode(2);
+        let confirm = publish_mandatory(
+            &channel,
+            IMPORT_EXCHANGE,
+            IMPORT_ROUTING_KEY,
+            &batch.body,
+            properties,
+        )
+        .await
+        .expect("publish a batch");
         confirms.push((batch.id.clone(), confirm));
     }
     for (id, confirm) in confirms {
@@ -165,7 +157,7 @@ pub async fn publish(amqp_url: &str, batches: &[Batch]) {
             .unwrap_or_else(|_| panic!("no publisher confirm for {id} within 60 s"))
             .expect("publisher confirm");
         assert!(
-            confirmation.is_ack() && confirmation.take_message().is_none(),
+            routed(confirmation),
             "{id} was not accepted and routed by the broker"
         );
     }
@@ -176,15 +168,7 @@ pub async fn publish(amqp_url: &str, batches: &[Batch]) {
 pub async fn queue_depth(amqp_url: &str, queue: &str) -> u32 {
     let connection = connect(amqp_url).await.expect("connect");
     let channel = connection.create_channel().await.unwrap();
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    let depth = channel
-        .queue_declare(queue.into(), passive, FieldTable::default())
-        .await
-        .unwrap()
-        .message_count();
+    let depth = support::broker::queue_depth(&channel, queue).await.unwrap();
     let _ = connection.close(200, "done".into()).await;
     depth
 }
@@ -353,38 +337,5 @@ fn read_dead_letter(delivery: &Delivery) -> DeadLetter {
             .unwrap_or_default(),
         headers,
         at: Instant::now(),
-    }
-}
-
-fn header_text(value: &AMQPValue) -> String {
-    match value {
-        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        AMQPValue::ShortString(s) => s.to_string(),
-        AMQPValue::LongLongInt(n) => n.to_string(),
-        AMQPValue::LongInt(n) => n.to_string(),
-        AMQPValue::ShortInt(n) => n.to_string(),
-        AMQPValue::LongUInt(n) => n.to_string(),
-        AMQPValue::ShortUInt(n) => n.to_string(),
-        AMQPValue::ShortShortInt(n) => n.to_string(),
-        AMQPValue::ShortShortUInt(n) => n.to_string(),
-        AMQPValue::FieldArray(items) => format!(
-            "[{}]",
-            items
-                .as_slice()
-                .iter()
-                .map(header_text)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        AMQPValue::FieldTable(table) => format!(
-            "{{{}}}",
-            table
-                .inner()
-                .iter()
-                .map(|(k, v)| format!("{k}: {}", header_text(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        other => format!("{other:?}"),
     }
 }

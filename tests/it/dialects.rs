@@ -1,7 +1,8 @@
 //! The seed APIs other than Webex, each through the real broker and database, from the
 //! fixtures in tests/fixtures/ (taken from the seed documents' own examples).
 
-use crate::common::{ORG, TestEnv, batch, failures, org_header};
+use crate::common::{ORG, TestEnv, batch, failures, header, org_header};
+use crate::support::worker::Worker;
 use contact_import::contact::credentials;
 use lapin::BasicProperties;
 use serde_json::{Value, json};
@@ -50,12 +51,39 @@ async fn canonical(env: &TestEnv, id: &str) -> Value {
         .get(0)
 }
 
-#[tokio::test]
-async fn save_user_contacts_checks_the_account_and_stores_the_flat_fields() {
+/// A test's world and a worker for it.
+async fn env_with_worker() -> (TestEnv, Worker) {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker(&[]).await;
+    (env, worker)
+}
+
+/// A test world for `user-contacts.save`: the seed's account, and a worker.
+async fn save_env() -> (TestEnv, Worker) {
     let env = TestEnv::new().await;
     add_account(&env, "exampleUser", "examplePass").await;
     let worker = env.spawn_worker(&[]).await;
+    (env, worker)
+}
 
+/// A `user-contacts.save` message without a message_id.
+fn unnamed_save() -> BasicProperties {
+    BasicProperties::default()
+        .with_type(SAVE.into())
+        .with_content_type("application/json".into())
+        .with_headers(org_header(ORG))
+}
+
+/// Stops the worker (it must exit 0) and returns its log.
+async fn log_after_stop(worker: Worker) -> String {
+    let log_path = worker.log.clone();
+    assert!(worker.terminate().await.success());
+    std::fs::read_to_string(log_path).unwrap()
+}
+
+#[tokio::test]
+async fn save_user_contacts_seed_example_stores_the_flat_fields() {
+    let (env, _worker) = save_env().await;
     // The seed's own example: one contact object.
     let seed = fixture("save-user-contacts-seed.json");
     env.publish(&seed, props("save-seed", SAVE, "application/json"))
@@ -76,7 +104,11 @@ async fn save_user_contacts_checks_the_account_and_stores_the_flat_fields() {
         stored.get("emails").is_none(),
         "an empty emailId is no email"
     );
+}
 
+#[tokio::test]
+async fn save_user_contacts_report_every_failure_and_store_the_valid_neighbours() {
+    let (env, worker) = save_env().await;
     // A mixed batch: every failure in failedContacts, the valid neighbours stored.
     let mixed = fixture("save-user-contacts-mixed.json");
     env.publish(&mixed, props("save-mixed", SAVE, "application/json"))
@@ -138,12 +170,39 @@ async fn save_user_contacts_checks_the_account_and_stores_the_flat_fields() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(groups, ["Family"]);
+    assert_eq!(env.contact_count().await, 2);
+
+    worker
+        .expect_metric(r#"contact_import_contacts_total{outcome="failed"}"#, 4.0)
+        .await;
+    worker
+        .expect_metric(
+            r#"contact_import_messages_total{type="user-contacts.save"}"#,
+            1.0,
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn save_user_contacts_passwords_are_neither_stored_nor_echoed_nor_logged() {
+    let (env, worker) = save_env().await;
+    let mut results = Vec::new();
+    for (file, message_id) in [
+        ("save-user-contacts-seed.json", "save-seed"),
+        ("save-user-contacts-mixed.json", "save-mixed"),
+    ] {
+        env.publish(&fixture(file), props(message_id, SAVE, "application/json"))
+            .await;
+        results.push(env.next_result().await.2);
+    }
     assert_eq!(env.contact_count().await, 3);
 
     // The password is neither stored with a contact, nor echoed, nor logged: only the
     // account's hash holds it.
-    assert!(!result.to_string().contains("examplePass"));
-    assert!(!result.to_string().contains("wrongPass"));
+    for result in &results {
+        assert!(!result.to_string().contains("examplePass"));
+        assert!(!result.to_string().contains("wrongPass"));
+    }
     let leaked: i64 = env
         .db
         .query_one(
@@ -167,34 +226,36 @@ async fn save_user_contacts_checks_the_account_and_stores_the_flat_fields() {
         .get(0);
     assert_eq!(stored_results, 0);
 
-    worker
-        .expect_metric(r#"contact_import_contacts_total{outcome="failed"}"#, 4.0)
-        .await;
-    worker
-        .expect_metric(
-            r#"contact_import_messages_total{type="user-contacts.save"}"#,
-            2.0,
-        )
-        .await;
+    let log = log_after_stop(worker).await;
+    assert!(!log.contains("examplePass") && !log.contains("wrongPass"));
+}
 
+#[tokio::test]
+async fn a_save_batch_without_message_id_is_named_by_a_hash_of_its_body_without_passwords() {
+    let (env, _worker) = save_env().await;
     // Without a message_id the batch id is a hash of the body without its passwords: the
     // result shows it, and a fast hash of the password would be guessable.
-    let unnamed = BasicProperties::default()
-        .with_type(SAVE.into())
-        .with_content_type("application/json".into())
-        .with_headers(org_header(ORG));
-    env.publish(&seed, unnamed.clone()).await;
+    let seed = fixture("save-user-contacts-seed.json");
+    env.publish(&seed, unnamed_save()).await;
     let (_, _, result) = env.next_result().await;
     let without = contact_import::dialect::save::without_passwords(&seed).unwrap();
     assert_eq!(
         result["batchId"],
         format!("sha256:{}", contact_import::ids::body_sha256(&without))
     );
+}
+
+#[tokio::test]
+async fn the_same_save_body_with_another_password_is_a_conflict_dead_lettered_as_sent() {
+    let (env, worker) = save_env().await;
+    let seed = fixture("save-user-contacts-seed.json");
+    env.publish(&seed, unnamed_save()).await;
+    env.next_result().await;
     // The same body with another password is another batch under the same id.
     let other = String::from_utf8(seed.clone())
         .unwrap()
         .replace("examplePass", "otherPass");
-    env.publish(other.as_bytes(), unnamed).await;
+    env.publish(other.as_bytes(), unnamed_save()).await;
     let (_, _, result) = env.next_result().await;
     assert_eq!(result["error"]["code"], "batch.id.conflict", "{result}");
     assert!(
@@ -212,61 +273,104 @@ async fn save_user_contacts_checks_the_account_and_stores_the_flat_fields() {
     let (_, letter) = env.next_dead_letter().await;
     assert_eq!(letter, other.as_bytes());
 
-    let log_path = worker.log.clone();
-    assert!(worker.terminate().await.success());
-    let log = std::fs::read_to_string(log_path).unwrap();
-    assert!(!log.contains("examplePass") && !log.contains("wrongPass"));
+    let log = log_after_stop(worker).await;
+    assert!(!log.contains("examplePass"));
     assert!(!log.contains("otherPass"));
+}
+
+/// A test world for `user-contact.update`: a worker, the contact "Ram" imported through
+/// Webex, and a queue of the test's own for the replies.
+struct UpdateEnv {
+    env: TestEnv,
+    worker: Worker,
+    /// Ram's contact id.
+    id: String,
+    /// Ram's row before any update.
+    before: Value,
+    replies: String,
+}
+
+impl UpdateEnv {
+    async fn new() -> Self {
+        let (env, worker) = env_with_worker().await;
+        let original = json!({
+            "firstName": "Ram",
+            "lastName": "Srini",
+            "title": "Buyer",
+            "emails": [{"value": "Ram123@Gmail.com", "type": "home", "primary": true}],
+            "phoneNumbers": [{"value": "400 123 1234", "type": "work", "primary": true}],
+            "ims": [{"value": "ram-chat-7", "type": "xmpp"}]
+        });
+        env.publish_json("create-ram", &batch(ORG, json!([original])))
+            .await;
+        let (_, _, created) = env.next_result().await;
+        let id = created["contacts"][0]["contactId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let before = canonical(&env, &id).await;
+        let replies = format!("t{}.chat-replies", env.id);
+        env.declare_queue(&replies).await;
+        Self {
+            env,
+            worker,
+            id,
+            before,
+            replies,
+        }
+    }
+
+    /// Sends an update request that asks for a reply, and returns its result and the
+    /// reply's properties and body.
+    async fn update(&self, message_id: &str, body: &[u8]) -> (Value, BasicProperties, Value) {
+        let props = props(message_id, UPDATE, "application/json")
+            .with_reply_to(self.replies.as_str().into())
+            .with_correlation_id(format!("corr-{message_id}").into());
+        self.env.publish(body, props).await;
+        let (_, _, result) = self.env.next_result().await;
+        let (reply_props, reply) = self.env.next_message(&self.replies).await;
+        let reply = serde_json::from_slice(&reply).unwrap();
+        (result, reply_props, reply)
+    }
+
+    /// Ram's row now.
+    async fn ram(&self) -> Value {
+        canonical(&self.env, &self.id).await
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.env
+            .db
+            .query_one("SELECT created_at FROM contacts", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+/// Ram addressed by chat id (the seed's `uuid` name), with a new email.
+fn update_by_chat_id() -> Vec<u8> {
+    serde_json::to_vec(
+        &json!({"uuid": "ram-chat-7", "queryInfo": {"parameters": {"params":
+        {"accountInfo": {"userContact": {"emailId": "ram@work.example"}}}}}}),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
 async fn update_user_contact_changes_only_phone_and_email_and_replies_in_the_seed_shape() {
-    let env = TestEnv::new().await;
-    let worker = env.spawn_worker(&[]).await;
-    let original = json!({
-        "firstName": "Ram",
-        "lastName": "Srini",
-        "title": "Buyer",
-        "emails": [{"value": "Ram123@Gmail.com", "type": "home", "primary": true}],
-        "phoneNumbers": [{"value": "400 123 1234", "type": "work", "primary": true}],
-        "ims": [{"value": "ram-chat-7", "type": "xmpp"}]
-    });
-    env.publish_json("create-ram", &batch(ORG, json!([original])))
-        .await;
-    let (_, _, created) = env.next_result().await;
-    let id = created["contacts"][0]["contactId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let before = canonical(&env, &id).await;
-    let created_at: chrono::DateTime<chrono::Utc> = env
-        .db
-        .query_one("SELECT created_at FROM contacts", &[])
-        .await
-        .unwrap()
-        .get(0);
-
-    let replies = format!("t{}.chat-replies", env.id);
-    env.declare_queue(&replies).await;
-    let request = |message_id: &str, body: &[u8]| {
-        let props = props(message_id, UPDATE, "application/json")
-            .with_reply_to(replies.as_str().into())
-            .with_correlation_id(format!("corr-{message_id}").into());
-        (body.to_vec(), props)
-    };
-
+    let u = UpdateEnv::new().await;
+    let created_at = u.created_at().await;
     // The fixture addresses the user by the email address (any case).
-    let (body, p) = request("upd-1", &fixture("update-user-contact.json"));
-    env.publish(&body, p).await;
-    let (_, _, result) = env.next_result().await;
+    let (result, reply_props, reply) = u
+        .update("upd-1", &fixture("update-user-contact.json"))
+        .await;
     assert_eq!(result["status"], "succeeded", "{result}");
     assert_eq!(result["counts"]["updated"], 1);
-    let (reply_props, reply) = env.next_message(&replies).await;
     assert_eq!(
         reply_props.correlation_id().as_ref().map(|c| c.as_str()),
         Some("corr-upd-1")
     );
-    let reply: Value = serde_json::from_slice(&reply).unwrap();
     assert_eq!(
         reply,
         json!({
@@ -279,7 +383,7 @@ async fn update_user_contact_changes_only_phone_and_email_and_replies_in_the_see
         })
     );
 
-    let after = canonical(&env, &id).await;
+    let after = u.ram().await;
     assert_eq!(
         after["emails"],
         json!([
@@ -295,42 +399,38 @@ async fn update_user_contact_changes_only_phone_and_email_and_replies_in_the_see
         ])
     );
     for unchanged in ["first_name", "last_name", "title", "ims"] {
-        assert_eq!(after[unchanged], before[unchanged], "{unchanged}");
+        assert_eq!(after[unchanged], u.before[unchanged], "{unchanged}");
     }
-    let created_after: chrono::DateTime<chrono::Utc> = env
-        .db
-        .query_one("SELECT created_at FROM contacts", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(created_after, created_at);
+    assert_eq!(u.created_at().await, created_at);
+}
 
+#[tokio::test]
+async fn update_user_contact_by_chat_id_changes_only_the_email() {
+    let u = UpdateEnv::new().await;
     // By chat id, with the seed's `uuid` name; only the email changes this time.
-    let by_chat_id = json!({"uuid": "ram-chat-7", "queryInfo": {"parameters": {"params":
-        {"accountInfo": {"userContact": {"emailId": "ram@work.example"}}}}}});
-    let (body, p) = request("upd-2", &serde_json::to_vec(&by_chat_id).unwrap());
-    env.publish(&body, p).await;
-    let (_, _, result) = env.next_result().await;
+    let (result, _, _) = u.update("upd-2", &update_by_chat_id()).await;
     assert_eq!(result["status"], "succeeded", "{result}");
-    env.next_message(&replies).await;
-    let after_chat = canonical(&env, &id).await;
+    let after_chat = u.ram().await;
     assert_eq!(after_chat["emails"][0]["value"], "ram@work.example");
-    assert_eq!(after_chat["emails"].as_array().unwrap().len(), 3);
-    assert_eq!(after_chat["phone_numbers"], after["phone_numbers"]);
+    assert_eq!(
+        after_chat["emails"].as_array().unwrap().len(),
+        u.before["emails"].as_array().unwrap().len() + 1
+    );
+    assert_eq!(after_chat["phone_numbers"], u.before["phone_numbers"]);
+}
 
+#[tokio::test]
+async fn update_user_contact_of_an_unknown_user_is_a_404_said_in_the_reply() {
+    let u = UpdateEnv::new().await;
     // An unknown user is a 404, said in the reply's text; nothing changes.
     let unknown = String::from_utf8(fixture("update-user-contact.json"))
         .unwrap()
         .replace("ram123@gmail.com", "nobody@example.com");
-    let (body, p) = request("upd-3", unknown.as_bytes());
-    env.publish(&body, p).await;
-    let (_, _, result) = env.next_result().await;
+    let (result, _, reply) = u.update("upd-3", unknown.as_bytes()).await;
     assert_eq!(
         failures(&result),
         [("0".into(), "contact.not.found".into(), 404)]
     );
-    let (_, reply) = env.next_message(&replies).await;
-    let reply: Value = serde_json::from_slice(&reply).unwrap();
     assert_eq!(reply["statusCode"], 404);
     let text = reply["responseMessages"][0]["simpleResponse"]["responseText"]
         .as_str()
@@ -340,55 +440,60 @@ async fn update_user_contact_changes_only_phone_and_email_and_replies_in_the_see
             && text.contains("nobody@example.com"),
         "{text}"
     );
+    assert_eq!(u.ram().await, u.before);
+}
 
+#[tokio::test]
+async fn update_user_contact_seed_example_with_its_placeholders_is_an_invalid_email() {
+    let u = UpdateEnv::new().await;
     // The seed's example verbatim still holds its template placeholders: "$emailId" is no
     // email address (nor "$phoneNumber" a phone number).
-    let (body, p) = request("upd-seed", &fixture("update-user-contact-seed.json"));
-    env.publish(&body, p).await;
-    let (_, _, result) = env.next_result().await;
+    let (result, _, _) = u
+        .update("upd-seed", &fixture("update-user-contact-seed.json"))
+        .await;
     assert_eq!(
         failures(&result),
         [("0".into(), "invalid.email".into(), 400)]
     );
-    env.next_message(&replies).await;
-    assert_eq!(canonical(&env, &id).await, after_chat);
+    assert_eq!(u.ram().await, u.before);
+}
 
+#[tokio::test]
+async fn a_redelivered_update_replays_the_same_reply_without_applying_twice() {
+    let u = UpdateEnv::new().await;
+    let update = fixture("update-user-contact.json");
+    u.update("upd-1", &update).await;
+    let after = u.ram().await;
     // A redelivered request replays the same reply.
-    let (body, p) = request("upd-1", &fixture("update-user-contact.json"));
-    env.publish(&body, p).await;
-    let (_, _, replayed) = env.next_result().await;
+    let (replayed, _, reply) = u.update("upd-1", &update).await;
     assert_eq!(replayed["status"], "succeeded");
-    let (_, reply) = env.next_message(&replies).await;
-    assert_eq!(
-        serde_json::from_slice::<Value>(&reply).unwrap()["responseId"],
-        "upd-1"
-    );
-    assert_eq!(canonical(&env, &id).await, after_chat, "not applied twice");
-    worker
+    assert_eq!(reply["responseId"], "upd-1");
+    assert_eq!(u.ram().await, after, "not applied twice");
+    u.worker
         .expect_metric("contact_import_batches_replayed_total", 1.0)
         .await;
+}
 
+#[tokio::test]
+async fn update_user_contact_by_a_chat_id_two_contacts_share_is_a_409() {
+    let u = UpdateEnv::new().await;
     // Once two contacts share the chat id, it names nobody in particular: 409.
     let twin = json!({"displayName": "Twin", "ims": [{"value": "RAM-CHAT-7"}]});
-    env.publish_json("create-twin", &batch(ORG, json!([twin])))
+    u.env
+        .publish_json("create-twin", &batch(ORG, json!([twin])))
         .await;
-    env.next_result().await;
-    let (body, p) = request("upd-4", &serde_json::to_vec(&by_chat_id).unwrap());
-    env.publish(&body, p).await;
-    let (_, _, result) = env.next_result().await;
+    u.env.next_result().await;
+    let (result, _, _) = u.update("upd-4", &update_by_chat_id()).await;
     assert_eq!(
         failures(&result),
         [("0".into(), "ambiguous.contact".into(), 409)]
     );
-    env.next_message(&replies).await;
-    assert_eq!(canonical(&env, &id).await, after_chat);
+    assert_eq!(u.ram().await, u.before);
 }
 
 #[tokio::test]
 async fn the_same_person_is_the_same_canonical_contact_through_webex_and_save() {
-    let env = TestEnv::new().await;
-    add_account(&env, "exampleUser", "examplePass").await;
-    let _worker = env.spawn_worker(&[]).await;
+    let (env, _worker) = save_env().await;
     let webex = json!({
         "firstName": "John", "lastName": "Doe",
         "phoneNumbers": [{"value": "123-456-7890", "type": "mobile", "primary": true}],
@@ -456,66 +561,82 @@ fn xml_error_codes(xml: &str) -> Vec<String> {
         .collect()
 }
 
+/// Imports the fixture `file` as a DocuSign message, checks what every format shares (one
+/// invalid email among three contacts) and returns the result with the two stored rows.
+async fn import_docusign_fixture(
+    env: &TestEnv,
+    file: &str,
+    content_type: &str,
+) -> (Value, Vec<Value>) {
+    env.publish(&fixture(file), docusign_props(file, content_type))
+        .await;
+    let (routing_key, _, result) = env.next_result().await;
+    assert_eq!(routing_key, ORG);
+    assert_eq!(result["status"], "partial", "{file}: {result}");
+    assert_eq!(
+        failures(&result),
+        [("2".into(), "invalid.email".into(), 400)],
+        "{file}"
+    );
+    let mut rows = Vec::new();
+    for stored in result["contacts"].as_array().unwrap().iter().take(2) {
+        rows.push(canonical(env, stored["contactId"].as_str().unwrap()).await);
+    }
+    (result, rows)
+}
+
 #[tokio::test]
-async fn docusign_json_xml_and_csv_store_the_same_contacts_and_answer_in_their_format() {
-    let env = TestEnv::new().await;
-    let worker = env.spawn_worker(&[]).await;
+async fn docusign_json_is_answered_in_json_naming_docusign_fields() {
+    let (env, _worker) = env_with_worker().await;
+    let (result, _) =
+        import_docusign_fixture(&env, "docusign-contacts.json", "application/json").await;
+    let answer = &result["contactUpdateResponse"];
+    let codes: Vec<String> = answer["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["errorDetails"]["errorCode"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes, ["SUCCESS", "SUCCESS", "INVALID_EMAIL"]);
+    let ada = &answer["contacts"][0];
+    assert_eq!(ada["name"], "Ada Lovelace");
+    assert_eq!(ada["contactId"], result["contacts"][0]["contactId"]);
+    assert_eq!(ada["errorDetails"]["message"], "");
+    assert_eq!(answer["contacts"][2]["name"], "Charles Babbage");
+    // Failures name DocuSign's fields, in both lists.
+    let message = "emails[0] 'not-an-email' is not a valid email address";
+    assert_eq!(answer["contacts"][2]["errorDetails"]["message"], message);
+    assert_eq!(result["failedContacts"][0]["errorMessage"], message);
+}
+
+#[tokio::test]
+async fn docusign_xml_and_csv_are_answered_with_an_xml_contact_update_response() {
+    let (env, _worker) = env_with_worker().await;
+    for (file, content_type) in [
+        ("docusign-contacts.xml", "application/xml"),
+        ("docusign-contacts.csv", "text/csv; charset=utf-8"),
+    ] {
+        let (result, _) = import_docusign_fixture(&env, file, content_type).await;
+        let answer = &result["contactUpdateResponse"];
+        let codes = xml_error_codes(answer.as_str().expect("an XML document"));
+        assert_eq!(codes, ["SUCCESS", "SUCCESS", "INVALID_EMAIL"], "{file}");
+    }
+}
+
+#[tokio::test]
+async fn docusign_xml_and_csv_store_the_same_contacts_as_json() {
+    let (env, worker) = env_with_worker().await;
     let mut stored_by_format = Vec::new();
     for (file, content_type) in [
         ("docusign-contacts.json", "application/json"),
         ("docusign-contacts.xml", "application/xml"),
         ("docusign-contacts.csv", "text/csv; charset=utf-8"),
     ] {
-        env.publish(&fixture(file), docusign_props(file, content_type))
-            .await;
-        let (routing_key, _, result) = env.next_result().await;
-        assert_eq!(routing_key, ORG);
-        assert_eq!(result["status"], "partial", "{file}: {result}");
-        assert_eq!(
-            failures(&result),
-            [("2".into(), "invalid.email".into(), 400)],
-            "{file}"
-        );
-        let answer = &result["contactUpdateResponse"];
-        let codes = match content_type {
-            "application/json" => answer["contacts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c["errorDetails"]["errorCode"].as_str().unwrap().to_owned())
-                .collect(),
-            _ => xml_error_codes(answer.as_str().expect("an XML document")),
-        };
-        assert_eq!(codes, ["SUCCESS", "SUCCESS", "INVALID_EMAIL"], "{file}");
-        if content_type == "application/json" {
-            let ada = &answer["contacts"][0];
-            assert_eq!(ada["name"], "Ada Lovelace");
-            assert_eq!(ada["contactId"], result["contacts"][0]["contactId"]);
-            assert_eq!(ada["errorDetails"]["message"], "");
-            assert_eq!(answer["contacts"][2]["name"], "Charles Babbage");
-            // Failures name DocuSign's fields, in both lists.
-            let message = "emails[0] 'not-an-email' is not a valid email address";
-            assert_eq!(answer["contacts"][2]["errorDetails"]["message"], message);
-            assert_eq!(result["failedContacts"][0]["errorMessage"], message);
-        }
-        let mut rows = Vec::new();
-        for stored in result["contacts"].as_array().unwrap().iter().take(2) {
-            rows.push(canonical(&env, stored["contactId"].as_str().unwrap()).await);
-        }
+        let (_, rows) = import_docusign_fixture(&env, file, content_type).await;
         stored_by_format.push(rows);
     }
     assert_eq!(stored_by_format[0], stored_by_format[1], "JSON and XML");
     assert_eq!(stored_by_format[0], stored_by_format[2], "JSON and CSV");
-    let grace = &stored_by_format[0][1];
-    assert_eq!(grace["display_name"], "Grace Hopper");
-    assert_eq!(grace["company_name"], "Remington Rand, UNIVAC Division");
-    assert_eq!(grace["shared"], false);
-    assert_eq!(grace["cloud_provider"], "rooms");
-    assert_eq!(grace["signing_group_name"], "Compiler Review");
-    assert_eq!(
-        grace["phone_numbers"],
-        json!([{"value": "+12125550199", "type": "work", "primary": false}])
-    );
     assert_eq!(env.contact_count().await, 6);
     worker
         .expect_metric(
@@ -526,9 +647,25 @@ async fn docusign_json_xml_and_csv_store_the_same_contacts_and_answer_in_their_f
 }
 
 #[tokio::test]
-async fn docusign_seed_examples_fail_per_contact_and_a_docusign_contact_matches_its_webex_twin() {
-    let env = TestEnv::new().await;
-    let _worker = env.spawn_worker(&[]).await;
+async fn docusign_fields_are_stored_on_the_canonical_contact() {
+    let (env, _worker) = env_with_worker().await;
+    let (_, rows) =
+        import_docusign_fixture(&env, "docusign-contacts.json", "application/json").await;
+    let grace = &rows[1];
+    assert_eq!(grace["display_name"], "Grace Hopper");
+    assert_eq!(grace["company_name"], "Remington Rand, UNIVAC Division");
+    assert_eq!(grace["shared"], false);
+    assert_eq!(grace["cloud_provider"], "rooms");
+    assert_eq!(grace["signing_group_name"], "Compiler Review");
+    assert_eq!(
+        grace["phone_numbers"],
+        json!([{"value": "+12125550199", "type": "work", "primary": false}])
+    );
+}
+
+#[tokio::test]
+async fn docusign_seed_examples_fail_per_contact_with_invalid_value() {
+    let (env, _worker) = env_with_worker().await;
     // The seed's own examples carry "sample string" values: every contact fails alone, and
     // the answer says why in DocuSign's shape.
     for (file, content_type) in [
@@ -557,7 +694,11 @@ async fn docusign_seed_examples_fail_per_contact_and_a_docusign_contact_matches_
         assert_eq!(codes, ["INVALID_VALUE"], "{file}");
     }
     assert_eq!(env.contact_count().await, 0);
+}
 
+#[tokio::test]
+async fn a_docusign_contact_is_the_same_canonical_contact_as_its_webex_twin() {
+    let (env, _worker) = env_with_worker().await;
     let docusign = json!({"contacts": [{
         "name": "Ada Lovelace", "emails": ["ada@example.com"], "organization": "Analytical Engines",
         "contactPhoneNumbers": [{"phoneNumber": "+1 415 555 0100", "phoneType": "mobile"}]
@@ -585,9 +726,8 @@ async fn docusign_seed_examples_fail_per_contact_and_a_docusign_contact_matches_
 }
 
 #[tokio::test]
-async fn docusign_without_content_type_or_with_a_dtd_is_rejected_and_dead_lettered() {
-    let env = TestEnv::new().await;
-    let _worker = env.spawn_worker(&[]).await;
+async fn docusign_without_content_type_is_rejected_and_dead_lettered() {
+    let (env, _worker) = env_with_worker().await;
     let no_content_type = BasicProperties::default()
         .with_message_id("no-ct".into())
         .with_type(DOCUSIGN.into())
@@ -609,10 +749,15 @@ async fn docusign_without_content_type_or_with_a_dtd_is_rejected_and_dead_letter
     );
     let (letter, _) = env.next_dead_letter().await;
     assert_eq!(
-        crate::common::header(&letter, "x-contact-import-reason").as_deref(),
+        header(&letter, "x-contact-import-reason").as_deref(),
         Some("unsupported.content.type")
     );
+    assert_eq!(env.contact_count().await, 0);
+}
 
+#[tokio::test]
+async fn docusign_xml_with_a_dtd_is_rejected_as_malformed_and_dead_lettered_as_sent() {
+    let (env, _worker) = env_with_worker().await;
     let bomb = r#"<?xml version="1.0"?>
 <!DOCTYPE contactModRequest [
   <!ENTITY lol "lol">
@@ -636,7 +781,7 @@ async fn docusign_without_content_type_or_with_a_dtd_is_rejected_and_dead_letter
     );
     let (letter, body) = env.next_dead_letter().await;
     assert_eq!(
-        crate::common::header(&letter, "x-contact-import-reason").as_deref(),
+        header(&letter, "x-contact-import-reason").as_deref(),
         Some("malformed.body")
     );
     assert_eq!(
@@ -647,38 +792,48 @@ async fn docusign_without_content_type_or_with_a_dtd_is_rejected_and_dead_letter
     assert_eq!(env.contact_count().await, 0);
 }
 
-#[tokio::test]
-async fn a_docusign_contact_id_imports_once_and_updates_afterwards() {
-    let env = TestEnv::new().await;
-    let _worker = env.spawn_worker(&[]).await;
-    let send = |message_id: &'static str, contacts: Value| {
-        let env = &env;
-        async move {
-            let body = serde_json::to_vec(&json!({ "contacts": contacts })).unwrap();
-            env.publish(&body, docusign_props(message_id, "application/json"))
-                .await;
-            env.next_result().await.2
-        }
-    };
+/// Sends a DocuSign JSON message with `contacts` and returns its result.
+async fn send_docusign(env: &TestEnv, message_id: &str, contacts: Value) -> Value {
+    let body = serde_json::to_vec(&json!({ "contacts": contacts })).unwrap();
+    env.publish(&body, docusign_props(message_id, "application/json"))
+        .await;
+    env.next_result().await.2
+}
 
-    // DocuSign's own id: a new contact, answered with that id.
-    let first = send(
+/// Imports Ada under DocuSign's id `ds-123`; returns our id for her.
+async fn import_ada(env: &TestEnv) -> String {
+    let first = send_docusign(
+        env,
         "ds-1",
         json!([{"contactId": "ds-123", "name": "Ada Lovelace", "organization": "Analytical Engines"}]),
     )
     .await;
     assert_eq!(first["counts"]["created"], 1, "{first}");
-    let ours = first["contacts"][0]["contactId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     assert_eq!(
         first["contactUpdateResponse"]["contacts"][0]["contactId"],
         "ds-123"
     );
+    first["contacts"][0]["contactId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
 
+#[tokio::test]
+async fn a_new_docusign_contact_id_imports_a_contact_answered_with_that_id() {
+    let (env, _worker) = env_with_worker().await;
+    // DocuSign's own id: a new contact, answered with that id (checked by import_ada).
+    import_ada(&env).await;
+    assert_eq!(env.contact_count().await, 1);
+}
+
+#[tokio::test]
+async fn a_docusign_contact_imported_again_under_its_id_is_updated_keeping_absent_fields() {
+    let (env, _worker) = env_with_worker().await;
+    let ours = import_ada(&env).await;
     // Imported again under the same id: the same contact, updated, absent fields kept.
-    let again = send(
+    let again = send_docusign(
+        &env,
         "ds-2",
         json!([{"contactId": "ds-123", "emails": ["ada@example.com"]}]),
     )
@@ -689,16 +844,28 @@ async fn a_docusign_contact_id_imports_once_and_updates_afterwards() {
     assert_eq!(row["display_name"], "Ada Lovelace");
     assert_eq!(row["company_name"], "Analytical Engines");
     assert_eq!(row["emails"][0]["value"], "ada@example.com");
+    assert_eq!(env.contact_count().await, 1);
+}
 
+#[tokio::test]
+async fn our_contact_id_from_a_docusign_answer_updates_that_contact() {
+    let (env, _worker) = env_with_worker().await;
+    let ours = import_ada(&env).await;
     // Our own id, as a previous answer gave it, updates that contact too.
-    let by_ours = send("ds-3", json!([{"contactId": ours, "shared": "true"}])).await;
+    let by_ours = send_docusign(&env, "ds-3", json!([{"contactId": ours, "shared": "true"}])).await;
     assert_eq!(by_ours["counts"]["updated"], 1, "{by_ours}");
     assert_eq!(canonical(&env, &ours).await["shared"], true);
     assert_eq!(env.contact_count().await, 1);
+}
 
+#[tokio::test]
+async fn a_new_docusign_id_without_a_name_and_an_id_twice_in_one_batch_are_refused() {
+    let (env, _worker) = env_with_worker().await;
+    let ours = import_ada(&env).await;
     // A new id without a name is a new contact without a name; the same id twice in one
     // batch would write one contact twice.
-    let refused = send(
+    let refused = send_docusign(
+        &env,
         "ds-4",
         json!([
             {"contactId": "ds-999", "emails": ["x@example.com"]},

@@ -15,3 +15,5 @@ mod rejection;
 mod requester;
 mod retry;
 mod shutdown;
+#[path = "../support/mod.rs"]
+mod support;

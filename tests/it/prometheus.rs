@@ -4,6 +4,7 @@
 //! without error against the worker's real series.
 
 use crate::common::{ORG, TestEnv, batch};
+use crate::support::ports::free_port;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -251,12 +252,4 @@ impl Drop for Prometheus {
 async fn json_body(response: reqwest::Response) -> Value {
     let text = response.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -23,8 +23,8 @@ async fn database_restart_mid_stream_is_ridden_out_by_the_same_worker() {
         if worker.readyz().await == Some(503) {
             saw_not_ready = true;
         }
-        if worker.metric("contact_import_database_up").await == Some(0.0)
-            && worker.metric("contact_import_ready").await == Some(0.0)
+        if worker.try_metric("contact_import_database_up").await == Some(0.0)
+            && worker.try_metric("contact_import_ready").await == Some(0.0)
         {
             saw_paused = true;
         }
@@ -46,7 +46,7 @@ async fn database_restart_mid_stream_is_ridden_out_by_the_same_worker() {
     );
     // The batches in hand waited for the database instead of spending their deliveries.
     let requeued = worker
-        .metric(r#"contact_import_batches_requeued_total{reason="database"}"#)
+        .try_metric(r#"contact_import_batches_requeued_total{reason="database"}"#)
         .await
         .unwrap_or(0.0);
     summary.expect(
@@ -54,7 +54,7 @@ async fn database_restart_mid_stream_is_ridden_out_by_the_same_worker() {
         format!("{requeued} batches were requeued during the outage instead of waiting"),
     );
     let retries = worker
-        .metric("contact_import_db_retries_total")
+        .try_metric("contact_import_db_retries_total")
         .await
         .unwrap_or(0.0);
     eprintln!("database_restart: contact_import_db_retries_total = {retries}");

@@ -25,7 +25,7 @@ async fn memory_alarm_pauses_the_worker_until_the_broker_unblocks_it() {
         Duration::from_secs(30),
         "the worker never reported the broker blocking it",
         || async {
-            worker.metric("contact_import_broker_blocked").await == Some(1.0)
+            worker.try_metric("contact_import_broker_blocked").await == Some(1.0)
                 && worker.readyz().await == Some(503)
         },
     )
@@ -35,7 +35,7 @@ async fn memory_alarm_pauses_the_worker_until_the_broker_unblocks_it() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let answered_while_blocked = s.batches_with_results() - answered;
     let in_flight = worker
-        .metric("contact_import_batches_in_flight")
+        .try_metric("contact_import_batches_in_flight")
         .await
         .unwrap_or(f64::NAN);
     let backlog = stream::queue_depth(&s.cluster.rabbit.url(), IMPORT_QUEUE).await;
@@ -46,7 +46,7 @@ async fn memory_alarm_pauses_the_worker_until_the_broker_unblocks_it() {
         Duration::from_secs(30),
         "the worker did not resume after the alarm cleared",
         || async {
-            worker.metric("contact_import_broker_blocked").await == Some(0.0)
+            worker.try_metric("contact_import_broker_blocked").await == Some(0.0)
                 && worker.readyz().await == Some(200)
         },
     )

@@ -18,12 +18,12 @@ async fn sigterm_drains_started_batches_and_leaves_the_rest_queued() {
     s.wait_for_results(20).await;
 
     let in_flight = first
-        .metric("contact_import_batches_in_flight")
+        .try_metric("contact_import_batches_in_flight")
         .await
         .unwrap_or(0.0);
     s.fault_began();
     let term = Instant::now();
-    first.terminate().await;
+    first.sigterm().await;
     let status = first
         .wait_exit(Duration::from_secs(settings.shutdown_grace_secs + 10))
         .await;
