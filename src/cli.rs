@@ -25,6 +25,7 @@ pub struct Cli {
         default_value = "auto"
     )]
     pub log_format: LogFormat,
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }

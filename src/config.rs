@@ -58,6 +58,7 @@ pub struct BrokerConfig {
     pub delivery_limit: u32,
 }
 
+/// Where the database is.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
     /// PostgreSQL URL.
@@ -72,8 +73,10 @@ pub struct DatabaseConfig {
 /// Everything `contact-import worker` needs.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerConfig {
+    /// The broker and the names of the topology.
     #[command(flatten)]
     pub broker: BrokerConfig,
+    /// The database.
     #[command(flatten)]
     pub database: DatabaseConfig,
     /// Batches processed at once, each on its own database connection.
@@ -123,15 +126,18 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// `--prefetch`, else twice the concurrency.
     pub fn prefetch(&self) -> u16 {
         self.prefetch.unwrap_or(self.concurrency.saturating_mul(2))
     }
 
+    /// `--db-pool-size`, else the concurrency plus one (the spare for `/readyz`).
     pub fn db_pool_size(&self) -> usize {
         self.db_pool_size
             .unwrap_or(usize::from(self.concurrency) + 1)
     }
 
+    /// `--shutdown-grace-secs` as a duration.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }

@@ -32,6 +32,7 @@ impl BatchId {
         !self.0.chars().any(char::is_control)
     }
 
+    /// The id as sent or derived; the result's `batchId`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -69,6 +70,7 @@ impl OrgId {
         Ok(Self(id.to_owned()))
     }
 
+    /// The org id, trimmed; the result's `orgId` and the results routing key.
     pub fn as_str(&self) -> &str {
         &self.0
     }

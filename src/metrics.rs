@@ -8,21 +8,37 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::time::Duration;
 
+/// Counter: batches finished, by `status`.
 pub const BATCHES: &str = "contact_import_batches_total";
+/// Counter: contacts of applied batches, by `outcome` (`created`, `updated`, `failed`).
 pub const CONTACTS: &str = "contact_import_contacts_total";
+/// Histogram, seconds: from delivery to settlement of a batch.
 pub const BATCH_DURATION: &str = "contact_import_batch_duration_seconds";
+/// Counter: database attempts retried after a transient error.
 pub const DB_RETRIES: &str = "contact_import_db_retries_total";
+/// Gauge: batches being processed now.
 pub const IN_FLIGHT: &str = "contact_import_batches_in_flight";
+/// Counter: messages this worker dead-lettered, by `reason` (a [`RejectCode`]).
 pub const DEAD_LETTERED: &str = "contact_import_dead_lettered_total";
+/// Counter: redelivered batches answered with their stored result.
 pub const REPLAYED: &str = "contact_import_batches_replayed_total";
+/// Counter: deliveries returned to the queue, by `reason` (a [`RequeueReason`]).
 pub const REQUEUED: &str = "contact_import_batches_requeued_total";
+/// Counter: confirmed results no queue received, by `target` (an [`UnroutableTarget`]).
 pub const RESULTS_UNROUTABLE: &str = "contact_import_results_unroutable_total";
+/// Counter: broker sessions lost and reconnected.
 pub const BROKER_RECONNECTS: &str = "contact_import_broker_reconnects_total";
+/// Gauge: 1 while the broker blocks this worker's publishing (memory or disk alarm).
 pub const BROKER_BLOCKED: &str = "contact_import_broker_blocked";
+/// Gauge: 0 while the database is unavailable and no new batches are taken, else 1.
 pub const DATABASE_UP: &str = "contact_import_database_up";
+/// Counter: batches answered as dry runs (`x-dry-run`); not in [`CONTACTS`].
 pub const DRY_RUNS: &str = "contact_import_dry_runs_total";
+/// Gauge: 1 while `/readyz` would answer ready (without its database round trip).
 pub const READY: &str = "contact_import_ready";
+/// Gauge: always 1; its `version` label names the build.
 pub const BUILD_INFO: &str = "contact_import_build_info";
+/// Counter: messages taken from the import queue, by `type` (`unknown` for no dialect); redeliveries count again.
 pub const MESSAGES: &str = "contact_import_messages_total";
 
 /// Why a delivery went back to the queue: the `reason` of [`REQUEUED`].
@@ -198,12 +214,14 @@ pub fn batch_finished(status: BatchStatus, elapsed: Duration) {
     histogram!(BATCH_DURATION).record(elapsed.as_secs_f64());
 }
 
+/// Counts the contacts of an applied batch, by outcome.
 pub fn contacts(created: usize, updated: usize, failed: usize) {
     counter!(CONTACTS, "outcome" => "created").increment(created as u64);
     counter!(CONTACTS, "outcome" => "updated").increment(updated as u64);
     counter!(CONTACTS, "outcome" => "failed").increment(failed as u64);
 }
 
+/// Counts one retried database attempt.
 pub fn db_retry() {
     counter!(DB_RETRIES).increment(1);
 }
@@ -213,18 +231,22 @@ pub fn dead_lettered(reason: RejectCode) {
     counter!(DEAD_LETTERED, "reason" => reason.as_str()).increment(1);
 }
 
+/// Counts a broker session lost and reconnected.
 pub fn broker_reconnect() {
     counter!(BROKER_RECONNECTS).increment(1);
 }
 
+/// Sets [`BROKER_BLOCKED`].
 pub fn broker_blocked(blocked: bool) {
     gauge!(BROKER_BLOCKED).set(f64::from(u8::from(blocked)));
 }
 
+/// Sets [`DATABASE_UP`].
 pub fn database_up(up: bool) {
     gauge!(DATABASE_UP).set(f64::from(u8::from(up)));
 }
 
+/// Sets [`READY`].
 pub fn ready(ready: bool) {
     gauge!(READY).set(f64::from(u8::from(ready)));
 }
@@ -235,10 +257,12 @@ pub fn message(kind: Option<MessageType>) {
     counter!(MESSAGES, "type" => kind).increment(1);
 }
 
+/// Counts a batch answered as a dry run.
 pub fn dry_run() {
     counter!(DRY_RUNS).increment(1);
 }
 
+/// Counts a redelivered batch answered with its stored result.
 pub fn replayed() {
     counter!(REPLAYED).increment(1);
 }
@@ -257,6 +281,7 @@ pub fn result_unroutable(target: UnroutableTarget) {
 pub struct InFlight(());
 
 impl InFlight {
+    /// Counts one more batch in flight until the guard is dropped.
     pub fn enter() -> Self {
         gauge!(IN_FLIGHT).increment(1.0);
         Self(())

@@ -7,14 +7,23 @@ use std::fmt;
 /// `error.code` and into the dead letter's `x-contact-import-reason` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectCode {
+    /// `unsupported.type` (400): an AMQP `type` no dialect reads.
     UnsupportedType,
+    /// `unsupported.content.type` (415): a content type the dialect does not read.
     UnsupportedContentType,
+    /// `malformed.body` (400): the body cannot be read in its dialect and format.
     MalformedBody,
+    /// `invalid.schemas` (400): `schemas` is not the contact core URN.
     InvalidSchemas,
+    /// `missing.org.id` (400): neither the body nor a header names the org.
     MissingOrgId,
+    /// `invalid.org.id` (400): the org is blank or over-long.
     InvalidOrgId,
+    /// `org.id.mismatch` (400): body and header name different orgs.
     OrgIdMismatch,
+    /// `missing.contacts` (400): no `contacts` array.
     MissingContacts,
+    /// `batch.too.large` (413): over the message size or contact count limit.
     TooLarge,
     /// The `message_id` holds control characters.
     InvalidBatchId,
@@ -26,6 +35,7 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
+    /// Every code, in declaration order (metrics create a series for each).
     pub const ALL: [RejectCode; 12] = [
         Self::UnsupportedType,
         Self::UnsupportedContentType,
@@ -41,6 +51,7 @@ impl RejectCode {
         Self::AttemptsExhausted,
     ];
 
+    /// The code as written in results and headers, e.g. `malformed.body`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::UnsupportedType => "unsupported.type",
@@ -58,6 +69,7 @@ impl RejectCode {
         }
     }
 
+    /// The `statusCode` of the `rejected` result's `error`.
     pub fn status_code(self) -> u16 {
         match self {
             Self::UnsupportedContentType => 415,
@@ -80,12 +92,16 @@ impl fmt::Display for RejectCode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct Rejection {
+    /// `error.code`; also the dead letter's `x-contact-import-reason`.
     pub code: RejectCode,
+    /// `error.message`; also the dead letter's `x-contact-import-error`.
     pub message: String,
+    /// The batch's org, if it could be read: where the `rejected` result is routed.
     pub org_id: Option<OrgId>,
 }
 
 impl Rejection {
+    /// A rejection whose org is not known (see [`Rejection::with_org`]).
     pub fn new(code: RejectCode, message: impl Into<String>) -> Self {
         Self {
             code,
@@ -94,6 +110,7 @@ impl Rejection {
         }
     }
 
+    /// Sets the org the `rejected` result is routed to.
     pub fn with_org(mut self, org_id: Option<OrgId>) -> Self {
         self.org_id = org_id;
         self

@@ -9,11 +9,15 @@ use serde::Serialize;
 /// What happened to one contact of an applied batch.
 #[derive(Debug, Clone)]
 pub enum ContactOutcome {
+    /// Inserted now; stored as shown.
     Created(StoredContact),
+    /// An existing contact written now; stored as shown.
     Updated(StoredContact),
+    /// Not stored; listed in `failedContacts`.
     Failed(ContactError),
 }
 
+/// `status`: how much of a batch was stored. Also the `status` header and the stored batch's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BatchStatus {
@@ -53,12 +57,19 @@ impl BatchStatus {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchResult {
+    /// `batchId`: the message id, or the `sha256:` one derived from the body.
     pub batch_id: String,
+    /// `orgId`; `None` only for a batch rejected before its org could be read.
     pub org_id: Option<String>,
+    /// `status`.
     pub status: BatchStatus,
+    /// `contacts`: in request order, each as stored, `null` where that contact failed.
     pub contacts: Vec<Option<StoredContact>>,
+    /// `failedContacts`, in request order.
     pub failed_contacts: Vec<FailedContact>,
+    /// `counts`.
     pub counts: Counts,
+    /// `error`: set on a `rejected` result only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<BatchError>,
     /// DocuSign batches: the seed's `contactUpdateResponse`, one entry per contact with its
@@ -74,24 +85,36 @@ pub struct BatchResult {
     /// database, nothing written.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// `processedAt`: RFC 3339 with milliseconds, UTC.
     pub processed_at: String,
 }
 
+/// One entry of `failedContacts`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FailedContact {
+    /// `id`: the contact's index in the request, as a string.
     pub id: String,
+    /// `errorCode`, e.g. `invalid.email`.
     pub error_code: &'static str,
+    /// `errorMessage`, naming the field as the request's dialect calls it.
     pub error_message: String,
+    /// `statusCode`: the HTTP-like status of the failure (400, 401, 404, 409).
     pub status_code: u16,
+    /// `retryable`: whether sending the same contact again could succeed unchanged.
     pub retryable: bool,
 }
 
+/// `counts`: `received` = `created` + `updated` + `failed`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
+    /// Contacts in the request.
     pub received: usize,
+    /// Contacts inserted.
     pub created: usize,
+    /// Existing contacts written.
     pub updated: usize,
+    /// Contacts not stored.
     pub failed: usize,
 }
 
@@ -99,8 +122,11 @@ pub struct Counts {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchError {
+    /// `code`: the rejection code, e.g. `malformed.body`.
     pub code: &'static str,
+    /// `message`: what was wrong, for a person.
     pub message: String,
+    /// `statusCode`: 400, 409, 413, 415 or 500.
     pub status_code: u16,
 }
 
@@ -183,6 +209,7 @@ impl BatchResult {
         }
     }
 
+    /// The JSON body, as published and stored.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a result always serialises")
     }

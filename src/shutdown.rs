@@ -18,6 +18,7 @@ pub fn channel() -> (Trigger, Shutdown) {
 }
 
 impl Trigger {
+    /// Fires the shutdown; firing again does nothing more.
     pub fn fire(&self) {
         self.0.send_replace(true);
     }

@@ -19,12 +19,16 @@ const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// the reconnect loop.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why [`connect`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// `AMQP_URL` does not parse as an AMQP URI.
     #[error("invalid AMQP_URL: {0}")]
     Url(String),
+    /// The broker refused or dropped the connection.
     #[error(transparent)]
     Amqp(#[from] lapin::Error),
+    /// The handshake did not finish within 30 s.
     #[error("no answer from the broker within {}s", HANDSHAKE_TIMEOUT.as_secs())]
     Timeout,
 }

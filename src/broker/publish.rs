@@ -17,7 +17,9 @@ pub const UNKNOWN_ORG_ROUTING_KEY: &str = "unknown";
 
 /// Headers this worker adds to a message it dead-letters itself.
 pub const REASON_HEADER: &str = "x-contact-import-reason";
+/// The rejection's message, for people.
 pub const ERROR_HEADER: &str = "x-contact-import-error";
+/// The batch id the worker gave the message.
 pub const BATCH_ID_HEADER: &str = "x-contact-import-batch-id";
 /// Deliveries of the message so far, this one included.
 pub const ATTEMPTS_HEADER: &str = "x-contact-import-attempts";
@@ -29,22 +31,31 @@ pub const DEAD_AT_HEADER: &str = "x-contact-import-dead-lettered-at";
 /// Why a message is dead-lettered; written into its headers.
 #[derive(Debug, Clone, Copy)]
 pub struct DeadLetterReason<'a> {
+    /// `x-contact-import-batch-id`.
     pub batch_id: &'a str,
+    /// `x-contact-import-org-id`, when the org could be read.
     pub org_id: Option<&'a str>,
     /// The rejection code (`x-contact-import-reason`).
     pub code: &'a str,
+    /// `x-contact-import-error`: the message, for people.
     pub error: &'a str,
+    /// `x-contact-import-attempts`: deliveries so far, this one included.
     pub attempts: u32,
 }
 
+/// Why a publish did not count as delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// The channel or connection failed.
     #[error("broker error while publishing: {0}")]
     Amqp(#[from] lapin::Error),
+    /// The broker confirmed negatively.
     #[error("the broker refused the message (negative confirm)")]
     Nacked,
+    /// Returned unroutable where a queue must exist (a replayed batch, a dead letter); names where it went.
     #[error("no queue is bound to receive the message ({0})")]
     Unroutable(String),
+    /// No confirm within the timeout while the connection was not blocked.
     #[error("the broker did not confirm the message within {0:?}")]
     NoConfirm(Duration),
 }
@@ -57,6 +68,7 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 /// Whether a confirmed message reached a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routed {
+    /// At least one queue received it.
     Yes,
     /// Confirmed, but returned as unroutable (`mandatory`): no queue is bound.
     NoQueue,
@@ -65,6 +77,7 @@ pub enum Routed {
 /// Where the result of one request goes, from the request's properties.
 #[derive(Debug, Clone, Default)]
 pub struct ReplyTarget {
+    /// The request's `reply_to` queue, if it named one.
     pub reply_to: Option<String>,
     /// The request's `correlation_id`, else its `message_id`.
     pub correlation_id: Option<String>,
@@ -76,6 +89,7 @@ pub struct ReplyTarget {
 }
 
 impl ReplyTarget {
+    /// Reads the target from the request's properties and headers.
     pub fn of(delivery: &Delivery) -> Self {
         let props = &delivery.properties;
         let text = |v: &Option<lapin::types::ShortString>| {
@@ -100,6 +114,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Opens a channel on `connection` and puts it in confirm mode.
     pub async fn open(connection: &Connection, cfg: BrokerConfig) -> lapin::Result<Self> {
         let channel = connection.create_channel().await?;
         channel
@@ -112,6 +127,7 @@ impl Publisher {
         })
     }
 
+    /// The underlying channel, so the session can watch it close.
     pub fn channel(&self) -> &Channel {
         &self.channel
     }

@@ -6,6 +6,8 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, ExchangeKind};
 
+/// Declares the dead-letter exchange and queue, the import exchange and quorum queue (with their
+/// arguments, see README) and the results exchange; safe to run from every worker at start.
 pub async fn declare(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> {
     let durable_exchange = ExchangeDeclareOptions {
         durable: true,

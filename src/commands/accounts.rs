@@ -12,8 +12,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 /// `contact-import accounts …`.
 #[derive(Debug, Args)]
 pub struct AccountsArgs {
+    /// Where the `accounts` table is.
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// What to do.
     #[command(subcommand)]
     pub command: AccountsCommand,
 }
@@ -24,15 +26,19 @@ pub enum AccountsCommand {
     /// Create an account, or set a new password for it. The password is read from the first
     /// line of stdin, never from the command line (which `ps` and shell history show).
     Add {
+        /// The org the account belongs to (the batches' `orgId`).
         #[arg(long)]
         org: String,
+        /// The account's user name (a Save User Contacts request's `userName`).
         #[arg(long)]
         user: String,
     },
     /// Delete an account.
     Remove {
+        /// The org the account belongs to.
         #[arg(long)]
         org: String,
+        /// The account's user name.
         #[arg(long)]
         user: String,
     },

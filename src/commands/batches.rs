@@ -11,8 +11,10 @@ use std::time::Duration;
 /// `contact-import batches …`.
 #[derive(Debug, Args)]
 pub struct BatchesArgs {
+    /// Where `import_batches` is.
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// What to show.
     #[command(subcommand)]
     pub command: BatchesCommand,
 }
@@ -30,11 +32,13 @@ pub enum BatchesCommand {
     },
     /// List an org's batches processed recently, newest first.
     List {
+        /// The org whose batches to list.
         #[arg(long)]
         org: String,
         /// How far back, e.g. `24h`, `7d`.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
         since: Duration,
+        /// Most batches to list.
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },

@@ -19,14 +19,18 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use std::time::{Duration, SystemTime};
 
+/// `contact-import dlq …`.
 #[derive(Debug, Args)]
 pub struct DlqArgs {
+    /// The broker and the dead-letter queue's (and, for `replay`, the import exchange's) names.
     #[command(flatten)]
     pub broker: BrokerConfig,
+    /// What to do.
     #[command(subcommand)]
     pub command: DlqCommand,
 }
 
+/// What to do with the dead-letter queue.
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
     /// List dead letters without removing them: batch id, org, reason, attempts, first and
@@ -37,7 +41,10 @@ pub enum DlqCommand {
         limit: usize,
     },
     /// Print one dead letter (by batch id): its headers and its body.
-    Show { id: String },
+    Show {
+        /// The batch id, as `dlq list` shows it.
+        id: String,
+    },
     /// Publish dead letters to the import exchange again, then remove them from the
     /// dead-letter queue. A letter is removed only after the broker confirmed its copy, so a
     /// replay stopped half-way loses nothing; a batch that ends up published twice is applied
@@ -56,6 +63,7 @@ pub enum DlqCommand {
     /// Remove letters dead-lettered longer ago than DURATION (e.g. `7d`, `12h`). Without
     /// `--yes` it only counts them.
     Purge {
+        /// Least time since a letter's last death; letters without a death time are kept.
         #[arg(long, value_parser = humantime::parse_duration)]
         older_than: Duration,
         /// Really remove them.
@@ -64,6 +72,7 @@ pub enum DlqCommand {
     },
 }
 
+/// Runs the command. Letters it does not remove go back to the queue when its channel closes.
 pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
     let (connection, channel) = broker::open_declared(&args.broker, "contact-import dlq").await?;
     let queue = args.broker.dead_letter_queue.clone();

@@ -9,21 +9,29 @@ pub enum ErrorCode {
     InvalidContact,
     /// None of displayName, firstName, lastName on a new contact.
     MissingName,
+    /// `invalid.email`: an email value missing or not an address (RFC 5322, at most 254 characters).
     InvalidEmail,
+    /// `invalid.phone`: a phone number missing, or not 3–15 digits with an optional leading `+`.
     InvalidPhone,
     /// A `type` of an email or phone number outside the allowed values.
     InvalidType,
+    /// `invalid.primary.contact.method`: outside `EMAIL PHONE SIPADDRESS IMS`.
     InvalidPrimaryContactMethod,
     /// More than one entry of a list marked primary.
     MultiplePrimary,
     /// A list entry without a value (SIP address, IM, group).
     MissingValue,
+    /// `value.too.long`: a text field over 256 characters, `avatarURL` over 2048.
     TooLong,
     /// NUL or another control character (tab and line breaks are allowed).
     InvalidCharacters,
+    /// `too.many.values`: a list with more than 50 entries.
     TooManyValues,
+    /// `invalid.contact.id`: a `contactId` that is not a UUID.
     InvalidContactId,
+    /// `invalid.address`: neither an object nor a JSON-encoded one, or with unknown keys.
     InvalidAddress,
+    /// `invalid.url`: an `avatarURL` that is not an http(s) URL.
     InvalidUrl,
     /// The same contactId appears earlier in the same batch.
     DuplicateInBatch,
@@ -99,11 +107,14 @@ impl fmt::Display for ErrorCode {
 /// One contact's failure: a stable code and a message naming the field and the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactError {
+    /// `errorCode`.
     pub code: ErrorCode,
+    /// `errorMessage`, naming the field as the request's dialect calls it.
     pub message: String,
 }
 
 impl ContactError {
+    /// A failure with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,

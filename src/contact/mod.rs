@@ -2,7 +2,9 @@
 //! [`validate`] turns into a [`ValidContact`] or a [`ContactError`], once.
 
 pub mod credentials;
+/// Per-contact error codes, a stable contract with upstream systems.
 pub mod error;
+/// The canonical contact: drafts as read, valid contacts, and contacts as stored.
 pub mod model;
 pub mod validate;
 

@@ -11,33 +11,57 @@ pub const CONTACT_SCHEMA: &str = "urn:cisco:codev:identity:contact:core:1.0";
 /// `None` means the field was absent (on an update: keep the stored value).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContactDraft {
+    /// `contactId`: the id of the org's contact to update (must be a UUID); absent for a new contact.
     pub contact_id: Option<String>,
+    /// `displayName`.
     pub display_name: Option<String>,
+    /// `firstName`.
     pub first_name: Option<String>,
+    /// `lastName`.
     pub last_name: Option<String>,
+    /// `companyName` (DocuSign's `organization`).
     pub company_name: Option<String>,
+    /// `title`.
     pub title: Option<String>,
+    /// `address`, already parsed when the Webex shape sent it as a JSON-encoded string.
     pub address: Option<Address>,
+    /// `avatarURL`; validation requires an http(s) URL.
     pub avatar_url: Option<String>,
+    /// `primaryContactMethod`, any case until validation makes it one of `EMAIL PHONE SIPADDRESS IMS`.
     pub primary_contact_method: Option<String>,
+    /// `source`.
     pub source: Option<String>,
+    /// `emails`.
     pub emails: Option<Vec<MethodDraft>>,
+    /// `phoneNumbers` (Save's `mobileNumber`, DocuSign's `contactPhoneNumbers`).
     pub phone_numbers: Option<Vec<MethodDraft>>,
+    /// `sipAddresses`.
     pub sip_addresses: Option<Vec<MethodDraft>>,
+    /// `ims`.
     pub ims: Option<Vec<MethodDraft>>,
+    /// `groups`, by name (Save's `groupName`).
     pub groups: Option<Vec<String>>,
+    /// `middleName`.
     pub middle_name: Option<String>,
     /// `YYYY-MM-DD`, checked by validation.
     pub birth_date: Option<String>,
+    /// `weddingDate`, `YYYY-MM-DD`, checked by validation.
     pub wedding_date: Option<String>,
+    /// `anniversaryDate`, `YYYY-MM-DD`, checked by validation.
     pub anniversary_date: Option<String>,
     /// Save User Contacts' `column1`..`column5`.
     pub custom_fields: Option<BTreeMap<String, String>>,
+    /// DocuSign's `shared`.
     pub shared: Option<bool>,
+    /// DocuSign's `cloudProvider`, any case until validation makes it one of `rooms docusignCore`.
     pub cloud_provider: Option<String>,
+    /// DocuSign's `cloudProviderContainerId`.
     pub cloud_provider_container_id: Option<String>,
+    /// DocuSign's `signingGroup`.
     pub signing_group: Option<String>,
+    /// DocuSign's `signingGroupName`.
     pub signing_group_name: Option<String>,
+    /// DocuSign's `signingGroupUsers`, without their `activationAccessCode`.
     pub signing_group_users: Option<Vec<SigningGroupUser>>,
     /// An id the sending system gives the contact (DocuSign's contactId); see
     /// [`Target::External`].
@@ -54,7 +78,9 @@ pub struct ContactDraft {
 /// password, so a draft can be logged.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Credentials {
+    /// `userName`.
     pub user_name: String,
+    /// `password`; never stored, logged or echoed.
     pub password: String,
 }
 
@@ -72,20 +98,28 @@ impl fmt::Debug for Credentials {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SigningGroupUser {
+    /// `userName`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
+    /// `userId`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// `email`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// `userType`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_type: Option<String>,
+    /// `userStatus`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_status: Option<String>,
+    /// `uri`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
+    /// `loginStatus`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_status: Option<String>,
+    /// `sendActivationEmail`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub send_activation_email: Option<String>,
 }
@@ -93,9 +127,12 @@ pub struct SigningGroupUser {
 /// One entry of a multi-valued field (email, phone, SIP address, IM) before validation.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct MethodDraft {
+    /// `value`: the address, number or account id, as sent.
     pub value: Option<String>,
+    /// `type` (`work`, `home`, …), any case until validation.
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// `primary`; absent reads as `false`.
     pub primary: Option<bool>,
 }
 
@@ -154,54 +191,79 @@ impl Target {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactFields {
+    /// `displayName`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// `firstName`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
+    /// `lastName`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
+    /// `companyName`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub company_name: Option<String>,
+    /// `title`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// `address`, always an object once stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<Address>,
+    /// `avatarURL`, an http(s) URL.
     #[serde(rename = "avatarURL", skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
+    /// `primaryContactMethod`: `EMAIL`, `PHONE`, `SIPADDRESS` or `IMS`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub primary_contact_method: Option<String>,
+    /// `source`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// `emails`, at most one primary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emails: Option<Vec<ContactMethod>>,
+    /// `phoneNumbers`, normalised to digits with an optional leading `+`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone_numbers: Option<Vec<ContactMethod>>,
+    /// `sipAddresses`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sip_addresses: Option<Vec<ContactMethod>>,
+    /// `ims`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ims: Option<Vec<ContactMethod>>,
+    /// `groups`, by name, without duplicates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
+    /// `middleName`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub middle_name: Option<String>,
+    /// `birthDate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub birth_date: Option<NaiveDate>,
+    /// `weddingDate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wedding_date: Option<NaiveDate>,
+    /// `anniversaryDate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anniversary_date: Option<NaiveDate>,
+    /// `customFields`: Save User Contacts' `column1`..`column5`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub custom_fields: Option<BTreeMap<String, String>>,
+    /// DocuSign's `shared`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared: Option<bool>,
+    /// DocuSign's `cloudProvider`: `rooms` or `docusignCore`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_provider: Option<String>,
+    /// DocuSign's `cloudProviderContainerId`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_provider_container_id: Option<String>,
+    /// DocuSign's `signingGroup`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_group: Option<String>,
+    /// DocuSign's `signingGroupName`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_group_name: Option<String>,
+    /// DocuSign's `signingGroupUsers`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_group_users: Option<Vec<SigningGroupUser>>,
 }
@@ -209,9 +271,12 @@ pub struct ContactFields {
 /// A validated email, phone number, SIP address or IM account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactMethod {
+    /// `value`, trimmed; a phone number normalised.
     pub value: String,
+    /// `type`, lowercase; one of the allowed types for emails and phone numbers.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// `primary`.
     pub primary: bool,
 }
 
@@ -219,14 +284,19 @@ pub struct ContactMethod {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Address {
+    /// `street`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub street: Option<String>,
+    /// `city`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub city: Option<String>,
+    /// `state`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// `country`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// `zipCode`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zip_code: Option<String>,
 }
@@ -235,15 +305,21 @@ pub struct Address {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredContact {
+    /// `schemas`: always [`CONTACT_SCHEMA`].
     pub schemas: &'static str,
+    /// `meta`.
     pub meta: Meta,
+    /// `contactId`.
     pub contact_id: ContactId,
+    /// `orgId`.
     pub org_id: String,
+    /// The stored fields, flattened beside the ids.
     #[serde(flatten)]
     pub fields: ContactFields,
 }
 
 impl StoredContact {
+    /// A stored contact of `org`, with the seed's `schemas` and `meta`.
     pub fn new(
         org: &OrgId,
         id: ContactId,
@@ -268,8 +344,10 @@ impl StoredContact {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
+    /// `meta.created`: when the contact was first stored.
     #[serde(serialize_with = "millis")]
     pub created: DateTime<Utc>,
+    /// `meta.lastModified`: when it was last written.
     #[serde(serialize_with = "millis")]
     pub last_modified: DateTime<Utc>,
 }

@@ -23,8 +23,11 @@ const MAX_EMAIL_CHARS: usize = 254;
 /// E.164 caps a number at 15 digits; 3 admits short internal extensions.
 const PHONE_DIGITS: std::ops::RangeInclusive<usize> = 3..=15;
 
+/// Allowed email `type`s, as stored (lowercase).
 pub const EMAIL_TYPES: &[&str] = &["work", "home", "room", "other"];
+/// Allowed phone number `type`s, as stored (lowercase).
 pub const PHONE_TYPES: &[&str] = &["work", "home", "mobile", "fax", "pager", "other"];
+/// Allowed `primaryContactMethod`s, as stored (uppercase).
 pub const PRIMARY_CONTACT_METHODS: &[&str] = &["EMAIL", "PHONE", "SIPADDRESS", "IMS"];
 /// DocuSign's `cloudProvider` values.
 pub const CLOUD_PROVIDERS: &[&str] = &["rooms", "docusignCore"];
@@ -38,9 +41,13 @@ const MAX_CUSTOM_FIELDS: usize = 5;
 pub enum Planned {
     /// Write this contact under this id (derived for a new contact, given for an update).
     Write {
+        /// The contact's id, or (Lookup) a placeholder the transaction resolves. A new one is
+        /// derived from (org, batch id, index), so applying the batch again creates no twins.
         id: ContactId,
+        /// The contact to write.
         contact: ValidContact,
     },
+    /// Not written; reported in `failedContacts`.
     Failed(ContactError),
 }
 

@@ -118,6 +118,7 @@ pub fn mentions_password(body: &[u8]) -> bool {
 /// What a dialect's clients expect in the result beside the common fields.
 #[derive(Debug, Clone, Default)]
 pub enum Answer {
+    /// Nothing beside the common fields; failures name the canonical fields.
     #[default]
     Common,
     /// Failure messages name the dialect's fields rather than the canonical ones.
@@ -190,26 +191,33 @@ fn leading_field<'m>(message: &'m str, pattern: &str) -> Option<(String, &'m str
 pub struct IncomingMessage<'a> {
     /// The AMQP `type` property.
     pub kind: Option<&'a str>,
+    /// The AMQP `content_type` property, parameters included.
     pub content_type: Option<&'a str>,
     /// The `org-id` header, for publishers that keep the org out of the body.
     pub org_id_header: Option<&'a str>,
     /// The `account-id` header: DocuSign's accountId, which is the org.
     pub account_id_header: Option<&'a str>,
+    /// The body, as received.
     pub body: &'a [u8],
 }
 
 /// A readable batch: its org and its contacts in request order.
 #[derive(Debug, Clone)]
 pub struct DecodedBatch {
+    /// From the body, the `org-id` header or (DocuSign) `account-id`; they agree.
     pub org_id: OrgId,
+    /// One entry per request contact, in order: a draft, or why it could not be read.
     pub contacts: Vec<Result<ContactDraft, ContactError>>,
+    /// What the result carries for this dialect's clients.
     pub answer: Answer,
 }
 
 /// Bounds on one batch, so one message cannot exhaust the worker's memory or a transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Largest body accepted, in bytes (`CONTACT_IMPORT_MAX_MESSAGE_BYTES`); beyond it `batch.too.large`.
     pub max_message_bytes: usize,
+    /// Most contacts in one batch (`CONTACT_IMPORT_MAX_BATCH_CONTACTS`); beyond it `batch.too.large`.
     pub max_contacts: usize,
 }
 
@@ -270,7 +278,9 @@ pub trait Dialect: Sync {
 /// A body for the requester in its own format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequesterReply {
+    /// The response, in the request's format.
     pub body: Vec<u8>,
+    /// Its content type, e.g. `application/xml`.
     pub content_type: &'static str,
 }
 
@@ -280,7 +290,10 @@ pub enum Sample<'a> {
     /// An XML document.
     Xml,
     /// A CSV file's header row, trimmed, byte order mark removed.
-    Csv { columns: &'a [&'a str] },
+    Csv {
+        /// The column names, in header order.
+        columns: &'a [&'a str],
+    },
     /// One JSON document.
     Json(&'a serde_json::Value),
 }

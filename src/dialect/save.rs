@@ -19,6 +19,7 @@ pub const MESSAGE_TYPE: &str = "user-contacts.save";
 /// This dialect in the registry.
 pub const TYPE: super::MessageType = super::MessageType(&SaveUserContacts);
 
+/// The Save User Contacts dialect (seed `000`): contacts saved by an account whose credentials they carry.
 pub struct SaveUserContacts;
 
 /// Validation names canonical fields; a Save client knows its own.

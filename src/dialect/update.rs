@@ -21,6 +21,7 @@ pub const TYPE: super::MessageType = super::MessageType(&UpdateUserContact);
 /// The seed's success text, verbatim (trailing space included): chat clients may match it.
 pub const SUCCESS_TEXT: &str = "User Contact details updated successfully ";
 
+/// The Update User Contact dialect (seed `003`): a user's primary phone and email, answered as the chat bot expects.
 pub struct UpdateUserContact;
 
 /// Validation names canonical fields; a chat-bot client knows its own.

@@ -16,6 +16,7 @@ pub const MESSAGE_TYPE: &str = "webex.contacts.bulk";
 /// This dialect in the registry.
 pub const TYPE: super::MessageType = super::MessageType(&Webex);
 
+/// The Webex Bulk Create or Update Contacts dialect (seed `002`), whose shape is the canonical one.
 pub struct Webex;
 
 #[derive(Deserialize)]

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 /// A probe that takes longer than this counts as the database not answering.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The database's availability, shared by every batch and `/readyz`; one waiter probes at a time.
 pub struct Availability {
     pool: Pool,
     up: watch::Sender<bool>,
@@ -24,6 +25,7 @@ pub struct Availability {
 }
 
 impl Availability {
+    /// Starts out available, and says so in [`metrics::DATABASE_UP`].
     pub fn new(pool: Pool) -> Self {
         metrics::database_up(true);
         Self {

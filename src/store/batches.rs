@@ -12,7 +12,9 @@ use tokio_postgres::types::{FromSql, Type};
 /// A result as it was published: its status and its exact bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResult {
+    /// The result's `status`.
     pub status: BatchStatus,
+    /// The result's JSON, byte for byte as first published.
     pub body: Vec<u8>,
 }
 
@@ -42,9 +44,13 @@ fn status(row: &Row, index: usize) -> Result<BatchStatus, tokio_postgres::Error>
 
 /// Whether this transaction owns the batch or the batch was applied before.
 pub enum Claim {
+    /// The row is ours: apply the batch.
     New,
+    /// The batch was committed before (by this or another worker).
     Done {
+        /// Digest of the body it was applied with; another digest means `batch.id.conflict`.
         body_sha256: String,
+        /// The result stored then, to publish again.
         result: StoredResult,
     },
 }
@@ -139,8 +145,11 @@ pub async fn stored_result(
 /// A processed batch as `contact-import batches show` prints it.
 #[derive(Debug)]
 pub struct ProcessedBatch {
+    /// The org that sent the batch.
     pub org_id: String,
+    /// The result's `status`.
     pub status: BatchStatus,
+    /// When its transaction stored the result.
     pub processed_at: DateTime<Utc>,
     /// The result as it was published.
     pub result: Vec<u8>,
@@ -174,12 +183,19 @@ pub async fn find(
 /// One line of `contact-import batches list`.
 #[derive(Debug)]
 pub struct BatchSummary {
+    /// The batch id.
     pub batch_id: String,
+    /// The result's `status`.
     pub status: BatchStatus,
+    /// `counts.received`.
     pub received: i32,
+    /// `counts.created`.
     pub created: i32,
+    /// `counts.updated`.
     pub updated: i32,
+    /// `counts.failed`.
     pub failed: i32,
+    /// When its transaction stored the result.
     pub processed_at: DateTime<Utc>,
 }
 

@@ -8,10 +8,13 @@ use tokio_postgres::{Client, NoTls};
 /// Why the database could not be reached at start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// `DATABASE_URL` does not parse.
     #[error("invalid DATABASE_URL: {0}")]
     Url(#[source] tokio_postgres::Error),
+    /// The first connection failed.
     #[error("connecting to PostgreSQL: {}", super::describe(.0))]
     Connect(#[source] tokio_postgres::Error),
+    /// The pool could not be built from the URL's settings.
     #[error("building the connection pool: {0}")]
     Pool(#[from] deadpool_postgres::BuildError),
 }

@@ -5,7 +5,7 @@ pub mod accounts;
 pub mod availability;
 pub mod batches;
 pub mod connect;
-pub mod migrate;
+pub(crate) mod migrate;
 pub mod upsert;
 
 use crate::contact::ValidatedBatch;
@@ -26,15 +26,21 @@ use tracing::warn;
 /// property of the batch or a bug, and fails the delivery.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// No connection from the pool: backend error or timeout.
     #[error("no database connection: {0}")]
     Pool(#[from] PoolError),
+    /// A statement or the connection failed; the message has the server's SQLSTATE.
     #[error("database error: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
+    /// A statement got no answer within this time.
     #[error("the database did not answer within {0:?}")]
     NoAnswer(Duration),
     /// The batch ran out of time and its transaction was abandoned.
     #[error("the batch did not finish within its time limit{}", last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
-    DeadlineExceeded { last_error: Option<String> },
+    DeadlineExceeded {
+        /// The error of the last attempt, if one failed before time ran out.
+        last_error: Option<String>,
+    },
 }
 
 impl StoreError {
@@ -96,12 +102,18 @@ fn is_outage_db(e: &tokio_postgres::Error) -> bool {
 pub enum Applied {
     /// Applied now; this result was stored with the contacts.
     Fresh {
+        /// The result, as stored.
         result: BatchResult,
         /// `result` as published and stored.
         body: Vec<u8>,
     },
     /// A dry run: what applying would do, rolled back; no batch id was stored.
-    DryRun { result: BatchResult, body: Vec<u8> },
+    DryRun {
+        /// The full result, `dryRun` set.
+        result: BatchResult,
+        /// `result` as published to the requester; never stored.
+        body: Vec<u8>,
+    },
     /// Applied before (a redelivery): the result stored then, to publish again.
     Replayed(StoredResult),
     /// The batch id was used before for a different body; nothing written.
@@ -115,6 +127,7 @@ pub struct Store {
 }
 
 impl Store {
+    /// A store on this pool.
     pub fn new(pool: Pool) -> Self {
         Self { pool }
     }
@@ -176,6 +189,7 @@ impl Store {
 /// Whether a batch is applied or only tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Commit the batch, its contacts and its result.
     Apply,
     /// The same statements in a transaction that is rolled back: updates of unknown contacts
     /// are found as in a real run, nothing is written and the batch id stays unused.

@@ -115,16 +115,20 @@ type Column<T> = Vec<Option<T>>;
 /// batch is never copied whole (it is applied again on every retry).
 #[derive(Debug)]
 pub enum Step<'a> {
+    /// A row to write.
     Write(ContactWrite<'a>),
+    /// Not written: failed in validation, or in the transaction before the write.
     Failed(Cow<'a, ContactError>),
 }
 
 /// A row to write.
 #[derive(Debug)]
 pub struct ContactWrite<'a> {
+    /// The row's `contact_id`; for a target still pending, settled in the transaction.
     pub id: ContactId,
     /// The contact must exist already (an update); else it may be inserted.
     pub is_update: bool,
+    /// What to write.
     pub fields: Fields<'a>,
     /// What is left to settle in the transaction before the row can be written.
     pending: Option<&'a Target>,
@@ -133,7 +137,9 @@ pub struct ContactWrite<'a> {
 /// A row's fields: the validated ones, or (Update User Contact) the stored lists merged in.
 #[derive(Debug)]
 pub enum Fields<'a> {
+    /// As validated, borrowed from the batch.
     Validated(&'a ContactFields),
+    /// Merged with the stored lists, owned.
     Merged(Box<ContactFields>),
 }
 
@@ -244,6 +250,7 @@ impl<'a> UpsertInput<'a> {
         }
     }
 
+    /// The parameters to bind, in [`UPSERT`]'s order.
     pub fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.columns
             .iter()
@@ -514,7 +521,10 @@ macro_rules! returned_columns {
     ($($column:ident),* $(,)?) => {
         /// The positions of the columns that [`stored_contact`] reads.
         pub struct Returned {
-            $(pub $column: usize,)*
+            $(
+                #[doc = concat!("Index of the `", stringify!($column), "` column in the row.")]
+                pub $column: usize,
+            )*
         }
 
         impl Returned {

@@ -8,9 +8,9 @@
 //! is declared again, and a consumer cancelled by the broker means subscribe again.
 
 mod gate;
-pub mod health;
+mod health;
 mod http;
-pub mod pipeline;
+mod pipeline;
 mod session;
 
 use crate::config::WorkerConfig;

@@ -25,6 +25,7 @@ use std::fmt;
 /// One message of a split file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
+    /// The message body, in the file's own dialect and format.
     pub body: Vec<u8>,
     /// The position in the file of the chunk's first contact, from 0.
     pub first: usize,

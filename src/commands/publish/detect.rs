@@ -14,7 +14,9 @@ pub use crate::dialect::{CSV, JSON, XML};
 /// How a file is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Detected {
+    /// The AMQP `type`.
     pub kind: MessageType,
+    /// The AMQP content type.
     pub content_type: &'static str,
 }
 

@@ -9,9 +9,9 @@
 
 pub mod chunk;
 pub mod detect;
-pub mod input;
+mod input;
 mod raw;
-pub mod report;
+mod report;
 
 use crate::broker;
 use crate::broker::consume::{DRY_RUN_HEADER, ORG_ID_HEADER, REPLY_FORMAT_HEADER};
@@ -48,6 +48,7 @@ pub struct PublishArgs {
     /// Files, directories (their .json, .ndjson/.jsonl, .csv and .xml files), or `-` for stdin.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// The broker and the import exchange to publish to.
     #[command(flatten)]
     pub broker: BrokerConfig,
     /// The org of the contacts (required for Webex files unless a JSON batch names its
@@ -55,6 +56,7 @@ pub struct PublishArgs {
     /// `account-id`).
     #[arg(long, alias = "org-id")]
     pub org: Option<String>,
+    /// How to read the inputs.
     #[arg(long, value_enum, default_value = "auto")]
     pub format: Format,
     /// Contacts per published batch, and per message of a split Save or DocuSign file.
@@ -122,6 +124,7 @@ envelope; CSV: the header row and the next rows; XML: the same document around f
 Resending the same file publishes the same batch ids (each batch's SHA-256), and the worker
 applies a batch id only once: a resend replays the stored results and imports nothing twice.";
 
+/// Runs the command; with `--wait`, an error unless every contact was stored.
 pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     if args.raw {
         for file in &args.inputs {

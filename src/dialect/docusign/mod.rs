@@ -110,6 +110,7 @@ const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 /// The namespace of a phone number's children (prefix `d4p1` in the seed).
 const PHONE_NS: &str = "http://schemas.datacontract.org/2004/07/API_REST.Models.v2";
 
+/// The DocuSign Contacts create dialect (seed `001`): JSON, XML or CSV, answered with `contactUpdateResponse`.
 pub struct DocuSign;
 
 /// The format a `contactUpdateResponse` is written in.
