@@ -7,6 +7,8 @@
 //! order); [`commands`] are the operator's other subcommands. The two meet only through
 //! `broker`, `store`, `dialect` and `contact`.
 
+#![warn(missing_docs)]
+
 // The long-running process and the operator's commands.
 /// `migrate`, `accounts`, `batches`, `dlq` and `publish`, one module each.
 pub mod commands;
