@@ -85,7 +85,19 @@ impl fmt::Display for OrgId {
 /// A contact's id within its org.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
-pub struct ContactId(pub Uuid);
+pub struct ContactId(Uuid);
+
+impl ContactId {
+    /// The contact stored under this UUID (a row read back, a contactId a request names).
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
+    /// The UUID the database and the result carry.
+    pub fn as_uuid(self) -> Uuid {
+        self.0
+    }
+}
 
 /// Namespace of the UUIDv5 ids given to new contacts.
 const NEW_CONTACT_NAMESPACE: Uuid = Uuid::from_u128(0x6d1c_4a8e_9f0b_4c55_a1e2_3b7d_08c4_f9a6);

@@ -51,7 +51,7 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
                 &statement,
                 &[
                     &batch.org_id().as_str(),
-                    &id.0,
+                    &id.as_uuid(),
                     &contact.target().is_update(),
                     &f.display_name,
                     &f.first_name,

@@ -140,7 +140,7 @@ pub fn validate(draft: ContactDraft) -> Result<ValidContact, ContactError> {
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map(|id| {
-            Uuid::parse_str(id).map(ContactId).map_err(|_| {
+            Uuid::parse_str(id).map(ContactId::from_uuid).map_err(|_| {
                 ContactError::new(
                     ErrorCode::InvalidContactId,
                     format!("contactId '{id}' is not a UUID"),

@@ -210,7 +210,11 @@ impl<'a> UpsertInput<'a> {
         let w = writes.as_slice();
         let columns: Vec<Box<dyn ToSql + Send + Sync + 'a>> = vec![
             Box::new(org.as_str()),
-            Box::new(w.iter().map(|(id, _, _)| id.0).collect::<Vec<Uuid>>()),
+            Box::new(
+                w.iter()
+                    .map(|(id, _, _)| id.as_uuid())
+                    .collect::<Vec<Uuid>>(),
+            ),
             Box::new(
                 w.iter()
                     .map(|(_, update, _)| *update)
@@ -290,7 +294,7 @@ pub async fn write_contacts(
         .into_iter()
         .map(|step| match step {
             Step::Failed(error) => ContactOutcome::Failed(error.into_owned()),
-            Step::Write(ContactWrite { id, .. }) => match stored.remove(&id.0) {
+            Step::Write(ContactWrite { id, .. }) => match stored.remove(&id.as_uuid()) {
                 Some((true, contact)) => ContactOutcome::Created(contact),
                 Some((false, contact)) => ContactOutcome::Updated(contact),
                 None => ContactOutcome::Failed(ContactError::new(
@@ -398,7 +402,7 @@ async fn resolve_targets(
                 id,
                 pending: Some(Target::External(external)),
                 ..
-            }) => Some([Some(id.0), Uuid::parse_str(external).ok()]),
+            }) => Some([Some(id.as_uuid()), Uuid::parse_str(external).ok()]),
             _ => None,
         })
         .flatten()
@@ -427,8 +431,8 @@ async fn resolve_targets(
                     .ok()
                     .filter(|u| existing.contains(u))
                 {
-                    Some(ours) => Ok(Some(ContactId(ours))),
-                    None if existing.contains(&write.id.0) => Ok(Some(write.id)),
+                    Some(ours) => Ok(Some(ContactId::from_uuid(ours))),
+                    None if existing.contains(&write.id.as_uuid()) => Ok(Some(write.id)),
                     None if is_named(write.fields.as_ref()) => Ok(None),
                     None => Err(missing_name()),
                 }
@@ -509,7 +513,7 @@ async fn lookup(
         (Ok(emails), Ok(phones)) => {
             fields.emails = emails;
             fields.phone_numbers = phones;
-            Ok(ContactId(id))
+            Ok(ContactId::from_uuid(id))
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
     })
@@ -595,7 +599,7 @@ pub fn stored_contact(
     let updated: DateTime<Utc> = row.try_get(at.updated_at)?;
     Ok(StoredContact::new(
         batch.org_id(),
-        ContactId(row.try_get(at.contact_id)?),
+        ContactId::from_uuid(row.try_get(at.contact_id)?),
         created,
         updated,
         ContactFields {

@@ -24,9 +24,10 @@ pub struct Gate {
 impl Gate {
     /// A gate over the database's availability and the blocking of `publishing`.
     pub fn new(availability: Arc<Availability>, publishing: &Connection) -> Self {
+        // Listening first, then reading the status: a block between the two is not missed.
+        let mut events = publishing.events_listener();
         let (blocked_tx, broker_blocked) = watch::channel(publishing.status().blocked());
         metrics::broker_blocked(publishing.status().blocked());
-        let mut events = publishing.events_listener();
         let watcher = tokio::spawn(async move {
             while let Some(event) = events.next().await {
                 match event {

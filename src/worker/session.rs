@@ -80,10 +80,19 @@ impl Session {
                 .map_err(|e| SessionEnd::lost(format!("connecting to RabbitMQ: {e}")))
         };
         let consume = connect("contact-import consume").await?;
-        let publish = connect("contact-import publish").await?;
+        let publish = match connect("contact-import publish").await {
+            Ok(publish) => publish,
+            Err(end) => {
+                close(&[consume]).await;
+                return Err(end);
+            }
+        };
         let channel = match consume.create_channel().await {
             Ok(channel) => channel,
-            Err(e) => return Err(SessionEnd::lost(format!("opening a channel: {e}"))),
+            Err(e) => {
+                close(&[consume, publish]).await;
+                return Err(SessionEnd::lost(format!("opening a channel: {e}")));
+            }
         };
         if let Err(e) = topology::declare(&channel, &cfg.broker).await {
             // A refusal closes only the channel; a lost connection is worth another try.

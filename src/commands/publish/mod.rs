@@ -118,13 +118,15 @@ contacts is sent as one message, unchanged; a larger Save or DocuSign file is sp
 messages of at most --batch-size contacts in its own format (Save/DocuSign JSON: the same
 envelope; CSV: the header row and the next rows; XML: the same document around fewer
 <contact>s); user-contact.update is always one message. --org is the `org-id` header
-(DocuSign: also `account-id`); with --wait each message's result is counted like a batch's
-(user-contact.update: by the reply's statusCode, 2xx = updated). --raw sends files whole.
+(DocuSign: also `account-id`); with --wait each message asks for the common result
+(`x-reply-format: result`) and is counted like a batch. --raw sends files whole and prints
+the dialect's own answer (DocuSign's contactUpdateResponse, the chat-bot reply).
 
 Resending the same file publishes the same batch ids (each batch's SHA-256), and the worker
 applies a batch id only once: a resend replays the stored results and imports nothing twice.";
 
-/// Runs the command; with `--wait`, an error unless every contact was stored.
+/// Runs the command; with `--wait`, an error unless every contact was stored. Needs tokio's
+/// multi-threaded runtime (file reads use `block_in_place`).
 pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     if args.raw {
         for file in &args.inputs {
@@ -205,7 +207,8 @@ fn plan(args: &PublishArgs, input: &Input) -> anyhow::Result<Option<Detected>> {
 }
 
 /// File reads are blocking: they run where the runtime expects blocking work, so the
-/// collector and the confirms keep moving while a large file is read.
+/// collector and the confirms keep moving while a large file is read. `block_in_place` needs
+/// the multi-threaded runtime, which `main` runs [`run`] on.
 fn blocking<T>(read: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(read)
 }

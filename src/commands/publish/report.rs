@@ -126,7 +126,9 @@ impl Tally {
     }
 
     /// The Update User Contact reply (`responseType`, `responseMessages`, `statusCode`): one
-    /// contact, updated when `statusCode` is 2xx, else failed with the reply's text.
+    /// contact, updated when `statusCode` is 2xx, else failed with the reply's text. `publish`
+    /// asks for the common result (`x-reply-format: result`); a worker from before that
+    /// header still answers with this reply during a rolling upgrade.
     fn add_chat_bot_reply(&mut self, batch_id: &str, reply: &Value, source: &Source) -> usize {
         let status = reply["statusCode"].as_u64().unwrap_or(0);
         if (200..300).contains(&status) {

@@ -544,7 +544,7 @@ fn stored_grace() -> StoredContact {
     let at = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
     StoredContact::new(
         &org,
-        ContactId(uuid::Uuid::from_u128(
+        ContactId::from_uuid(uuid::Uuid::from_u128(
             0x5e0c_0de5_0000_4000_8000_0000_0000_0001,
         )),
         at,
