@@ -409,12 +409,23 @@ impl Pipeline {
             .await
         {
             Ok((subscribers, requester)) => {
+                // The broker returns an unroutable result whole; it is counted and named
+                // here, never logged (lapin's own log of it is off, see telemetry).
                 if subscribers == Some(Routed::NoQueue) {
                     metrics::result_unroutable(UnroutableTarget::ResultsExchange);
+                    info!(
+                        unroutable = UnroutableTarget::ResultsExchange.as_str(),
+                        routing_key,
+                        "no queue is bound for the result; it stays stored with the batch"
+                    );
                 }
                 if requester == Some(Routed::NoQueue) {
                     metrics::result_unroutable(UnroutableTarget::ReplyTo);
-                    warn!(reply_to = ?reply.target.reply_to, "the reply_to queue does not exist; result not delivered there");
+                    warn!(
+                        unroutable = UnroutableTarget::ReplyTo.as_str(),
+                        reply_to = ?reply.target.reply_to,
+                        "the reply_to queue does not exist; result not delivered there"
+                    );
                 }
                 Settlement::Ack { status }
             }
