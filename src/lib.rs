@@ -42,3 +42,5 @@ pub mod metrics;
 pub mod shutdown;
 /// Tracing set-up and the log format.
 pub mod telemetry;
+/// The TLS client configurations of the broker and database connections.
+pub mod tls;

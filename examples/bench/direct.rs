@@ -43,8 +43,8 @@ pub async fn run(
     perf: Option<&std::path::Path>,
 ) -> anyhow::Result<Measurement> {
     let recording = perf.and_then(crate::perf::start);
-    let pool = store::connect::pool(database_url, concurrency + 1)?;
-    let store = Store::new(pool.clone());
+    let (pool, tls) = store::connect::pool(database_url, concurrency + 1)?;
+    let store = Store::new(pool.clone(), tls);
     let mut m = Measurement {
         contacts: expected.received,
         batches: batches.len(),
@@ -178,8 +178,8 @@ pub async fn verify_rows(
 /// Applies the seed batches (through the storage code, so their ids are the ones the
 /// updates name) and leaves the statistics fresh.
 pub async fn seed(database_url: &str, seeds: &[Batch]) -> anyhow::Result<()> {
-    let pool: Pool = store::connect::pool(database_url, 2)?;
-    let store = Store::new(pool.clone());
+    let (pool, tls): (Pool, _) = store::connect::pool(database_url, 2)?;
+    let store = Store::new(pool.clone(), tls);
     for batch in seeds {
         ceiling(&store, &batch.validated(), &batch.sha256).await?;
     }

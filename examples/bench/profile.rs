@@ -51,7 +51,7 @@ pub async fn run(database_url: &str, shape: &Shape) -> anyhow::Result<Profile> {
     let sample: Vec<Batch> = (0..n + VARIANT_BATCHES)
         .map(|b| crate::dataset::measured_batch(shape, "p", b))
         .collect();
-    let pool = store::connect::pool(database_url, 2)?;
+    let (pool, _) = store::connect::pool(database_url, 2)?;
     let rows_in_table: i64 = pool
         .get()
         .await?

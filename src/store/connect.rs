@@ -1,53 +1,361 @@
 //! How every part of the program reaches PostgreSQL: the worker's pool and the commands'
 //! single connections are made here, from one `DATABASE_URL`, so they connect alike.
+//!
+//! `DATABASE_URL` is what libpq takes, as a URL (`postgresql://u@h/db?sslmode=verify-full`)
+//! or as `key=value` pairs (`host=h dbname=db sslmode=verify-full`). tokio-postgres knows
+//! only `sslmode=disable|prefer|require` and refuses the other TLS keys, so those are read
+//! here first and honoured as libpq documents them:
+//!
+//! | `sslmode` | TLS | server certificate |
+//! |---|---|---|
+//! | `disable` | never | — |
+//! | `allow`, `prefer` (the default) | if the server offers it | not checked, unless a root certificate is given (then as `verify-ca`) |
+//! | `require` | always | not checked, unless a root certificate is given (then as `verify-ca`) |
+//! | `verify-ca` | always | chains to `sslrootcert` |
+//! | `verify-full` | always | chains to `sslrootcert` and names the host connected to |
+//!
+//! `sslrootcert` is a PEM file, or `system` for the system's trust store; without it libpq's
+//! default `~/.postgresql/root.crt` is used when it exists (and required by the `verify-*`
+//! modes). `sslcert` and `sslkey` are a client certificate and its key.
 
+use crate::tls::{self, Identity, Roots, TlsSettings, Verify};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::path::PathBuf;
 use std::time::Duration;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, NoTls, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Why the database could not be reached at start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// `DATABASE_URL` does not parse.
+    /// The URL (or key=value string) cannot be used; retrying cannot help.
     #[error("invalid DATABASE_URL: {0}")]
-    Url(#[source] tokio_postgres::Error),
-    /// The first connection failed.
+    Url(String),
+    /// A TLS file or setting is unusable; retrying cannot help.
+    #[error("the TLS settings of DATABASE_URL: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// The database refused or could not be reached.
     #[error("connecting to PostgreSQL: {}", super::describe(.0))]
     Connect(#[source] tokio_postgres::Error),
-    /// The pool could not be built from the URL's settings.
+    /// The pool's settings are wrong.
     #[error("building the connection pool: {0}")]
     Pool(#[from] deadpool_postgres::BuildError),
+}
+
+/// The TLS side of the connections: none, or rustls configured from the libpq keys.
+#[derive(Clone)]
+pub enum Tls {
+    /// `sslmode=disable`.
+    None,
+    /// Every other mode.
+    Rustls(MakeRustlsConnect),
+}
+
+/// A parsed `DATABASE_URL`: tokio-postgres' settings and the TLS they need.
+pub struct Target {
+    pub config: tokio_postgres::Config,
+    pub tls: Tls,
+}
+
+/// The libpq keys read here rather than by tokio-postgres.
+const TLS_KEYS: &[&str] = &["sslmode", "sslrootcert", "sslcert", "sslkey"];
+
+impl Target {
+    /// Reads a libpq connection string, URL or key=value form.
+    pub fn parse(database_url: &str) -> Result<Self, ConnectError> {
+        let (rest, keys) = split_tls_keys(database_url)?;
+        let mut config: tokio_postgres::Config = rest
+            .parse()
+            .map_err(|e: tokio_postgres::Error| ConnectError::Url(e.to_string()))?;
+        let get = |name: &str| {
+            keys.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let mode = get("sslmode").unwrap_or_else(|| "prefer".into());
+        let explicit_root = get("sslrootcert");
+        let root = match explicit_root.as_deref() {
+            Some("system") => Some(Roots::System),
+            Some(path) => Some(Roots::File(PathBuf::from(path))),
+            None => default_root().map(Roots::File),
+        };
+        let identity = match (get("sslcert"), get("sslkey")) {
+            (Some(certificate), Some(key)) => Some(Identity {
+                certificate: certificate.into(),
+                key: key.into(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(ConnectError::Url(
+                    "sslcert and sslkey go together (a client certificate and its key)".into(),
+                ));
+            }
+        };
+        let needs_root = |verify| {
+            root.clone().map(|roots| (roots, verify)).ok_or_else(|| {
+                ConnectError::Url(format!(
+                    "sslmode={mode} needs sslrootcert (a CA file, or `system`); \
+                     ~/.postgresql/root.crt does not exist"
+                ))
+            })
+        };
+        let (ssl_mode, verification) = match mode.as_str() {
+            "disable" => (SslMode::Disable, None),
+            "allow" | "prefer" | "require" => {
+                let verify = match &root {
+                    Some(roots) => (roots.clone(), Verify::ChainOnly),
+                    None => (Roots::System, Verify::Nothing),
+                };
+                let ssl_mode = if mode == "require" {
+                    SslMode::Require
+                } else {
+                    SslMode::Prefer
+                };
+                (ssl_mode, Some(verify))
+            }
+            "verify-ca" => (SslMode::Require, Some(needs_root(Verify::ChainOnly)?)),
+            "verify-full" => (SslMode::Require, Some(needs_root(Verify::Full)?)),
+            other => {
+                return Err(ConnectError::Url(format!(
+                    "sslmode={other} is not one of disable, allow, prefer, require, verify-ca, \
+                     verify-full"
+                )));
+            }
+        };
+        config.ssl_mode(ssl_mode);
+        let tls = match verification {
+            None => Tls::None,
+            Some((roots, verify)) => {
+                Tls::Rustls(MakeRustlsConnect::new(tls::client_config(&TlsSettings {
+                    roots,
+                    verify,
+                    identity,
+                })?))
+            }
+        };
+        Ok(Self { config, tls })
+    }
+}
+
+/// libpq's default root certificate file, when it exists.
+fn default_root() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let path = PathBuf::from(home).join(".postgresql/root.crt");
+    path.is_file().then_some(path)
+}
+
+/// The connection string without the TLS keys, and those keys' values.
+fn split_tls_keys(conninfo: &str) -> Result<(String, Vec<(String, String)>), ConnectError> {
+    if conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://") {
+        // Several hosts (`h1:5432,h2:5433`) are not one URL authority: only the query is
+        // rewritten, the rest is kept as written.
+        let (base, query) = conninfo.split_once('?').unwrap_or((conninfo, ""));
+        let mut kept = Vec::new();
+        let mut keys = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            if TLS_KEYS.contains(&k.as_ref()) {
+                keys.push((k.into_owned(), v.into_owned()));
+            } else {
+                kept.push((k.into_owned(), v.into_owned()));
+            }
+        }
+        let rest = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(kept)
+                .finish();
+            format!("{base}?{query}")
+        };
+        return Ok((rest, keys));
+    }
+    let mut kept = Vec::new();
+    let mut keys = Vec::new();
+    for (k, v) in conninfo_pairs(conninfo)? {
+        if TLS_KEYS.contains(&k.as_str()) {
+            keys.push((k, v));
+        } else {
+            kept.push(format!(
+                "{k}='{}'",
+                v.replace('\\', "\\\\").replace('\'', "\\'")
+            ));
+        }
+    }
+    Ok((kept.join(" "), keys))
+}
+
+/// The `key = value` pairs of a libpq key/value connection string: values may be single
+/// quoted, with `\'` and `\\` escapes, as libpq documents.
+fn conninfo_pairs(conninfo: &str) -> Result<Vec<(String, String)>, ConnectError> {
+    let mut pairs = Vec::new();
+    let mut chars = conninfo.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(pairs);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(ConnectError::Url(format!(
+                "missing \"=\" after \"{key}\" in the connection string"
+            )));
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\\') => value.extend(chars.next()),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => {
+                        return Err(ConnectError::Url(
+                            "unterminated quoted string in the connection string".into(),
+                        ));
+                    }
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '\\' {
+                    value.extend(chars.next());
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        pairs.push((key, value));
+    }
 }
 
 /// Builds the worker's connection pool; connections are opened on first use. They are
 /// verified with a round trip before reuse (`RecyclingMethod::Verified`), so a connection
 /// that died in a database restart is dropped instead of failing the next batch.
-pub fn pool(database_url: &str, max_size: usize) -> Result<Pool, ConnectError> {
-    let config: tokio_postgres::Config = database_url.parse().map_err(ConnectError::Url)?;
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Verified,
-        },
-    );
-    Ok(Pool::builder(manager)
+pub fn pool(database_url: &str, max_size: usize) -> Result<(Pool, Tls), ConnectError> {
+    let Target { config, tls } = Target::parse(database_url)?;
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Verified,
+    };
+    let manager = match &tls {
+        Tls::None => Manager::from_config(config, NoTls, manager_config),
+        Tls::Rustls(rustls) => Manager::from_config(config, rustls.clone(), manager_config),
+    };
+    let pool = Pool::builder(manager)
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(30)))
         .create_timeout(Some(Duration::from_secs(10)))
         .recycle_timeout(Some(Duration::from_secs(5)))
-        .build()?)
+        .build()?;
+    Ok((pool, tls))
 }
 
 /// One connection, for a command: it lives until the returned client is dropped.
 pub async fn client(database_url: &str) -> Result<Client, ConnectError> {
-    let config: tokio_postgres::Config = database_url.parse().map_err(ConnectError::Url)?;
-    let (client, connection) = config.connect(NoTls).await.map_err(ConnectError::Connect)?;
+    let Target { config, tls } = Target::parse(database_url)?;
+    match tls {
+        Tls::None => connect_with(&config, NoTls).await,
+        Tls::Rustls(rustls) => connect_with(&config, rustls).await,
+    }
+}
+
+async fn connect_with<T>(config: &tokio_postgres::Config, tls: T) -> Result<Client, ConnectError>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = config.connect(tls).await.map_err(ConnectError::Connect)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %super::describe(&e), "the database connection failed");
         }
     });
     Ok(client)
+}
+
+impl Tls {
+    /// Cancels the statement `token` runs, over the same kind of connection.
+    pub async fn cancel(
+        &self,
+        token: &tokio_postgres::CancelToken,
+    ) -> Result<(), tokio_postgres::Error> {
+        match self {
+            Tls::None => token.cancel_query(NoTls).await,
+            Tls::Rustls(rustls) => token.cancel_query(rustls.clone()).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(conninfo: &str) -> (String, Vec<(String, String)>) {
+        split_tls_keys(conninfo).unwrap()
+    }
+
+    #[test]
+    fn the_tls_keys_are_taken_out_of_a_url_and_the_rest_is_kept() {
+        let (rest, tls) = keys(
+            "postgresql://u:p@h1:5432,h2:5433/db?sslmode=verify-full&target_session_attrs=read-write\
+             &sslrootcert=%2Fetc%2Fca.pem",
+        );
+        assert_eq!(
+            rest,
+            "postgresql://u:p@h1:5432,h2:5433/db?target_session_attrs=read-write"
+        );
+        assert_eq!(
+            tls,
+            [
+                ("sslmode".into(), "verify-full".into()),
+                ("sslrootcert".into(), "/etc/ca.pem".into())
+            ]
+        );
+        assert_eq!(keys("postgres://h/db").0, "postgres://h/db");
+    }
+
+    #[test]
+    fn the_tls_keys_are_taken_out_of_key_value_pairs_quotes_and_escapes_kept() {
+        let (rest, tls) = keys(
+            "host=db.internal  dbname = app password='it\\'s \\'x\\' ok' sslmode=verify-ca \
+             sslrootcert='/etc/my ca.pem'",
+        );
+        assert_eq!(tls[0], ("sslmode".into(), "verify-ca".into()));
+        assert_eq!(tls[1], ("sslrootcert".into(), "/etc/my ca.pem".into()));
+        let config: tokio_postgres::Config = rest.parse().unwrap();
+        assert_eq!(config.get_dbname(), Some("app"));
+        assert_eq!(config.get_password(), Some("it's 'x' ok".as_bytes()));
+        assert!(conninfo_pairs("host").is_err());
+        assert!(conninfo_pairs("host='open").is_err());
+    }
+
+    #[test]
+    fn sslmodes_follow_libpq() {
+        let mode = |conninfo: &str| {
+            let target = Target::parse(conninfo).unwrap();
+            (
+                target.config.get_ssl_mode(),
+                matches!(target.tls, Tls::Rustls(_)),
+            )
+        };
+        assert_eq!(mode("host=h sslmode=disable"), (SslMode::Disable, false));
+        assert_eq!(mode("host=h"), (SslMode::Prefer, true));
+        assert_eq!(
+            mode("postgres://h/db?sslmode=require"),
+            (SslMode::Require, true)
+        );
+        // verify-* need a root certificate; a missing file is an error that names it.
+        let missing = Target::parse("host=h sslmode=verify-full sslrootcert=/nonexistent.pem");
+        let message = missing.err().unwrap().to_string();
+        assert!(message.contains("/nonexistent.pem"), "{message}");
+        assert!(Target::parse("host=h sslmode=sometimes").is_err());
+        assert!(Target::parse("host=h sslcert=/c.pem").is_err());
+    }
 }

@@ -18,7 +18,6 @@ use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_postgres::NoTls;
 use tracing::warn;
 
 /// Why a database call failed. Callers act on [`StoreError::is_outage`] (wait for the
@@ -70,8 +69,12 @@ impl StoreError {
     }
 }
 
-/// tokio-postgres says only "db error"; the server's message and SQLSTATE are in its source.
+/// tokio-postgres says only "db error"; the server's message and SQLSTATE are in its source,
+/// and a refused certificate deep in it.
 fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(problem) = crate::tls::describe_certificate_error(e) {
+        return problem;
+    }
     match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
         None => match std::error::Error::source(e) {
@@ -124,12 +127,14 @@ pub enum Applied {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// How the pool's connections are made, for cancelling a statement alike.
+    tls: connect::Tls,
 }
 
 impl Store {
-    /// A store on this pool.
-    pub fn new(pool: Pool) -> Self {
-        Self { pool }
+    /// A store on this pool, whose connections are made with `tls`.
+    pub fn new(pool: Pool, tls: connect::Tls) -> Self {
+        Self { pool, tls }
     }
 
     /// Applies a batch exactly once: the batch row, the contacts and the result commit
@@ -149,7 +154,7 @@ impl Store {
             return Err(timed_out());
         }
         let work = async {
-            let mut client = Abandonable(Some(self.pool.get().await?));
+            let mut client = Abandonable(Some(self.pool.get().await?), self.tls.clone());
             let applied = match mode {
                 Mode::Apply => apply(client.get(), batch, body_sha256, answer).await,
                 Mode::DryRun => dry_run(client.get(), batch, answer).await,
@@ -200,7 +205,7 @@ pub enum Mode {
 /// (the batch's deadline passed, the worker aborted it at shutdown, a panic), it is not
 /// returned to the pool with the transaction open and a statement perhaps still holding row
 /// locks: its statement is cancelled and the connection closed.
-struct Abandonable(Option<Object>);
+struct Abandonable(Option<Object>, connect::Tls);
 
 impl Abandonable {
     fn get(&mut self) -> &mut Object {
@@ -217,9 +222,10 @@ impl Drop for Abandonable {
         let Some(client) = self.0.take() else { return };
         let cancel = client.cancel_token();
         drop(Object::take(client));
+        let tls = self.1.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(e) = cancel.cancel_query(NoTls).await {
+                if let Err(e) = tls.cancel(&cancel).await {
                     warn!(error = %e, "cancelling an abandoned statement failed");
                 }
             });

@@ -21,7 +21,6 @@ use crate::store::availability::Availability;
 use crate::store::{Store, connect};
 use anyhow::Context;
 use backon::BackoffBuilder;
-use deadpool_postgres::Pool;
 use health::Readiness;
 use pipeline::{BatchPolicy, Pipeline};
 use session::{Session, SessionEnd};
@@ -38,7 +37,7 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let metrics_handle = metrics::install()?;
     tokio::spawn(metrics::run_upkeep(metrics_handle.clone()));
-    let pool = connect::pool(&cfg.database.database_url, cfg.db_pool_size())?;
+    let (pool, tls) = connect::pool(&cfg.database.database_url, cfg.db_pool_size())?;
     let availability = Arc::new(Availability::new(pool.clone()));
     let readiness = Arc::new(Readiness::new(availability.clone()));
 
@@ -72,7 +71,8 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         .with_jitter();
     let mut delays = reconnect_policy.build();
     let outcome = loop {
-        match consume(&cfg, &pool, &availability, &readiness, &shutdown).await {
+        let store = Store::new(pool.clone(), tls.clone());
+        match consume(&cfg, store, &availability, &readiness, &shutdown).await {
             SessionEnd::Shutdown => break Ok(()),
             SessionEnd::Fatal(e) => break Err(e),
             SessionEnd::Lost {
@@ -105,7 +105,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
 /// drain and close. Readiness is true only while it consumes.
 async fn consume(
     cfg: &WorkerConfig,
-    pool: &Pool,
+    store: Store,
     availability: &Arc<Availability>,
     readiness: &Readiness,
     shutdown: &Shutdown,
@@ -116,7 +116,7 @@ async fn consume(
     };
     readiness.set_session(session.broker_view());
     let pipeline = Arc::new(Pipeline::new(
-        Store::new(pool.clone()),
+        store,
         availability.clone(),
         session.publisher(),
         batch_policy(cfg),
