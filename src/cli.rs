@@ -47,3 +47,20 @@ pub enum Command {
     /// Manage the accounts whose credentials Save User Contacts batches carry.
     Accounts(AccountsArgs),
 }
+
+impl Command {
+    /// Reads the `*_FILE` secrets of the command's settings (before anything connects).
+    pub fn read_secret_files(&mut self) -> Result<(), crate::config::SecretFileError> {
+        match self {
+            Command::Worker(cfg) => {
+                cfg.broker.read_secret_file()?;
+                cfg.database.read_secret_file()
+            }
+            Command::Migrate(db) => db.read_secret_file(),
+            Command::Publish(args) => args.broker.read_secret_file(),
+            Command::Dlq(args) => args.broker.read_secret_file(),
+            Command::Batches(args) => args.database.read_secret_file(),
+            Command::Accounts(args) => args.database.read_secret_file(),
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 use clap::Args;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where the broker is and the names of the topology (see README, "The contract").
@@ -15,6 +16,10 @@ pub struct BrokerConfig {
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     pub amqp_url: String,
+    /// A file holding the RabbitMQ URL (a mounted Kubernetes secret, say), read instead of
+    /// `AMQP_URL`, so credentials need not sit in the environment.
+    #[arg(long, env = "AMQP_URL_FILE")]
+    pub amqp_url_file: Option<PathBuf>,
     /// Durable direct exchange that batches are published to.
     #[arg(
         long,
@@ -68,6 +73,58 @@ pub struct DatabaseConfig {
         default_value = "postgres://postgres@127.0.0.1:5432/contact_import"
     )]
     pub database_url: String,
+    /// A file holding the PostgreSQL URL, read instead of `DATABASE_URL`.
+    #[arg(long, env = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+}
+
+impl BrokerConfig {
+    /// Replaces the URL by the contents of `AMQP_URL_FILE`, when it is set.
+    pub fn read_secret_file(&mut self) -> Result<(), SecretFileError> {
+        if let Some(path) = &self.amqp_url_file {
+            self.amqp_url = read_secret(path)?;
+        }
+        Ok(())
+    }
+}
+
+impl DatabaseConfig {
+    /// Replaces the URL by the contents of `DATABASE_URL_FILE`, when it is set.
+    pub fn read_secret_file(&mut self) -> Result<(), SecretFileError> {
+        if let Some(path) = &self.database_url_file {
+            self.database_url = read_secret(path)?;
+        }
+        Ok(())
+    }
+}
+
+/// A secret file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    /// The file cannot be read.
+    #[error("reading the secret file {}: {source}", path.display())]
+    Read {
+        /// The `*_FILE` path.
+        path: PathBuf,
+        /// Why it cannot be read.
+        source: std::io::Error,
+    },
+    /// The file holds nothing but white space.
+    #[error("the secret file {} is empty", .0.display())]
+    Empty(PathBuf),
+}
+
+/// A secret file's contents without the trailing line end that editors and `echo` add.
+fn read_secret(path: &Path) -> Result<String, SecretFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SecretFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let secret = text.trim_end_matches(['\r', '\n']);
+    if secret.trim().is_empty() {
+        return Err(SecretFileError::Empty(path.to_owned()));
+    }
+    Ok(secret.to_owned())
 }
 
 /// Everything `contact-import worker` needs.

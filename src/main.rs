@@ -6,8 +6,12 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     telemetry::init(cli.log_format);
+    if let Err(e) = cli.command.read_secret_files() {
+        tracing::error!("{e}");
+        return ExitCode::FAILURE;
+    }
     let outcome = match cli.command {
         Command::Worker(cfg) => {
             let (trigger, shutdown) = shutdown::channel();

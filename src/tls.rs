@@ -38,35 +38,49 @@ pub enum Verify {
 /// A client certificate and its key, both PEM files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// The certificate (chain), PEM.
     pub certificate: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1), unencrypted.
     pub key: PathBuf,
 }
 
 /// What a TLS client configuration is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
+    /// What the server's certificate must chain to.
     pub roots: Roots,
+    /// How much of it is checked.
     pub verify: Verify,
+    /// The client certificate, when the server asks for one.
     pub identity: Option<Identity>,
 }
 
 /// Why a TLS configuration could not be built. Each names the file and the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A certificate file cannot be read or parsed.
     #[error("reading the certificate file {}: {source}", path.display())]
     Certificates {
+        /// The file.
         path: PathBuf,
+        /// What went wrong.
         source: rustls::pki_types::pem::Error,
     },
+    /// A certificate file holds no PEM certificate.
     #[error("the certificate file {} holds no certificate", .0.display())]
     NoCertificate(PathBuf),
+    /// The private key file cannot be read or parsed.
     #[error("reading the private key file {}: {source}", path.display())]
     Key {
+        /// The file.
         path: PathBuf,
+        /// What went wrong.
         source: rustls::pki_types::pem::Error,
     },
+    /// The system's trust store is empty or unreadable.
     #[error("loading the system's root certificates: {0}")]
     SystemRoots(String),
+    /// rustls refused the combination (a key that does not match its certificate, …).
     #[error("the TLS configuration is invalid: {0}")]
     Rustls(#[from] rustls::Error),
 }

@@ -30,7 +30,12 @@ pub enum ConnectError {
     Tls(#[from] tls::TlsError),
     /// The server's certificate was refused (wrong CA, expired, another host's).
     #[error("connecting to RabbitMQ at {endpoint}: {problem}")]
-    Certificate { endpoint: String, problem: String },
+    Certificate {
+        /// `host:port` of the broker.
+        endpoint: String,
+        /// What is wrong with the certificate.
+        problem: String,
+    },
     /// The broker could not be reached or refused the connection.
     #[error(transparent)]
     Amqp(#[from] lapin::Error),

@@ -55,7 +55,9 @@ pub enum Tls {
 
 /// A parsed `DATABASE_URL`: tokio-postgres' settings and the TLS they need.
 pub struct Target {
+    /// Everything but TLS, as tokio-postgres reads it (hosts, `target_session_attrs`, …).
     pub config: tokio_postgres::Config,
+    /// How connections are encrypted and the server verified.
     pub tls: Tls,
 }
 

@@ -14,6 +14,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, Consumer, Publis
 pub fn names(amqp_url: &str, prefix: &str, delivery_limit: u32) -> BrokerConfig {
     BrokerConfig {
         amqp_url: amqp_url.to_owned(),
+        amqp_url_file: None,
         import_exchange: format!("{prefix}contacts.import"),
         import_queue: format!("{prefix}contacts.import"),
         import_routing_key: "contacts.import".into(),
