@@ -87,17 +87,18 @@ pub enum TlsError {
 
 /// Builds the rustls client configuration for `settings`.
 pub fn client_config(settings: &TlsSettings) -> Result<ClientConfig, TlsError> {
-    let roots = Arc::new(root_store(&settings.roots)?);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier: Arc<dyn ServerCertVerifier> = match settings.verify {
-        Verify::Full => WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+    // Roots are read only when something is verified: `sslmode=prefer` (libpq's default)
+    // must work on a machine without a trust store.
+    let webpki = || -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+        let roots = Arc::new(root_store(&settings.roots)?);
+        WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
             .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?,
-        Verify::ChainOnly => Arc::new(ChainOnly(
-            WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-                .build()
-                .map_err(|e| rustls::Error::General(e.to_string()))?,
-        )),
+            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = match settings.verify {
+        Verify::Full => webpki()?,
+        Verify::ChainOnly => Arc::new(ChainOnly(webpki()?)),
         Verify::Nothing => Arc::new(NoVerification(provider.clone())),
     };
     let builder = ClientConfig::builder_with_provider(provider)

@@ -75,6 +75,11 @@ impl TestEnv {
 
     /// Starts a worker process for this test's names and database.
     pub async fn spawn_worker(&self, extra_args: &[&str]) -> Worker {
+        self.spawn_worker_with(extra_args, &[]).await
+    }
+
+    /// A worker as [`TestEnv::spawn_worker`] makes, with these environment variables too.
+    pub async fn spawn_worker_with(&self, extra_args: &[&str], vars: &[(&str, &str)]) -> Worker {
         let n = self.workers_started.fetch_add(1, Ordering::Relaxed);
         let mut settings = WorkerSettings::new(
             env::bin(),
@@ -84,6 +89,9 @@ impl TestEnv {
         )
         .env("CONTACT_IMPORT_DB_RETRY_MIN_MS", 20)
         .env("CONTACT_IMPORT_DB_RETRY_MAX_MS", 200);
+        for (name, value) in vars {
+            settings = settings.env(name, value);
+        }
         settings.args = extra_args.iter().map(|a| a.to_string()).collect();
         Worker::spawn(&format!("worker-{}-{n}", self.id), &settings)
             .await

@@ -32,3 +32,117 @@ async fn logs_are_json_lines_off_a_terminal_and_batch_lines_carry_batch_org_and_
         "contact data must not reach the logs"
     );
 }
+
+/// Contacts whose every name, email and street is a token no log line may hold.
+fn secret_batch(batch_index: usize, contacts: usize) -> (Value, Vec<String>) {
+    let mut secrets = Vec::new();
+    let contacts: Vec<Value> = (0..contacts)
+        .map(|i| {
+            let token = format!("Zq{batch_index}x{i}Secret");
+            let (email, street) = (format!("{token}@leak.example"), format!("{token} Street"));
+            secrets.extend([token.clone(), email.clone(), street.clone()]);
+            json!({
+                "displayName": token,
+                "emails": [{"value": email, "type": "work"}],
+                "address": {"street": street, "city": "Nowhere"},
+            })
+        })
+        .collect();
+    (batch(ORG, json!(contacts)), secrets)
+}
+
+/// Every way a dependency has printed a body: as text (JSON-escaped text included, the
+/// tokens being ASCII), as Rust's `Debug` of a byte array, as hex, as base64 (at each of
+/// the three alignments a token can have in the encoded body).
+fn encodings(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    let bytes = secret.as_bytes();
+    let decimal = bytes
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut found = vec![secret.to_owned(), decimal, hex::encode(bytes)];
+    for pad in 0..3 {
+        let padded = [vec![b'_'; pad], bytes.to_vec()].concat();
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&padded);
+        // The characters that depend on the padding alone are dropped.
+        let skip = (pad * 4).div_ceil(3);
+        found.push(encoded[skip..encoded.len() - 2].to_owned());
+    }
+    found
+}
+
+/// Publishes `batches` secret batches answered to a `reply_to` queue, with nothing bound to
+/// the results exchange (README's default: nobody binds a queue for you), and returns the
+/// worker's whole log and the secrets.
+async fn run_unbound(env: &TestEnv, rust_log: &str, batches: usize) -> (String, Vec<String>) {
+    let unbound = format!("t{}.nobody.listens", env.id);
+    let worker = env
+        .spawn_worker_with(&["--results-exchange", &unbound], &[("RUST_LOG", rust_log)])
+        .await;
+    let replies = format!("t{}.replies", env.id);
+    env.declare_queue(&replies).await;
+    let mut secrets = Vec::new();
+    for b in 0..batches {
+        let (body, batch_secrets) = secret_batch(b, 200);
+        secrets.extend(batch_secrets);
+        let props = env
+            .props(&format!("secret-{b}"))
+            .with_reply_to(replies.as_str().into());
+        env.publish(&serde_json::to_vec(&body).unwrap(), props)
+            .await;
+    }
+    for _ in 0..batches {
+        let (_, reply) = env.next_message(&replies).await;
+        let reply: Value = serde_json::from_slice(&reply).unwrap();
+        assert_eq!(reply["counts"]["created"], 200, "{}", reply["status"]);
+    }
+    worker
+        .expect_metric(
+            r#"contact_import_results_unroutable_total{target="results-exchange"}"#,
+            batches as f64,
+        )
+        .await;
+    let log_path = worker.log.clone();
+    assert!(worker.terminate().await.success());
+    (std::fs::read_to_string(log_path).unwrap(), secrets)
+}
+
+fn assert_no_secret(log: &str, secrets: &[String]) {
+    for secret in secrets {
+        for encoded in encodings(secret) {
+            assert!(
+                !log.contains(&encoded),
+                "the log holds contact data ({secret} as {encoded})"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn unroutable_results_leave_a_small_log_with_no_contact_data() {
+    let env = TestEnv::new().await;
+    let batches = 20;
+    let (log, secrets) = run_unbound(&env, "info", batches).await;
+    assert_no_secret(&log, &secrets);
+    // Start-up and shutdown lines, then a few short lines per batch.
+    let per_batch = log.len() / batches;
+    assert!(
+        log.len() < 4096 + batches * 800,
+        "{} bytes of log for {batches} batches (~{per_batch} per batch):\n{}",
+        log.len(),
+        &log[..log.len().min(2000)]
+    );
+    assert!(
+        log.contains("no queue is bound for the result"),
+        "each unroutable result is named in one line:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn no_rust_log_level_lets_contact_data_into_the_log() {
+    let env = TestEnv::new().await;
+    let (log, secrets) = run_unbound(&env, "trace", 3).await;
+    assert_no_secret(&log, &secrets);
+}
