@@ -3,6 +3,7 @@
 use crate::commands::accounts::AccountsArgs;
 use crate::commands::batches::BatchesArgs;
 use crate::commands::dlq::DlqArgs;
+use crate::commands::grants::GrantsArgs;
 use crate::commands::publish::PublishArgs;
 use crate::config::{DatabaseConfig, WorkerConfig};
 use crate::telemetry::LogFormat;
@@ -46,6 +47,8 @@ pub enum Command {
     Batches(BatchesArgs),
     /// Manage the accounts whose credentials Save User Contacts batches carry.
     Accounts(AccountsArgs),
+    /// Manage which broker users may import into which orgs (CONTACT_IMPORT_AUTHORIZATION=grants).
+    Grants(GrantsArgs),
 }
 
 impl Command {
@@ -61,6 +64,7 @@ impl Command {
             Command::Dlq(args) => args.broker.read_secret_file(),
             Command::Batches(args) => args.database.read_secret_file(),
             Command::Accounts(args) => args.database.read_secret_file(),
+            Command::Grants(args) => args.database.read_secret_file(),
         }
     }
 }

@@ -127,6 +127,17 @@ fn read_secret(path: &Path) -> Result<String, SecretFileError> {
     Ok(secret.to_owned())
 }
 
+/// Who may import into which org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Authorization {
+    /// Every producer that can publish to the import exchange may write to every org:
+    /// for single-tenant deployments. The worker warns at start.
+    Open,
+    /// A batch is applied only when its `user_id` (the broker user that published it, which
+    /// RabbitMQ vouches for) has a grant for its org (`contact-import grants`).
+    Grants,
+}
+
 /// Everything `contact-import worker` needs.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerConfig {
@@ -136,6 +147,15 @@ pub struct WorkerConfig {
     /// The database.
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// Who may import into which org: `open` (every producer, every org) or `grants`
+    /// (`contact-import grants add --user U --org O`).
+    #[arg(
+        long,
+        env = "CONTACT_IMPORT_AUTHORIZATION",
+        value_enum,
+        default_value = "open"
+    )]
+    pub authorization: Authorization,
     /// Batches processed at once, each on its own database connection.
     #[arg(long, env = "CONTACT_IMPORT_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,

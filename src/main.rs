@@ -1,6 +1,6 @@
 use clap::Parser;
 use contact_import::cli::{Cli, Command};
-use contact_import::commands::{accounts, batches, dlq, migrate, publish};
+use contact_import::commands::{accounts, batches, dlq, grants, migrate, publish};
 use contact_import::{shutdown, telemetry, worker};
 use std::process::ExitCode;
 
@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
         Command::Dlq(args) => dlq::run(*args).await,
         Command::Batches(args) => batches::run(args).await,
         Command::Accounts(args) => accounts::run(args).await,
+        Command::Grants(args) => grants::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,6 +40,8 @@ pub const READY: &str = "contact_import_ready";
 pub const BUILD_INFO: &str = "contact_import_build_info";
 /// Counter: messages taken from the import queue, by `type` (`unknown` for no dialect); redeliveries count again.
 pub const MESSAGES: &str = "contact_import_messages_total";
+/// Batches refused because their publisher may not write into the org, by reason.
+pub const UNAUTHORIZED: &str = "contact_import_unauthorized_total";
 
 /// Why a delivery went back to the queue: the `reason` of [`REQUEUED`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +107,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(BATCH_DURATION.into()), DURATION_BUCKETS)?
         .install_recorder()?;
+    describe_counter!(
+        UNAUTHORIZED,
+        "Batches refused because their publisher may not write into the org, by reason \
+         (missing.user.id, org.forbidden)."
+    );
     describe_counter!(
         BATCHES,
         "Batches finished, by status (succeeded, partial, failed, rejected)."
@@ -192,6 +199,9 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     counter!(MESSAGES, "type" => "unknown").increment(0);
     counter!(BROKER_RECONNECTS).increment(0);
     counter!(DRY_RUNS).increment(0);
+    for reason in RejectCode::ALL.into_iter().filter(|c| c.requester_only()) {
+        counter!(UNAUTHORIZED, "reason" => reason.as_str()).increment(0);
+    }
     gauge!(IN_FLIGHT).set(0.0);
     gauge!(BROKER_BLOCKED).set(0.0);
     gauge!(READY).set(0.0);
@@ -265,6 +275,11 @@ pub fn dry_run() {
 /// Counts a redelivered batch answered with its stored result.
 pub fn replayed() {
     counter!(REPLAYED).increment(1);
+}
+
+/// Counts a batch refused by the authorization (`missing.user.id`, `org.forbidden`).
+pub fn unauthorized(reason: RejectCode) {
+    counter!(UNAUTHORIZED, "reason" => reason.as_str()).increment(1);
 }
 
 /// Counts a delivery given back to the queue.

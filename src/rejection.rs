@@ -32,11 +32,15 @@ pub enum RejectCode {
     /// Every allowed delivery failed (e.g. the database refuses the batch each time): the
     /// batch is dead-lettered with its last error, to be replayed once the cause is fixed.
     AttemptsExhausted,
+    /// `CONTACT_IMPORT_AUTHORIZATION=grants` and the message has no `user_id`.
+    MissingUserId,
+    /// `CONTACT_IMPORT_AUTHORIZATION=grants` and the `user_id` has no grant for the org.
+    OrgForbidden,
 }
 
 impl RejectCode {
     /// Every code, in declaration order (metrics create a series for each).
-    pub const ALL: [RejectCode; 12] = [
+    pub const ALL: [RejectCode; 14] = [
         Self::UnsupportedType,
         Self::UnsupportedContentType,
         Self::MalformedBody,
@@ -49,6 +53,8 @@ impl RejectCode {
         Self::InvalidBatchId,
         Self::BatchIdConflict,
         Self::AttemptsExhausted,
+        Self::MissingUserId,
+        Self::OrgForbidden,
     ];
 
     /// The code as written in results and headers, e.g. `malformed.body`.
@@ -66,6 +72,8 @@ impl RejectCode {
             Self::InvalidBatchId => "invalid.batch.id",
             Self::BatchIdConflict => "batch.id.conflict",
             Self::AttemptsExhausted => "attempts.exhausted",
+            Self::MissingUserId => "missing.user.id",
+            Self::OrgForbidden => "org.forbidden",
         }
     }
 
@@ -76,8 +84,16 @@ impl RejectCode {
             Self::TooLarge => 413,
             Self::BatchIdConflict => 409,
             Self::AttemptsExhausted => 500,
+            Self::MissingUserId => 401,
+            Self::OrgForbidden => 403,
             _ => 400,
         }
+    }
+
+    /// Whether the refusal goes to the requester only: a batch the org did not send (as far
+    /// as anyone can tell) must not reach the org's subscribers on the results exchange.
+    pub fn requester_only(self) -> bool {
+        matches!(self, Self::MissingUserId | Self::OrgForbidden)
     }
 }
 

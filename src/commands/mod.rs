@@ -4,5 +4,6 @@
 pub mod accounts;
 pub mod batches;
 pub mod dlq;
+pub mod grants;
 pub mod migrate;
 pub mod publish;

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod availability;
 pub mod batches;
 pub mod connect;
+pub mod grants;
 pub(crate) mod migrate;
 pub mod upsert;
 
@@ -176,6 +177,12 @@ impl Store {
     ) -> Result<HashMap<String, String>, StoreError> {
         let client = self.pool.get().await?;
         Ok(accounts::password_hashes(&**client, org.as_str(), users).await?)
+    }
+
+    /// Whether broker user `user` may import into `org` (see [`grants`]).
+    pub async fn is_granted(&self, user: &str, org: &OrgId) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(grants::is_granted(&**client, user, org.as_str()).await?)
     }
 
     /// The stored result of a batch applied before, if any: after a time-out during `COMMIT`

@@ -13,7 +13,7 @@ mod http;
 mod pipeline;
 mod session;
 
-use crate::config::WorkerConfig;
+use crate::config::{Authorization, WorkerConfig};
 use crate::dialect::Limits;
 use crate::metrics;
 use crate::shutdown::Shutdown;
@@ -35,6 +35,13 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 /// Runs the worker until `shutdown` fires (returns `Ok`) or the topology is refused (`Err`).
 pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    if cfg.authorization == Authorization::Open {
+        warn!(
+            "CONTACT_IMPORT_AUTHORIZATION=open: every producer that can publish to {} may \
+             write into every org; set it to grants for a multi-tenant deployment",
+            cfg.broker.import_exchange
+        );
+    }
     let metrics_handle = metrics::install()?;
     tokio::spawn(metrics::run_upkeep(metrics_handle.clone()));
     let (pool, tls) = connect::pool(&cfg.database.database_url, cfg.db_pool_size())?;
@@ -146,5 +153,6 @@ fn batch_policy(cfg: &WorkerConfig) -> BatchPolicy {
             .with_jitter(),
         batch_timeout: Duration::from_secs(cfg.batch_timeout_secs),
         delivery_limit: cfg.broker.delivery_limit,
+        authorization: cfg.authorization,
     }
 }

@@ -8,6 +8,7 @@ use crate::broker::consume;
 use crate::broker::publish::{
     DeadLetterReason, Publisher, ReplyTarget, Routed, UNKNOWN_ORG_ROUTING_KEY,
 };
+use crate::config::Authorization;
 use crate::contact::credentials;
 use crate::contact::{ContactDraft, ContactError, ValidatedBatch, validate_batch};
 use crate::dialect::{self, Answer, DecodedBatch, Limits, MessageType};
@@ -36,11 +37,15 @@ enum Settlement {
 }
 
 /// Who sent a batch and how they are answered, read once from the delivery.
+#[derive(Clone)]
 struct Requester {
     target: ReplyTarget,
     /// The request's dialect, when its `type` is one this worker reads.
     dialect: Option<MessageType>,
     content_type: Option<String>,
+    /// The broker user that published the batch (RabbitMQ refuses a `user_id` that is not
+    /// the publisher's own).
+    user_id: Option<String>,
 }
 
 /// How hard the pipeline tries before it gives a batch up.
@@ -55,6 +60,8 @@ pub struct BatchPolicy {
     pub batch_timeout: Duration,
     /// The queue's `x-delivery-limit`: the delivery after that many returns is the last.
     pub delivery_limit: u32,
+    /// Whether a batch's `user_id` must have a grant for its org.
+    pub authorization: Authorization,
 }
 
 pub struct Pipeline {
@@ -158,12 +165,25 @@ impl Pipeline {
             target: ReplyTarget::of(delivery),
             dialect: MessageType::of(props.kind().as_ref().map(|k| k.as_str())).ok(),
             content_type: props.content_type().as_ref().map(|c| c.to_string()),
+            user_id: props
+                .user_id()
+                .as_ref()
+                .map(|u| u.to_string())
+                .filter(|u| !u.is_empty()),
         };
         metrics::message(reply.dialect);
         if !batch_id.is_storable() {
             let rejection = Rejection::new(
                 RejectCode::InvalidBatchId,
                 "message_id contains control characters",
+            );
+            return self.reject(delivery, batch_id, &reply, rejection).await;
+        }
+        if self.policy.authorization == Authorization::Grants && reply.user_id.is_none() {
+            let rejection = Rejection::new(
+                RejectCode::MissingUserId,
+                "the message has no user_id: with CONTACT_IMPORT_AUTHORIZATION=grants a batch \
+                 must carry the broker user that publishes it",
             );
             return self.reject(delivery, batch_id, &reply, rejection).await;
         }
@@ -178,6 +198,19 @@ impl Pipeline {
         } = decoded;
         tracing::Span::current().record("org_id", org_id.as_str());
         let deadline = tokio::time::Instant::now() + self.policy.batch_timeout;
+        match self.authorized(&reply, &org_id, deadline).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let user = reply.user_id.as_deref().unwrap_or_default();
+                let rejection = Rejection::new(
+                    RejectCode::OrgForbidden,
+                    format!("broker user {user} has no grant for org {org_id}"),
+                )
+                .with_org(Some(org_id));
+                return self.reject(delivery, batch_id, &reply, rejection).await;
+            }
+            Err(e) => return self.give_back(delivery, batch_id, &reply, org_id, e).await,
+        }
         if let Err(e) = self.authenticate(&org_id, &mut contacts, deadline).await {
             return self.give_back(delivery, batch_id, &reply, org_id, e).await;
         }
@@ -236,6 +269,29 @@ impl Pipeline {
                 Err(e) => return self.give_back(delivery, batch_id, &reply, org_id, e).await,
             };
         self.publish(org_id.as_str(), &reply, status, &body).await
+    }
+
+    /// Whether the batch's publisher may write into `org`: always with
+    /// `CONTACT_IMPORT_AUTHORIZATION=open`, else when its `user_id` has a grant, read now
+    /// (so a grant taken back stops the next batch).
+    async fn authorized(
+        &self,
+        reply: &Requester,
+        org: &OrgId,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, StoreError> {
+        if self.policy.authorization == Authorization::Open {
+            return Ok(true);
+        }
+        let Some(user) = reply.user_id.as_deref() else {
+            return Ok(false);
+        };
+        self.with_database(deadline, || async {
+            tokio::time::timeout_at(deadline, self.store.is_granted(user, org))
+                .await
+                .unwrap_or(Err(StoreError::DeadlineExceeded { last_error: None }))
+        })
+        .await
     }
 
     /// Checks the account credentials that contacts carry (Save User Contacts) and drops
@@ -481,6 +537,21 @@ impl Pipeline {
             };
         }
         metrics::dead_lettered(rejection.code);
+        if rejection.code.requester_only() {
+            metrics::unauthorized(rejection.code);
+        }
+        // The org's subscribers see a refusal only when the org may have sent it.
+        let subscribers_may_see = !rejection.code.requester_only()
+            && match &rejection.org_id {
+                Some(org) => {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                    self.authorized(reply, org, deadline).await.unwrap_or(false)
+                }
+                None => true,
+            };
+        let mut reply = reply.clone();
+        reply.target.requester_only |= !subscribers_may_see;
+        let reply = &reply;
         let routing_key = rejection
             .org_id
             .as_ref()
