@@ -101,6 +101,12 @@ impl Worker {
         bail!("worker {name} did not start three times")
     }
 
+    /// Starts a worker named `name` without waiting for `/readyz`: for a worker that must not
+    /// become ready. Its log goes to `<log_dir>/<name>.log`.
+    pub fn spawn_unready(name: &str, settings: &WorkerSettings) -> anyhow::Result<Self> {
+        Self::start(name, settings, 0)
+    }
+
     fn start(name: &str, settings: &WorkerSettings, attempt: u32) -> anyhow::Result<Self> {
         let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = settings.log_dir.join(if attempt == 0 {
@@ -181,7 +187,7 @@ impl Worker {
     }
 
     /// `GET path` on the worker's HTTP port: `None` if it does not answer within 5 s.
-    async fn try_get(&self, path: &str) -> Option<(u16, String)> {
+    pub async fn try_get(&self, path: &str) -> Option<(u16, String)> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()

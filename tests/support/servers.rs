@@ -1,0 +1,613 @@
+//! Private servers for one test: a RabbitMQ node and a PostgreSQL cluster, each in a folder
+//! of its own, on free loopback ports, so that a test can stop, kill and restart them, or
+//! give them a TLS configuration, without disturbing anything else. The fault scenarios
+//! (`tests/faults`) and the TLS tests (`tests/it/tls.rs`) start them.
+//!
+//! Both run from the Debian packages (`scripts/services` installs them) as direct children
+//! of the test, started through `setpriv --pdeathsig KILL`: if the test process dies
+//! without unwinding (a nextest timeout), the kernel kills them too. The owner of the
+//! servers kills them when a test ends or panics, and [`reap_abandoned`] cleans up after a
+//! run that could not.
+//!
+//! With TLS ([`RabbitMq::start_tls`], [`Postgres::start_tls`]) the servers accept nothing
+//! else: RabbitMQ has only a TLS listener, and PostgreSQL's `pg_hba.conf` rejects every
+//! TCP connection without TLS (the test's own checks then use its Unix socket).
+
+use super::certs::Certs;
+use super::database::connect;
+use super::ports::{free_port, free_port_run};
+use super::process::{signal, tail};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+/// How long a service gets to start or stop before the test gives up.
+const SERVICE_WAIT: Duration = Duration::from_secs(90);
+
+/// Kills the services of earlier runs whose test process is gone (killed before it could
+/// clean up) and removes their folders, so orphans never accumulate. Each folder under
+/// `base` holds `owner.pid` (the test process), `rabbitmq/` and `postgres/`.
+pub fn reap_abandoned(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let owner = std::fs::read_to_string(dir.join("owner.pid")).unwrap_or_default();
+        if Path::new(&format!("/proc/{}", owner.trim())).exists() && !owner.trim().is_empty() {
+            continue;
+        }
+        for pid_file in [
+            "rabbitmq/beam.pid",
+            "rabbitmq/epmd.pid",
+            "postgres/data/postmaster.pid",
+        ] {
+            if let Ok(text) = std::fs::read_to_string(dir.join(pid_file))
+                && let Some(pid) = text.lines().next()
+            {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", pid.trim()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A RabbitMQ node (beam) and its own epmd, on ports `port`, `port + 1` (distribution) and
+/// `port + 2` (epmd).
+pub struct RabbitMq {
+    dir: PathBuf,
+    /// The AMQP port: plain AMQP, or AMQP over TLS only (see [`RabbitMq::start_tls`]).
+    pub port: u16,
+    /// The CA that signed the node's certificate, when it listens with TLS.
+    tls_ca: Option<PathBuf>,
+    beam: Option<Child>,
+    epmd: Option<Child>,
+}
+
+impl RabbitMq {
+    /// A node with a plain AMQP listener.
+    pub async fn start(dir: PathBuf) -> Self {
+        Self::start_with(dir, None).await
+    }
+
+    /// A node whose only listener is AMQP over TLS (`amqps://`), presenting
+    /// `certs.server_cert`. It asks for no client certificate.
+    pub async fn start_tls(dir: PathBuf, certs: &Certs) -> Self {
+        Self::start_with(dir, Some(certs)).await
+    }
+
+    async fn start_with(dir: PathBuf, tls: Option<&Certs>) -> Self {
+        std::fs::create_dir_all(dir.join("log")).unwrap();
+        std::fs::create_dir_all(dir.join("mnesia")).unwrap();
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+        // A port can be taken between the check and the bind: try a few.
+        for _ in 0..3 {
+            let port = free_port_run(3);
+            std::fs::write(dir.join("rabbitmq.conf"), rabbitmq_conf(port, tls)).unwrap();
+            let mut node = Self {
+                dir: dir.clone(),
+                port,
+                tls_ca: tls.map(|certs| certs.ca.clone()),
+                beam: None,
+                epmd: None,
+            };
+            node.spawn_epmd().await;
+            if node.boot().await {
+                return node;
+            }
+            node.kill_now();
+            eprintln!("rabbitmq did not start on port {port}; trying another");
+        }
+        panic!(
+            "rabbitmq did not start; its output:\n{}",
+            tail(&dir.join("server.out"), 40)
+        );
+    }
+
+    /// URL of the node, for the test's own connections: `amqp://` to `127.0.0.1`, or for a
+    /// TLS node `amqps://` to `localhost` (the name its certificate is for), trusting the
+    /// test's CA.
+    pub fn url(&self) -> String {
+        match &self.tls_ca {
+            None => format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port),
+            Some(ca) => self.tls_url("localhost", &format!("cacertfile={}", ca.display())),
+        }
+    }
+
+    /// `amqps://guest:guest@<host>:<port>/%2f?<query>`.
+    pub fn tls_url(&self, host: &str, query: &str) -> String {
+        format!("amqps://guest:guest@{host}:{}/%2f?{query}", self.port)
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    /// Starts the node's own epmd and waits until it listens: a node that finds no epmd
+    /// starts a daemonised one of its own, which would outlive the test.
+    async fn spawn_epmd(&mut self) {
+        let port = self.port + 2;
+        let epmd = with_pdeathsig("/usr/bin/epmd")
+            .args(["-port", &port.to_string(), "-address", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start epmd");
+        std::fs::write(self.dir.join("epmd.pid"), epmd.id().unwrap().to_string()).unwrap();
+        self.epmd = Some(epmd);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "epmd not listening on {port}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the node and waits until it accepts AMQP connections; `false` if it exited.
+    async fn boot(&mut self) -> bool {
+        let dir = &self.dir;
+        let port = self.port;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.out"))
+            .unwrap();
+        let mut command = with_pdeathsig("/usr/lib/rabbitmq/bin/rabbitmq-server");
+        if self.tls_ca.is_none() {
+            // With TLS the listeners are rabbitmq.conf's alone: these would add a plain one.
+            command
+                .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+                .env("RABBITMQ_NODE_PORT", port.to_string());
+        }
+        let beam = command
+            .env("HOME", dir)
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("contact-import-{port}@localhost"),
+            )
+            .env("RABBITMQ_DIST_PORT", (port + 1).to_string())
+            .env("ERL_EPMD_PORT", (port + 2).to_string())
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_PID_FILE", dir.join("rabbitmq.pid"))
+            // Replaces the script's shell with the VM (no signal-forwarding shell in between),
+            // so the child we hold is beam itself and SIGTERM stops the node gracefully.
+            .env("RUNNING_UNDER_SYSTEMD", "true")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start rabbitmq-server");
+        std::fs::write(dir.join("beam.pid"), beam.id().unwrap().to_string()).unwrap();
+        self.beam = Some(beam);
+        let deadline = Instant::now() + SERVICE_WAIT;
+        loop {
+            // For a TLS node this is a TLS handshake that verifies the node's certificate.
+            if let Ok(connection) = contact_import::broker::connect(&self.url(), "test").await {
+                let closing = connection.close(200, "ready".into());
+                let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
+                return true;
+            }
+            if let Ok(Some(_)) = self.beam.as_mut().unwrap().try_wait() {
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rabbitmq not accepting connections after {SERVICE_WAIT:?}:\n{}",
+                tail(&dir.join("server.out"), 40)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops the node gracefully (SIGTERM: connections are closed, queues written out) and
+    /// waits for it to exit. Messages in its quorum queues survive.
+    pub async fn stop(&mut self) {
+        let mut beam = self.beam.take().expect("rabbitmq is running");
+        signal(&beam, "TERM").await;
+        tokio::time::timeout(SERVICE_WAIT, beam.wait())
+            .await
+            .expect("rabbitmq did not stop")
+            .unwrap();
+    }
+
+    /// Starts the node again on the same ports with the same data.
+    pub async fn start_again(&mut self) {
+        assert!(self.beam.is_none(), "rabbitmq is already running");
+        assert!(
+            self.boot().await,
+            "rabbitmq did not start again on port {}:\n{}",
+            self.port,
+            tail(&self.dir.join("server.out"), 40)
+        );
+    }
+
+    /// Raises or clears a memory alarm: while it is raised the broker blocks every
+    /// connection that publishes, as it does when a real node runs out of memory.
+    pub async fn memory_alarm(&self, raised: bool) {
+        let watermark = if raised { "0.000001" } else { "0.4" };
+        self.rabbitmqctl(&["set_vm_memory_high_watermark", watermark])
+            .await;
+    }
+
+    async fn rabbitmqctl(&self, args: &[&str]) {
+        let output = Command::new("/usr/lib/rabbitmq/bin/rabbitmqctl")
+            .env("HOME", &self.dir)
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("contact-import-{}@localhost", self.port),
+            )
+            .env("ERL_EPMD_PORT", (self.port + 2).to_string())
+            .args(args)
+            .output()
+            .await
+            .expect("run rabbitmqctl");
+        assert!(
+            output.status.success(),
+            "rabbitmqctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Kills the node and its epmd at once (SIGKILL) and waits for them to exit.
+    pub fn kill_now(&mut self) {
+        for child in [self.beam.take(), self.epmd.take()].into_iter().flatten() {
+            kill_and_reap(child, Duration::ZERO);
+        }
+    }
+}
+
+/// The node's configuration: plain AMQP on the port from the environment, or only AMQP over
+/// TLS on `port` (RabbitMQ's TLS guide: `listeners.ssl`, `ssl_options`).
+fn rabbitmq_conf(port: u16, tls: Option<&Certs>) -> String {
+    let mut conf = String::from(
+        "loopback_users = none\n\
+         disk_free_limit.absolute = 50MB\n\
+         log.console = false\n\
+         log.file.level = warning\n",
+    );
+    if let Some(certs) = tls {
+        conf.push_str(&format!(
+            "listeners.tcp = none\n\
+             listeners.ssl.1 = 127.0.0.1:{port}\n\
+             ssl_options.cacertfile = {}\n\
+             ssl_options.certfile = {}\n\
+             ssl_options.keyfile = {}\n\
+             ssl_options.verify = verify_none\n\
+             ssl_options.fail_if_no_peer_cert = false\n",
+            certs.ca.display(),
+            certs.server_cert.display(),
+            certs.server_key.display(),
+        ));
+    }
+    conf
+}
+
+/// A PostgreSQL cluster owned by the `postgres` user when the tests run as root (it refuses
+/// to run as root), with one database, `contact_import`.
+pub struct Postgres {
+    dir: PathBuf,
+    pub port: u16,
+    /// The CA that signed the server's certificate, when it takes only TLS over TCP.
+    tls_ca: Option<PathBuf>,
+    postmaster: Option<Child>,
+}
+
+impl Postgres {
+    /// A cluster that listens on TCP without TLS.
+    pub async fn start(dir: PathBuf) -> Self {
+        Self::start_with(dir, None).await
+    }
+
+    /// A cluster with `ssl = on`, presenting `certs.server_cert`, whose `pg_hba.conf`
+    /// rejects every TCP connection without TLS (`hostnossl … reject`) and trusts those with
+    /// it; the Unix socket (the test's own connections) stays open.
+    pub async fn start_tls(dir: PathBuf, certs: &Certs) -> Self {
+        Self::start_with(dir, Some(certs)).await
+    }
+
+    async fn start_with(dir: PathBuf, tls: Option<&Certs>) -> Self {
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            let chown = Command::new("chown")
+                .arg("postgres:")
+                .arg(&dir)
+                .status()
+                .await
+                .unwrap();
+            assert!(chown.success(), "chown postgres {}", dir.display());
+        }
+        let initdb = as_postgres(&format!("{}/initdb", pg_bin()))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ])
+            .current_dir(&dir)
+            .output()
+            .await
+            .expect("run initdb");
+        assert!(
+            initdb.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        if let Some(certs) = tls {
+            configure_tls(&dir.join("data"), certs).await;
+        }
+        for _ in 0..3 {
+            let mut cluster = Self {
+                dir: dir.clone(),
+                port: free_port(),
+                tls_ca: tls.map(|certs| certs.ca.clone()),
+                postmaster: None,
+            };
+            if cluster.boot().await {
+                cluster
+                    .admin()
+                    .await
+                    .batch_execute("CREATE DATABASE contact_import")
+                    .await
+                    .unwrap();
+                return cluster;
+            }
+            eprintln!(
+                "postgres did not start on port {}; trying another",
+                cluster.port
+            );
+        }
+        panic!(
+            "postgres did not start:\n{}",
+            tail(&dir.join("server.log"), 40)
+        );
+    }
+
+    /// URL of the `contact_import` database, for the worker: to `127.0.0.1`, or for a TLS
+    /// cluster to `localhost` (the name its certificate is for) with `sslmode=verify-full`
+    /// and the test's CA.
+    pub fn url(&self) -> String {
+        match &self.tls_ca {
+            None => format!("postgres://postgres@127.0.0.1:{}/contact_import", self.port),
+            Some(ca) => self.url_at(
+                "localhost",
+                &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+            ),
+        }
+    }
+
+    /// `postgres://postgres@<host>:<port>/contact_import?<query>`.
+    pub fn url_at(&self, host: &str, query: &str) -> String {
+        format!(
+            "postgres://postgres@{host}:{}/contact_import?{query}",
+            self.port
+        )
+    }
+
+    /// A connection to `contact_import` for the test's checks and fault injection (over the
+    /// Unix socket for a TLS cluster: the test's checks do not depend on the TLS under test).
+    pub async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.own_conninfo("contact_import"))
+            .await
+            .expect("connect to postgres")
+    }
+
+    async fn admin(&self) -> tokio_postgres::Client {
+        connect(&self.own_conninfo("postgres"))
+            .await
+            .expect("connect to postgres")
+    }
+
+    /// How the test itself connects to `database`.
+    fn own_conninfo(&self, database: &str) -> String {
+        match &self.tls_ca {
+            None => format!("postgres://postgres@127.0.0.1:{}/{database}", self.port),
+            Some(_) => format!(
+                "host={} port={} user=postgres dbname={database}",
+                self.dir.display(),
+                self.port
+            ),
+        }
+    }
+
+    async fn boot(&mut self) -> bool {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .unwrap();
+        let mut command = as_postgres(&format!("{}/postgres", pg_bin()));
+        if self.tls_ca.is_some() {
+            command.args([
+                "-c",
+                "ssl=on",
+                "-c",
+                "ssl_cert_file=server.crt",
+                "-c",
+                "ssl_key_file=server.key",
+            ]);
+        }
+        let postmaster = command
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(&self.dir)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=100",
+            ])
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start postgres");
+        self.postmaster = Some(postmaster);
+        let deadline = Instant::now() + SERVICE_WAIT;
+        loop {
+            if connect(&self.own_conninfo("postgres")).await.is_ok() {
+                return true;
+            }
+            if let Ok(Some(_)) = self.postmaster.as_mut().unwrap().try_wait() {
+                self.postmaster = None;
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postgres not accepting connections after {SERVICE_WAIT:?}:\n{}",
+                tail(&self.dir.join("server.log"), 40)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Fast shutdown (SIGINT): sessions are terminated, open transactions roll back, then
+    /// the server exits; waits for the exit.
+    pub async fn stop(&mut self) {
+        let mut postmaster = self.postmaster.take().expect("postgres is running");
+        signal(&postmaster, "INT").await;
+        tokio::time::timeout(SERVICE_WAIT, postmaster.wait())
+            .await
+            .expect("postgres did not stop")
+            .unwrap();
+    }
+
+    /// Starts the server again on the same port with the same data.
+    pub async fn start_again(&mut self) {
+        assert!(self.postmaster.is_none(), "postgres is already running");
+        assert!(
+            self.boot().await,
+            "postgres did not start again on port {}:\n{}",
+            self.port,
+            tail(&self.dir.join("server.log"), 40)
+        );
+    }
+
+    /// Immediate shutdown (SIGQUIT, then SIGKILL after 3 s); waits for the exit.
+    pub fn kill_now(&mut self) {
+        if let Some(postmaster) = self.postmaster.take() {
+            // SIGQUIT: immediate shutdown, the postmaster takes its backends down with it.
+            if let Some(pid) = postmaster.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-QUIT", &pid.to_string()])
+                    .status();
+            }
+            kill_and_reap(postmaster, Duration::from_secs(3));
+        }
+    }
+}
+
+/// The server's certificate and key in the data folder (the key private to the `postgres`
+/// user, as PostgreSQL demands), and a `pg_hba.conf` that takes TCP connections only with
+/// TLS.
+async fn configure_tls(data: &Path, certs: &Certs) {
+    use std::os::unix::fs::PermissionsExt;
+    for (from, to, mode) in [
+        (&certs.server_cert, "server.crt", 0o644),
+        (&certs.server_key, "server.key", 0o600),
+    ] {
+        let to = data.join(to);
+        std::fs::copy(from, &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+        if is_root() {
+            let chown = Command::new("chown")
+                .arg("postgres:")
+                .arg(&to)
+                .status()
+                .await
+                .unwrap();
+            assert!(chown.success(), "chown postgres {}", to.display());
+        }
+    }
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\n\
+         hostnossl all all all reject\n\
+         hostssl all all all trust\n",
+    )
+    .unwrap();
+}
+
+/// Gives a child `grace` to exit on its own (after a stop signal), then SIGKILLs it and
+/// waits for the exit. Runs in `Drop`, so it blocks.
+fn kill_and_reap(mut child: Child, grace: Duration) {
+    let exited = |child: &mut Child| !matches!(child.try_wait(), Ok(None));
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if exited(&mut child) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.start_kill();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !exited(&mut child) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A command that dies with the test process (the kernel sends SIGKILL when its parent
+/// thread exits), whatever happens to the test.
+fn with_pdeathsig(program: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args(["--pdeathsig", "KILL", "--", program]);
+    command
+}
+
+/// As [`with_pdeathsig`], running as the `postgres` user when we are root.
+fn as_postgres(program: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args(["--pdeathsig", "KILL"]);
+    if is_root() {
+        command.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--reset-env",
+        ]);
+    }
+    command.args(["--", program]);
+    command
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next().map(|uid| uid == "0"))
+        .unwrap_or(false)
+}
+
+fn pg_bin() -> String {
+    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("postgresql is installed (scripts/services up installs it)")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    versions.sort();
+    format!(
+        "/usr/lib/postgresql/{}/bin",
+        versions.last().expect("a postgresql version")
+    )
+}
