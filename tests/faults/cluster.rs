@@ -8,8 +8,8 @@
 //! kept after a failing one, or always with `FAULTS_KEEP=1` (until the next run reaps it).
 
 use crate::support::ports::random_u64;
-pub use crate::support::servers::{Postgres, RabbitMq};
 use crate::support::servers::reap_abandoned;
+pub use crate::support::servers::{Postgres, RabbitMq};
 use std::path::{Path, PathBuf};
 
 /// One scenario's RabbitMQ and PostgreSQL.
@@ -54,4 +54,3 @@ impl Drop for Cluster {
         }
     }
 }
-

@@ -15,6 +15,6 @@ mod rejection;
 mod requester;
 mod retry;
 mod shutdown;
-mod tls;
 #[path = "../support/mod.rs"]
 mod support;
+mod tls;
