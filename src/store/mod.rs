@@ -27,7 +27,7 @@ use tracing::warn;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// No connection from the pool: backend error or timeout.
-    #[error("no database connection: {0}")]
+    #[error("no database connection: {}", describe_pool(.0))]
     Pool(#[from] PoolError),
     /// A statement or the connection failed; the message has the server's SQLSTATE.
     #[error("database error: {}", describe(.0))]
@@ -82,6 +82,15 @@ fn describe(e: &tokio_postgres::Error) -> String {
             Some(source) => format!("{e}: {source}"),
             None => e.to_string(),
         },
+    }
+}
+
+/// deadpool's message leaves out why a connection could not be made (a refused
+/// certificate, a refused password): that is in the backend error.
+fn describe_pool(e: &PoolError) -> String {
+    match e {
+        PoolError::Backend(e) => describe(e),
+        other => other.to_string(),
     }
 }
 

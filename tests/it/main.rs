@@ -5,6 +5,7 @@ mod common;
 mod contention;
 mod dialects;
 mod dry_run;
+mod grants;
 mod import;
 mod logs;
 mod operator_cli;

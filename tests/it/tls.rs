@@ -348,16 +348,13 @@ async fn a_worker_whose_database_certificate_is_refused_never_becomes_ready() {
     for (name, url, _) in refused_database_urls(&servers) {
         let settings = worker_on_shared_broker(&servers, &url);
         let mut worker = Worker::spawn_unready(name, &settings).unwrap();
-        // Not ready because of the database (which problem: the ignored test below).
+        // Not ready because of the database (which problem: the test below).
         watch_refused_database(&mut worker, "no database connection").await;
         assert!(worker.terminate().await.success());
     }
 }
 
 #[tokio::test]
-#[ignore = "product bug: StoreError::Pool (src/store/mod.rs) prints deadpool's PoolError, \
-            whose text stops at \"error performing TLS handshake\"; the certificate problem \
-            in its source is never named in /readyz or the log"]
 async fn a_worker_whose_database_certificate_is_refused_says_why() {
     let servers = Servers::start("db-why", false, true).await;
     for (name, url, problem) in refused_database_urls(&servers) {

@@ -241,7 +241,8 @@ impl RabbitMq {
             .await;
     }
 
-    async fn rabbitmqctl(&self, args: &[&str]) {
+    /// Runs `rabbitmqctl` against this node, failing the test if it fails.
+    pub async fn rabbitmqctl(&self, args: &[&str]) {
         let output = Command::new("/usr/lib/rabbitmq/bin/rabbitmqctl")
             .env("HOME", &self.dir)
             .env(
