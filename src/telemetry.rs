@@ -36,7 +36,12 @@ pub fn init(format: LogFormat) {
         // Colour codes only for a person at a terminal, not in files and log collectors.
         .with_ansi(to_terminal);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        // The current span (batch_id, org_id, …) once per line, not again in a span list.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .init(),
         LogFormat::Text | LogFormat::Auto => builder.init(),
     }
 }
