@@ -120,8 +120,9 @@ fn read_secret(path: &Path) -> Result<String, SecretFileError> {
         path: path.to_owned(),
         source,
     })?;
-    let secret = text.trim_end_matches(['\r', '\n']);
-    if secret.trim().is_empty() {
+    // A byte order mark or surrounding white space is never part of a URL.
+    let secret = text.trim_start_matches('\u{feff}').trim();
+    if secret.is_empty() {
         return Err(SecretFileError::Empty(path.to_owned()));
     }
     Ok(secret.to_owned())

@@ -67,6 +67,11 @@ pub const BODY_PRINTING_TARGETS: &[(&str, &str)] = &[
 /// even `RUST_LOG=trace` or `lapin=trace` cannot print a body.
 pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     let capped = |directive: &str| {
+        // A span filter (`[batch]=debug`, `target[span]=…`) outranks the caps below inside
+        // that span, which is where the batch's statements run: such directives are dropped.
+        if directive.contains('[') {
+            return true;
+        }
         let target = directive.split('=').next().unwrap_or_default().trim();
         BODY_PRINTING_TARGETS.iter().any(|(capped, _)| {
             let root = capped.split("::").next().unwrap_or(capped);
@@ -129,6 +134,8 @@ mod tests {
             "trace",
             "debug,lapin=trace",
             "lapin::returned_messages=warn,tokio_postgres=trace",
+            "[batch]=trace",
+            "info,[batch{batch_id=x}]=debug,tokio_postgres[batch]=trace",
         ] {
             let [returned, frames, parameters, _, _] = passes(rust_log);
             assert!(!returned && !frames && !parameters, "RUST_LOG={rust_log}");

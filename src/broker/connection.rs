@@ -55,7 +55,12 @@ pub struct Endpoint {
 impl Endpoint {
     /// Reads `url`, with our defaults where it sets no heartbeat or connect timeout.
     pub fn parse(url: &str) -> Result<Self, ConnectError> {
-        let mut uri: AMQPUri = url.parse().map_err(ConnectError::Url)?;
+        // lapin's message quotes the whole URL, password included: say what is wrong instead.
+        let mut uri: AMQPUri = url.parse().map_err(|_| {
+            ConnectError::Url(
+                "not an amqp:// or amqps:// URL (amqp[s]://user:password@host:port/vhost)".into(),
+            )
+        })?;
         uri.query.heartbeat.get_or_insert(DEFAULT_HEARTBEAT_SECS);
         uri.query
             .connection_timeout

@@ -77,8 +77,21 @@ impl Target {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
-        let mode = get("sslmode").unwrap_or_else(|| "prefer".into());
         let explicit_root = get("sslrootcert");
+        // As libpq (16+): the system's roots trust every public CA, so they are only worth
+        // something with the host name checked; `system` implies, and needs, verify-full.
+        let system_roots = explicit_root.as_deref() == Some("system");
+        let mode = match get("sslmode") {
+            None if system_roots => "verify-full".into(),
+            None => "prefer".into(),
+            Some(mode) if system_roots && mode != "verify-full" => {
+                return Err(ConnectError::Url(format!(
+                    "weak sslmode \"{mode}\" may not be used with sslrootcert=system (use \
+                     \"verify-full\")"
+                )));
+            }
+            Some(mode) => mode,
+        };
         let root = match explicit_root.as_deref() {
             Some("system") => Some(Roots::System),
             Some(path) => Some(Roots::File(PathBuf::from(path))),
@@ -151,7 +164,19 @@ fn default_root() -> Option<PathBuf> {
 
 /// The connection string without the TLS keys, and those keys' values.
 fn split_tls_keys(conninfo: &str) -> Result<(String, Vec<(String, String)>), ConnectError> {
-    if conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://") {
+    let conninfo = conninfo.trim();
+    let scheme = conninfo
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase());
+    if let Some(scheme) = &scheme
+        && scheme != "postgres"
+        && scheme != "postgresql"
+    {
+        return Err(ConnectError::Url(format!(
+            "a {scheme}:// URL; DATABASE_URL takes postgres:// or postgresql://"
+        )));
+    }
+    if scheme.is_some() {
         // Several hosts (`h1:5432,h2:5433`) are not one URL authority: only the query is
         // rewritten, the rest is kept as written.
         let (base, query) = conninfo.split_once('?').unwrap_or((conninfo, ""));
@@ -205,8 +230,11 @@ fn conninfo_pairs(conninfo: &str) -> Result<Vec<(String, String)>, ConnectError>
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
+            // The key is not quoted back: a mistyped URL would print its password.
             return Err(ConnectError::Url(format!(
-                "missing \"=\" after \"{key}\" in the connection string"
+                "not a postgres:// URL, and no \"=\" after the {} key of the key=value \
+                 connection string",
+                ordinal(pairs.len() + 1)
             )));
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
@@ -235,6 +263,18 @@ fn conninfo_pairs(conninfo: &str) -> Result<Vec<(String, String)>, ConnectError>
         }
         pairs.push((key, value));
     }
+}
+
+/// "1st", "2nd", …, for messages that must not quote a connection string.
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// Builds the worker's connection pool; connections are opened on first use. They are
@@ -358,6 +398,28 @@ mod tests {
         let message = missing.err().unwrap().to_string();
         assert!(message.contains("/nonexistent.pem"), "{message}");
         assert!(Target::parse("host=h sslmode=sometimes").is_err());
+        // sslrootcert=system means verify-full, as libpq 16 has it, and refuses weaker modes.
+        let system = Target::parse("postgres://h/db?sslrootcert=system");
+        assert_eq!(system.unwrap().config.get_ssl_mode(), SslMode::Require);
+        for weak in ["require", "verify-ca", "prefer"] {
+            let refused = Target::parse(&format!("host=h sslrootcert=system sslmode={weak}"));
+            assert!(
+                refused.err().unwrap().to_string().contains("weak sslmode"),
+                "{weak}"
+            );
+        }
+        // A mistyped connection string is not quoted back (it may hold a password).
+        for typo in [
+            "postgres:/u:s3cret@h/db",
+            "jdbc:postgresql://u:s3cret@h/db",
+            "host=h password=ab cd",
+        ] {
+            let message = Target::parse(typo).err().unwrap().to_string();
+            assert!(
+                !message.contains("s3cret") && !message.contains("ab"),
+                "{message}"
+            );
+        }
         assert!(Target::parse("host=h sslcert=/c.pem").is_err());
     }
 }

@@ -512,6 +512,9 @@ impl Pipeline {
             d.dialect()
                 .refusal_details(reply.content_type.as_deref(), &rejection)
         });
+        if rejection.code.requester_only() {
+            metrics::unauthorized(rejection.code);
+        }
         if reply.target.requester_only {
             // A dry run is answered, never dead-lettered: nothing was meant to be imported.
             return self
@@ -537,9 +540,6 @@ impl Pipeline {
             };
         }
         metrics::dead_lettered(rejection.code);
-        if rejection.code.requester_only() {
-            metrics::unauthorized(rejection.code);
-        }
         // The org's subscribers see a refusal only when the org may have sent it.
         let subscribers_may_see = !rejection.code.requester_only()
             && match &rejection.org_id {
