@@ -1,6 +1,6 @@
 //! The one TLS stack of the binary (rustls, ring): client configurations for the broker
-//! (`amqps://` and RabbitMQ's URI query parameters, see [`crate::broker`]) and the database
-//! (libpq's `sslmode` and friends, see [`crate::store::connect`]) are built here, so both
+//! (`amqps://` and RabbitMQ's URI query parameters, read by the broker module) and the database
+//! (libpq's `sslmode` and friends, read by the store's `connect`) are built here, so both
 //! verify alike and a certificate problem is reported in the same words.
 
 use rustls::client::WebPkiServerVerifier;
