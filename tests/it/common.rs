@@ -264,3 +264,12 @@ pub fn batch(org: &str, contacts: Value) -> Value {
         "contacts": contacts,
     })
 }
+
+/// A file of `tests/fixtures/` (taken from the seed documents).
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}

@@ -1,7 +1,7 @@
 //! The seed APIs other than Webex, each through the real broker and database, from the
 //! fixtures in tests/fixtures/ (taken from the seed documents' own examples).
 
-use crate::common::{ORG, TestEnv, batch, failures, header, org_header};
+use crate::common::{ORG, TestEnv, batch, failures, fixture, header, org_header};
 use crate::support::worker::Worker;
 use contact_import::contact::credentials;
 use lapin::BasicProperties;
@@ -9,14 +9,6 @@ use serde_json::{Value, json};
 
 const SAVE: &str = "user-contacts.save";
 const UPDATE: &str = "user-contact.update";
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
-}
 
 /// A message of `kind` for the test's org (named in the `org-id` header).
 fn props(message_id: &str, kind: &str, content_type: &str) -> BasicProperties {

@@ -2,20 +2,12 @@
 //! format, with the request's correlation id, while the results exchange gets the common
 //! result.
 
-use crate::common::{ORG, TestEnv};
+use crate::common::{ORG, TestEnv, fixture};
 use lapin::BasicProperties;
 use serde_json::Value;
 
 const DOCUSIGN: &str = "docusign.contacts.create";
 const RESTAPI: &str = "http://www.docusign.com/restapi";
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
-}
 
 /// A DocuSign request for the test's org, answered to `reply_to`.
 fn request(message_id: &str, content_type: &str, reply_to: &str) -> BasicProperties {
