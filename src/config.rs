@@ -17,8 +17,8 @@ pub struct BrokerConfig {
     )]
     pub amqp_url: String,
     /// A file holding the RabbitMQ URL (a mounted Kubernetes secret, say), read instead of
-    /// `AMQP_URL`, so credentials need not sit in the environment.
-    #[arg(long, env = "AMQP_URL_FILE")]
+    /// `AMQP_URL`, so credentials need not sit in the environment. Setting both is an error.
+    #[arg(long, env = "AMQP_URL_FILE", conflicts_with = "amqp_url")]
     pub amqp_url_file: Option<PathBuf>,
     /// Durable direct exchange that batches are published to.
     #[arg(
@@ -73,8 +73,9 @@ pub struct DatabaseConfig {
         default_value = "postgres://postgres@127.0.0.1:5432/contact_import"
     )]
     pub database_url: String,
-    /// A file holding the PostgreSQL URL, read instead of `DATABASE_URL`.
-    #[arg(long, env = "DATABASE_URL_FILE")]
+    /// A file holding the PostgreSQL URL, read instead of `DATABASE_URL`. Setting both is an
+    /// error.
+    #[arg(long, env = "DATABASE_URL_FILE", conflicts_with = "database_url")]
     pub database_url_file: Option<PathBuf>,
 }
 

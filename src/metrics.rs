@@ -110,7 +110,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_counter!(
         UNAUTHORIZED,
         "Batches refused because their publisher may not write into the org, by reason \
-         (missing.user.id, org.forbidden)."
+         (missing.user.id, org.forbidden, reply.to.forbidden)."
     );
     describe_counter!(
         BATCHES,

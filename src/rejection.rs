@@ -36,11 +36,14 @@ pub enum RejectCode {
     MissingUserId,
     /// `CONTACT_IMPORT_AUTHORIZATION=grants` and the `user_id` has no grant for the org.
     OrgForbidden,
+    /// `CONTACT_IMPORT_AUTHORIZATION=grants` and `reply_to` is a queue, not RabbitMQ's direct
+    /// reply-to: any producer could otherwise have results written into another's queue.
+    ReplyToForbidden,
 }
 
 impl RejectCode {
     /// Every code, in declaration order (metrics create a series for each).
-    pub const ALL: [RejectCode; 14] = [
+    pub const ALL: [RejectCode; 15] = [
         Self::UnsupportedType,
         Self::UnsupportedContentType,
         Self::MalformedBody,
@@ -55,6 +58,7 @@ impl RejectCode {
         Self::AttemptsExhausted,
         Self::MissingUserId,
         Self::OrgForbidden,
+        Self::ReplyToForbidden,
     ];
 
     /// The code as written in results and headers, e.g. `malformed.body`.
@@ -74,6 +78,7 @@ impl RejectCode {
             Self::AttemptsExhausted => "attempts.exhausted",
             Self::MissingUserId => "missing.user.id",
             Self::OrgForbidden => "org.forbidden",
+            Self::ReplyToForbidden => "reply.to.forbidden",
         }
     }
 
@@ -85,7 +90,7 @@ impl RejectCode {
             Self::BatchIdConflict => 409,
             Self::AttemptsExhausted => 500,
             Self::MissingUserId => 401,
-            Self::OrgForbidden => 403,
+            Self::OrgForbidden | Self::ReplyToForbidden => 403,
             _ => 400,
         }
     }
@@ -93,7 +98,10 @@ impl RejectCode {
     /// Whether the refusal goes to the requester only: a batch the org did not send (as far
     /// as anyone can tell) must not reach the org's subscribers on the results exchange.
     pub fn requester_only(self) -> bool {
-        matches!(self, Self::MissingUserId | Self::OrgForbidden)
+        matches!(
+            self,
+            Self::MissingUserId | Self::OrgForbidden | Self::ReplyToForbidden
+        )
     }
 }
 

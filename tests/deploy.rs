@@ -556,10 +556,30 @@ fn keda_scales_the_deployment_on_the_import_queue() {
     let secret_ref = &auth["spec"]["secretTargetRef"][0];
     assert_eq!(secret_ref["parameter"], "host");
     let secret = kubernetes_object("Secret", secret_ref["name"].as_str().unwrap());
-    assert!(
-        secret["stringData"][secret_ref["key"].as_str().unwrap()].is_string(),
-        "the Secret lacks the key KEDA reads"
-    );
+    let host = secret["stringData"][secret_ref["key"].as_str().unwrap()]
+        .as_str()
+        .expect("the Secret lacks the key KEDA reads");
+    // KEDA reads the queue over TLS, as a user of its own: the worker's password stays with
+    // the worker.
+    assert!(host.starts_with("amqps://"), "{host}");
+    let worker_url = secret["stringData"]["AMQP_URL"].as_str().unwrap();
+    let user = |url: &str| {
+        url.split_once("://")
+            .unwrap()
+            .1
+            .split(':')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(user(host), user(worker_url), "KEDA logs in as the worker");
+    let tls: Vec<&Value> = auth["spec"]["secretTargetRef"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["parameter"] == "tls" || r["parameter"] == "ca")
+        .collect();
+    assert_eq!(tls.len(), 2, "KEDA's TLS parameters (tls, ca)");
     assert!(scaled["spec"]["minReplicaCount"].as_u64().unwrap() >= 1);
 }
 
@@ -572,7 +592,7 @@ fn settings_in_the_kit_are_environment_variables_the_worker_reads() {
     }
     let secret = kubernetes_object("Secret", "contact-import-urls");
     for (key, _) in secret["stringData"].as_object().unwrap() {
-        if key != "KEDA_RABBITMQ_HOST" {
+        if !key.starts_with("KEDA_") {
             settings.push(("secret.yaml".into(), key.clone()));
         }
     }
@@ -731,4 +751,15 @@ fn systemd_unit_waits_longer_than_the_drain() {
         .find_map(|l| l.strip_prefix("CONTACT_IMPORT_SHUTDOWN_GRACE_SECS="))
         .map_or(30, |v| v.trim().parse().unwrap());
     assert!(seconds(stop) > drain);
+}
+
+#[test]
+fn the_kit_authorises_producers_per_org() {
+    assert_eq!(config_map()["CONTACT_IMPORT_AUTHORIZATION"], "grants");
+    let env = read(&deploy().join("contact-import.env.example"));
+    assert!(
+        env.lines()
+            .any(|l| l == "CONTACT_IMPORT_AUTHORIZATION=grants"),
+        "{env}"
+    );
 }

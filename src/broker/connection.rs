@@ -4,7 +4,7 @@
 
 use crate::tls::{self, Identity, Roots, TlsSettings, Verify};
 use lapin::tcp::{AsyncTcpStream, RustlsConnector};
-use lapin::uri::{AMQPScheme, AMQPUri};
+use lapin::uri::{AMQPScheme, AMQPUri, SASLMechanism};
 use lapin::{Connection, ConnectionProperties};
 use std::path::PathBuf;
 use std::sync::{Arc, Once};
@@ -129,6 +129,17 @@ impl Endpoint {
     /// `host:port`, for messages.
     pub fn address(&self) -> String {
         format!("{}:{}", self.uri.authority.host, self.uri.authority.port)
+    }
+
+    /// The broker user this URL logs in as, which is what the broker accepts as a message's
+    /// `user_id`: the URL's user name (`guest` when it names none, as RabbitMQ's clients
+    /// have it). `None` with `auth_mechanism=external`, where the client certificate names
+    /// the user.
+    pub fn login_user(&self) -> Option<&str> {
+        match self.uri.query.auth_mechanism {
+            Some(SASLMechanism::External) => None,
+            _ => Some(&self.uri.authority.userinfo.username),
+        }
     }
 
     /// Whether the server's certificate goes unchecked (`verify=verify_none`).

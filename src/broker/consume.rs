@@ -48,6 +48,19 @@ pub fn header_str<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a
     }
 }
 
+/// RabbitMQ's direct reply-to pseudo-queue. A requester consuming it publishes with this as
+/// `reply_to`, and the broker rewrites it to a name that only reaches that requester's channel
+/// (`amq.rabbitmq.reply-to.<random token>`): a reply there cannot land in anyone else's queue.
+pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Whether `reply_to` is a direct reply-to address (see [`DIRECT_REPLY_TO`]).
+pub fn is_direct_reply_to(reply_to: &str) -> bool {
+    reply_to == DIRECT_REPLY_TO
+        || reply_to
+            .strip_prefix(DIRECT_REPLY_TO)
+            .is_some_and(|token| token.starts_with('.'))
+}
+
 /// Set by quorum queues on a redelivery: how many times the message was returned before.
 pub const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";
 

@@ -23,8 +23,28 @@ pub async fn open_declared(
         .await
         .context("connecting to RabbitMQ")?;
     let channel = connection.create_channel().await?;
-    topology::declare(&channel, cfg)
-        .await
-        .context("declaring the broker topology")?;
-    Ok((connection, channel))
+    match topology::declare(&channel, cfg).await {
+        Ok(()) => Ok((connection, channel)),
+        // A producer's user may write to the import exchange and nothing more (README,
+        // docs/operations.md): the workers declared the topology, and publishes are
+        // `mandatory`, so a queue that is missing after all is still an error.
+        Err(e) if access_refused(&e) => {
+            tracing::info!(
+                "this broker user may not declare the topology; using it as the workers declared it"
+            );
+            let channel = connection.create_channel().await?;
+            Ok((connection, channel))
+        }
+        Err(e) => Err(e).context("declaring the broker topology"),
+    }
+}
+
+/// Whether the broker refused an operation for want of a permission (the channel is closed).
+fn access_refused(error: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(
+        error.kind(),
+        lapin::ErrorKind::ProtocolError(e)
+            if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED))
+    )
 }

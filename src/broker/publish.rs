@@ -25,6 +25,9 @@ pub const BATCH_ID_HEADER: &str = "x-contact-import-batch-id";
 pub const ATTEMPTS_HEADER: &str = "x-contact-import-attempts";
 /// The batch's org, when it could be read.
 pub const DEAD_ORG_ID_HEADER: &str = "x-contact-import-org-id";
+/// The original's `user_id` (the broker user that published it), which the copy cannot
+/// carry: the broker accepts only the dead-lettering worker's own user there.
+pub const DEAD_USER_ID_HEADER: &str = "x-contact-import-user-id";
 /// When the worker dead-lettered the message (AMQP timestamp, seconds).
 pub const DEAD_AT_HEADER: &str = "x-contact-import-dead-lettered-at";
 
@@ -64,6 +67,17 @@ pub enum PublishError {
 /// the channel is in trouble: the batch is requeued rather than held for ever, and the
 /// channel is closed so that the worker starts a new session.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Returned by the broker when no queue takes the message.
+const MANDATORY: BasicPublishOptions = BasicPublishOptions {
+    mandatory: true,
+    immediate: false,
+};
+/// Not returned: for direct reply-to, which no queue takes.
+const PUBLISH: BasicPublishOptions = BasicPublishOptions {
+    mandatory: false,
+    immediate: false,
+};
 
 /// Whether a confirmed message reached a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +199,14 @@ impl Publisher {
                 ),
                 None => (body, properties.clone()),
             };
+            if consume::is_direct_reply_to(queue) {
+                // The broker hands a direct reply-to message to the requester's channel
+                // without routing it, and returns it when `mandatory` (RabbitMQ 3.x), though
+                // it was delivered: a requester that left is not ours to detect.
+                self.publish_with(PUBLISH, "", queue, body, properties)
+                    .await?;
+                return Ok(Some(Routed::Yes));
+            }
             Ok(Some(self.publish("", queue, body, properties).await?))
         };
         let (subscribers, requester) = tokio::join!(to_subscribers, to_requester);
@@ -245,6 +267,12 @@ impl Publisher {
                 AMQPValue::LongString(org_id.into()),
             );
         }
+        if let Some(user_id) = delivery.properties.user_id() {
+            headers.insert(
+                DEAD_USER_ID_HEADER.into(),
+                AMQPValue::LongString(user_id.as_str().into()),
+            );
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -277,6 +305,7 @@ impl Publisher {
         });
     }
 
+    /// Publishes `mandatory`, confirmed: whether a queue took it is the answer.
     async fn publish(
         &self,
         exchange: &str,
@@ -284,10 +313,18 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<Routed, PublishError> {
-        let options = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        };
+        self.publish_with(MANDATORY, exchange, routing_key, body, properties)
+            .await
+    }
+
+    async fn publish_with(
+        &self,
+        options: BasicPublishOptions,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<Routed, PublishError> {
         let confirmed = async {
             self.channel
                 .basic_publish(

@@ -82,7 +82,11 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
         DlqCommand::Replay { ids, all, limit } => {
             let publisher = Publisher::open(&connection, args.broker.clone()).await?;
             let wanted = |letter: &Letter| all || ids.contains(&letter.batch_id);
-            replay(&channel, &queue, &publisher, wanted, limit).await
+            // The copy can carry no user_id but ours: the replay is sent as the operator,
+            // whose grants a worker in `grants` mode then checks.
+            let endpoint = broker::Endpoint::parse(&args.broker.amqp_url)?;
+            let replayer = endpoint.login_user();
+            replay(&channel, &queue, &publisher, wanted, limit, replayer).await
         }
         DlqCommand::Purge { older_than, yes } => purge(&channel, &queue, older_than, yes).await,
     };
@@ -303,6 +307,7 @@ async fn replay(
     publisher: &Publisher,
     wanted: impl Fn(&Letter) -> bool,
     limit: Option<usize>,
+    replayer: Option<&str>,
 ) -> anyhow::Result<()> {
     // Only the letters there now: a replayed batch that fails again comes back as a new
     // letter, and must not be replayed again in the same run.
@@ -329,8 +334,12 @@ async fn replay(
             continue;
         }
         let delivery = &letter.message.delivery;
+        let mut properties = fresh_properties(&delivery.properties);
+        if let Some(user) = replayer {
+            properties = properties.with_user_id(user.into());
+        }
         publisher
-            .publish_batch(&delivery.data, fresh_properties(&delivery.properties))
+            .publish_batch(&delivery.data, properties)
             .await
             .with_context(|| format!("republishing {}", letter.batch_id))?;
         delivery

@@ -61,21 +61,45 @@ pub struct Target {
     pub tls: Tls,
 }
 
-/// The libpq keys read here rather than by tokio-postgres.
-const TLS_KEYS: &[&str] = &["sslmode", "sslrootcert", "sslcert", "sslkey"];
+/// The libpq keys read here rather than by tokio-postgres, and the environment variables
+/// that libpq reads as their defaults.
+const TLS_KEYS: &[(&str, &str)] = &[
+    ("sslmode", "PGSSLMODE"),
+    ("sslrootcert", "PGSSLROOTCERT"),
+    ("sslcert", "PGSSLCERT"),
+    ("sslkey", "PGSSLKEY"),
+];
+
+fn is_tls_key(key: &str) -> bool {
+    TLS_KEYS.iter().any(|(k, _)| *k == key)
+}
 
 impl Target {
-    /// Reads a libpq connection string, URL or key=value form.
+    /// Reads a libpq connection string, URL or key=value form, with libpq's environment
+    /// defaults for the TLS keys it does not name (`PGSSLMODE`, `PGSSLROOTCERT`, …).
     pub fn parse(database_url: &str) -> Result<Self, ConnectError> {
+        Self::parse_with(database_url, |variable| std::env::var(variable).ok())
+    }
+
+    /// [`Target::parse`] with the environment given.
+    fn parse_with(
+        database_url: &str,
+        environment: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConnectError> {
         let (rest, keys) = split_tls_keys(database_url)?;
         let mut config: tokio_postgres::Config = rest
             .parse()
             .map_err(|e: tokio_postgres::Error| ConnectError::Url(e.to_string()))?;
+        // The connection string wins; an empty variable counts as unset.
         let get = |name: &str| {
             keys.iter()
                 .rev()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
+                .or_else(|| {
+                    let (_, variable) = TLS_KEYS.iter().find(|(k, _)| *k == name)?;
+                    environment(variable).filter(|v| !v.is_empty())
+                })
         };
         let explicit_root = get("sslrootcert");
         // As libpq (16+): the system's roots trust every public CA, so they are only worth
@@ -177,32 +201,32 @@ fn split_tls_keys(conninfo: &str) -> Result<(String, Vec<(String, String)>), Con
         )));
     }
     if scheme.is_some() {
-        // Several hosts (`h1:5432,h2:5433`) are not one URL authority: only the query is
-        // rewritten, the rest is kept as written.
+        // Several hosts (`h1:5432,h2:5433`) are not one URL authority, and a form encoder
+        // would turn `%20` into `+` (which libpq reads as a plus): only the TLS parameters are
+        // taken out of the query, every other one is kept exactly as written.
         let (base, query) = conninfo.split_once('?').unwrap_or((conninfo, ""));
         let mut kept = Vec::new();
         let mut keys = Vec::new();
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-            if TLS_KEYS.contains(&k.as_ref()) {
-                keys.push((k.into_owned(), v.into_owned()));
+        for parameter in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = parameter.split_once('=').unwrap_or((parameter, ""));
+            let key = percent_decoded(k)?;
+            if is_tls_key(&key) {
+                keys.push((key, percent_decoded(v)?));
             } else {
-                kept.push((k.into_owned(), v.into_owned()));
+                kept.push(parameter);
             }
         }
         let rest = if kept.is_empty() {
             base.to_owned()
         } else {
-            let query = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(kept)
-                .finish();
-            format!("{base}?{query}")
+            format!("{base}?{}", kept.join("&"))
         };
         return Ok((rest, keys));
     }
     let mut kept = Vec::new();
     let mut keys = Vec::new();
     for (k, v) in conninfo_pairs(conninfo)? {
-        if TLS_KEYS.contains(&k.as_str()) {
+        if is_tls_key(&k) {
             keys.push((k, v));
         } else {
             kept.push(format!(
@@ -263,6 +287,14 @@ fn conninfo_pairs(conninfo: &str) -> Result<Vec<(String, String)>, ConnectError>
         }
         pairs.push((key, value));
     }
+}
+
+/// A URL query component as libpq decodes it: `%XX` escapes only (`+` is a plus).
+fn percent_decoded(component: &str) -> Result<String, ConnectError> {
+    percent_encoding::percent_decode_str(component)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .map_err(|_| ConnectError::Url("a URL parameter is not UTF-8 once decoded".into()))
 }
 
 /// "1st", "2nd", …, for messages that must not quote a connection string.
@@ -361,6 +393,50 @@ mod tests {
             ]
         );
         assert_eq!(keys("postgres://h/db").0, "postgres://h/db");
+        // Every other parameter reaches tokio-postgres as written: `%20` stays a space for
+        // it, and a `+` stays a plus.
+        let (rest, _) =
+            keys("postgres://h/db?application_name=my%20app&options=a+b&sslmode=require");
+        assert_eq!(
+            rest,
+            "postgres://h/db?application_name=my%20app&options=a+b"
+        );
+        let config: tokio_postgres::Config = rest.parse().unwrap();
+        assert_eq!(config.get_application_name(), Some("my app"));
+        assert_eq!(config.get_options(), Some("a+b"));
+        assert_eq!(
+            keys("postgres://h/db?sslrootcert=/a+b.pem").1[0].1,
+            "/a+b.pem"
+        );
+    }
+
+    #[test]
+    fn libpq_environment_variables_are_the_defaults_of_the_tls_keys() {
+        let environment = |variable: &str| match variable {
+            "PGSSLMODE" => Some("disable".to_owned()),
+            "PGSSLROOTCERT" => Some("system".to_owned()),
+            _ => None,
+        };
+        let mode = |conninfo: &str| {
+            Target::parse_with(conninfo, environment)
+                .map(|t| t.config.get_ssl_mode())
+                .map_err(|e| e.to_string())
+        };
+        // The connection string wins over the environment ...
+        assert_eq!(
+            mode("host=h sslmode=verify-full sslrootcert=system"),
+            Ok(SslMode::Require)
+        );
+        // ... which fills in what it does not name, with libpq's rules (a system root and
+        // sslmode=disable are refused together).
+        let refused = mode("host=h").unwrap_err();
+        assert!(refused.contains("weak sslmode \"disable\""), "{refused}");
+        let unset = |_: &str| None;
+        let prefer = Target::parse_with("host=h", unset).unwrap();
+        assert_eq!(prefer.config.get_ssl_mode(), SslMode::Prefer);
+        let empty = |_: &str| Some(String::new());
+        let prefer = Target::parse_with("host=h", empty).unwrap();
+        assert_eq!(prefer.config.get_ssl_mode(), SslMode::Prefer);
     }
 
     #[test]

@@ -46,6 +46,9 @@ struct Requester {
     /// The broker user that published the batch (RabbitMQ refuses a `user_id` that is not
     /// the publisher's own).
     user_id: Option<String>,
+    /// A `reply_to` refused under `grants` (not direct reply-to): taken out of `target`, so
+    /// that not even the refusal is written there.
+    refused_reply_to: Option<String>,
 }
 
 /// How hard the pipeline tries before it gives a batch up.
@@ -161,8 +164,15 @@ impl Pipeline {
         body_sha256: &str,
     ) -> Settlement {
         let props = &delivery.properties;
+        let mut target = ReplyTarget::of(delivery);
+        // Under grants a producer may name only itself as the requester: the worker writes
+        // into any queue, so a queue name would let one org's producer fill another's queue.
+        let refused_reply_to = target.reply_to.take_if(|queue| {
+            self.policy.authorization == Authorization::Grants
+                && !consume::is_direct_reply_to(queue)
+        });
         let reply = Requester {
-            target: ReplyTarget::of(delivery),
+            target,
             dialect: MessageType::of(props.kind().as_ref().map(|k| k.as_str())).ok(),
             content_type: props.content_type().as_ref().map(|c| c.to_string()),
             user_id: props
@@ -170,8 +180,20 @@ impl Pipeline {
                 .as_ref()
                 .map(|u| u.to_string())
                 .filter(|u| !u.is_empty()),
+            refused_reply_to,
         };
         metrics::message(reply.dialect);
+        if let Some(queue) = &reply.refused_reply_to {
+            let rejection = Rejection::new(
+                RejectCode::ReplyToForbidden,
+                format!(
+                    "reply_to {queue:?} is a queue: with CONTACT_IMPORT_AUTHORIZATION=grants \
+                     results go only to RabbitMQ's direct reply-to ({})",
+                    consume::DIRECT_REPLY_TO
+                ),
+            );
+            return self.reject(delivery, batch_id, &reply, rejection).await;
+        }
         if !batch_id.is_storable() {
             let rejection = Rejection::new(
                 RejectCode::InvalidBatchId,

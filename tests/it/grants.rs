@@ -3,6 +3,7 @@
 //! users there with `rabbitmqctl`, and runs a real worker against it.
 
 use crate::common::{ORG, batch};
+use crate::support::broker::queue_depth;
 use crate::support::broker::{confirm_channel, names};
 use crate::support::database::FreshDatabase;
 use crate::support::env;
@@ -29,6 +30,8 @@ struct Tenants {
     worker: Option<Worker>,
     /// The test's own view of the results exchange (what an org's subscribers receive).
     subscribers: Consumer,
+    /// A channel of the broker's administrator (`guest`), who declared the topology.
+    admin: Channel,
     _admin: Connection,
 }
 
@@ -42,17 +45,28 @@ impl Tenants {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("owner.pid"), std::process::id().to_string()).unwrap();
         let rabbit = RabbitMq::start(dir.join("rabbitmq")).await;
+        let prefix = format!("g{id}.");
+        // As docs/operations.md tells operators: a producer writes to the import exchange
+        // and may neither declare nor read anything (direct reply-to needs no queue).
+        let import_exchange = format!("^g{id}\\.contacts\\.import$");
         for user in ["alice", "bob"] {
             rabbit.rabbitmqctl(&["add_user", user, PASSWORD]).await;
             rabbit
-                .rabbitmqctl(&["set_permissions", "-p", "/", user, ".*", ".*", ".*"])
+                .rabbitmqctl(&[
+                    "set_permissions",
+                    "-p",
+                    "/",
+                    user,
+                    "^$",
+                    &import_exchange,
+                    "^$",
+                ])
                 .await;
         }
         let database =
             FreshDatabase::create(&env::bin(), &env::database_url(), &format!("grants_{id}"))
                 .await
                 .unwrap();
-        let prefix = format!("g{id}.");
         let broker = names(&rabbit.url(), &prefix, 5);
         let admin = contact_import::broker::connect(&rabbit.url(), "test admin")
             .await
@@ -78,6 +92,7 @@ impl Tenants {
             prefix,
             worker: Some(worker),
             subscribers,
+            admin: channel,
             _admin: admin,
         }
     }
@@ -98,29 +113,15 @@ impl Tenants {
         );
     }
 
-    /// A connection and channel logged in as `user`, with an exclusive reply queue.
+    /// A connection and channel logged in as `user`, answered through direct reply-to.
     async fn producer(&self, user: &str) -> Producer {
-        let url = format!(
-            "amqp://{user}:{PASSWORD}@127.0.0.1:{}/%2f",
-            self.rabbit.port
-        );
-        let connection = contact_import::broker::connect(&url, user).await.unwrap();
-        let channel = confirm_channel(&connection).await.unwrap();
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+        let connection = contact_import::broker::connect(&self.producer_url(user), user)
             .await
             .unwrap();
+        let channel = confirm_channel(&connection).await.unwrap();
         let replies = channel
             .basic_consume(
-                queue.name().clone(),
+                "amq.rabbitmq.reply-to".into(),
                 "".into(),
                 BasicConsumeOptions {
                     no_ack: true,
@@ -132,11 +133,32 @@ impl Tenants {
             .unwrap();
         Producer {
             channel,
-            reply_to: queue.name().to_string(),
+            reply_to: "amq.rabbitmq.reply-to".into(),
             replies,
             exchange: format!("{}contacts.import", self.prefix),
             _connection: connection,
         }
+    }
+
+    fn producer_url(&self, user: &str) -> String {
+        format!(
+            "amqp://{user}:{PASSWORD}@127.0.0.1:{}/%2f",
+            self.rabbit.port
+        )
+    }
+
+    /// `contact-import <args>` against the test's broker names, logged in at `amqp_url`.
+    async fn cli(&self, amqp_url: &str, args: &[&str]) -> std::process::Output {
+        let broker = names(amqp_url, &self.prefix, 5);
+        tokio::process::Command::new(env::bin())
+            .args(args)
+            .envs(env::broker_env(&broker))
+            .env("DATABASE_URL", &self.database.url)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .unwrap()
     }
 
     async fn contact_count(&self) -> i64 {
@@ -154,6 +176,18 @@ impl Tenants {
         tokio::time::timeout(Duration::from_secs(1), self.subscribers.next())
             .await
             .is_ok()
+    }
+
+    /// Waits until the dead-letter queue holds `n` letters.
+    async fn wait_for_dead_letters(&self, n: u32) {
+        let queue = format!("{}contacts.import.dead", self.prefix);
+        for _ in 0..300 {
+            if queue_depth(&self.admin, &queue).await.unwrap() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{queue} never held {n} letter(s)");
     }
 
     async fn stop(mut self) {
@@ -221,6 +255,14 @@ async fn a_granted_producer_imports_into_its_org() {
     assert_eq!(reply["status"], "succeeded", "{reply}");
     assert_eq!(tenants.contact_count().await, 1);
     assert!(tenants.subscribers_received_something().await);
+    // A reply delivered through direct reply-to is not mistaken for an unroutable one.
+    let worker = tenants.worker.as_ref().unwrap();
+    worker
+        .expect_metric(
+            r#"contact_import_results_unroutable_total{target="reply-to"}"#,
+            0.0,
+        )
+        .await;
     tenants.stop().await;
 }
 
@@ -305,5 +347,128 @@ async fn a_grant_taken_back_stops_the_next_batch_without_a_restart() {
     let reply = alice.next_reply().await;
     assert_eq!(reply["error"]["code"], "org.forbidden", "{reply}");
     assert_eq!(tenants.contact_count().await, 1);
+    tenants.stop().await;
+}
+
+#[tokio::test]
+async fn a_reply_to_naming_a_queue_is_refused_and_nothing_reaches_that_queue() {
+    let mut tenants = Tenants::start("reply-to").await;
+    tenants
+        .grants(&["add", "--user", "alice", "--org", ORG])
+        .await;
+    // Another tenant's durable inbox, whose name alice has learnt.
+    let inbox = format!("{}org-b-inbox", tenants.prefix);
+    tenants
+        .admin
+        .queue_declare(
+            inbox.as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut alice = tenants.producer("alice").await;
+    alice.reply_to = inbox.clone();
+    alice.publish("a-1", ORG, Some("alice")).await.unwrap();
+    tenants.wait_for_dead_letters(1).await;
+    let shown = tenants
+        .cli(&tenants.rabbit.url(), &["dlq", "show", "a-1"])
+        .await;
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("reply.to.forbidden"), "{shown}");
+    assert!(
+        shown.contains(&inbox),
+        "the letter names the refused queue: {shown}"
+    );
+    assert_eq!(queue_depth(&tenants.admin, &inbox).await.unwrap(), 0);
+    assert_eq!(tenants.contact_count().await, 0);
+    assert!(!tenants.subscribers_received_something().await);
+    let worker = tenants.worker.as_ref().unwrap();
+    worker
+        .expect_metric(
+            r#"contact_import_unauthorized_total{reason="reply.to.forbidden"}"#,
+            1.0,
+        )
+        .await;
+    tenants.stop().await;
+}
+
+#[tokio::test]
+async fn a_replayed_dead_letter_is_sent_as_the_operator_and_checked_against_their_grant() {
+    let mut tenants = Tenants::start("replay").await;
+    let mut bob = tenants.producer("bob").await;
+    bob.publish("b-1", ORG, Some("bob")).await.unwrap();
+    assert_eq!(bob.next_reply().await["error"]["code"], "org.forbidden");
+    tenants.wait_for_dead_letters(1).await;
+    let admin_url = tenants.rabbit.url();
+    let shown = tenants.cli(&admin_url, &["dlq", "show", "b-1"]).await;
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("x-contact-import-user-id") && shown.contains("bob"),
+        "the letter records who sent it: {shown}"
+    );
+
+    // Replayed by an operator without a grant: refused again, now as the operator.
+    let replayed = tenants.cli(&admin_url, &["dlq", "replay", "--all"]).await;
+    assert!(replayed.status.success(), "{replayed:?}");
+    tenants.wait_for_dead_letters(1).await;
+    let shown = tenants.cli(&admin_url, &["dlq", "show", "b-1"]).await;
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("guest has no grant"), "{shown}");
+    assert_eq!(tenants.contact_count().await, 0);
+
+    // With a grant, the operator's replay imports it.
+    tenants
+        .grants(&["add", "--user", "guest", "--org", ORG])
+        .await;
+    let replayed = tenants.cli(&admin_url, &["dlq", "replay", "--all"]).await;
+    assert!(replayed.status.success(), "{replayed:?}");
+    for _ in 0..300 {
+        if tenants.contact_count().await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(tenants.contact_count().await, 1);
+    assert!(tenants.subscribers_received_something().await);
+    tenants.stop().await;
+}
+
+#[tokio::test]
+async fn contact_import_publish_sends_as_its_broker_user_and_is_answered() {
+    let tenants = Tenants::start("publish").await;
+    tenants
+        .grants(&["add", "--user", "alice", "--org", ORG])
+        .await;
+    let file = env::target_tmpdir().join(format!("{}batch.json", tenants.prefix));
+    let body = batch(ORG, json!([{"displayName": "Ada Lovelace"}]));
+    std::fs::write(&file, serde_json::to_vec(&body).unwrap()).unwrap();
+    let file = file.display().to_string();
+    let as_alice = tenants
+        .cli(
+            &tenants.producer_url("alice"),
+            &["publish", "--wait", &file],
+        )
+        .await;
+    let said = String::from_utf8_lossy(&as_alice.stdout);
+    assert!(
+        as_alice.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&as_alice.stderr)
+    );
+    assert_eq!(tenants.contact_count().await, 1);
+    // bob has no grant: his run is answered, and says the batch was refused.
+    let as_bob = tenants
+        .cli(&tenants.producer_url("bob"), &["publish", "--wait", &file])
+        .await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&as_bob.stdout),
+        String::from_utf8_lossy(&as_bob.stderr)
+    );
+    assert!(!as_bob.status.success(), "{said}");
+    assert!(said.contains("1 answered, 1 rejected"), "{said}");
+    assert_eq!(tenants.contact_count().await, 1);
+    let _ = std::fs::remove_file(file);
     tenants.stop().await;
 }

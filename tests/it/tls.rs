@@ -400,28 +400,43 @@ async fn sslmode_require_without_a_root_certificate_connects_encrypted_and_unver
 }
 
 #[tokio::test]
-async fn urls_given_only_as_files_are_used_instead_of_the_environment() {
+async fn urls_given_only_as_files_are_used_and_a_url_given_twice_is_refused() {
     let servers = Servers::start("url-files", true, true).await;
     let amqp_file = servers.dir.join("amqp-url");
     let database_file = servers.dir.join("database-url");
     // As a mounted secret or `echo` writes them: with a line end.
     std::fs::write(&amqp_file, format!("{}\n", servers.rabbit().url())).unwrap();
     std::fs::write(&database_file, format!("{}\n", servers.postgres().url())).unwrap();
-    let bogus_amqp = "amqp://nobody:nothing@127.0.0.1:1/%2f";
-    let bogus_database = "postgres://nobody@127.0.0.1:1/nothing";
     let database_file_text = servers.path(&database_file);
 
-    let migrated = servers
+    // Both the variable and the file: which one was meant is not guessed.
+    let twice = servers
         .migrate(
-            bogus_database,
+            &servers.postgres().url(),
             &[("DATABASE_URL_FILE", database_file_text.as_str())],
         )
         .await;
+    assert_failed_with(&twice, "--database-url-file");
+    let stderr = String::from_utf8_lossy(&twice.stderr);
+    assert!(stderr.contains("--database-url"), "{stderr}");
+
+    let migrated = tokio::process::Command::new(env::bin())
+        .arg("migrate")
+        .env_remove("DATABASE_URL")
+        .env("DATABASE_URL_FILE", &database_file)
+        .env("HOME", &servers.dir)
+        .output()
+        .await
+        .unwrap();
     assert!(
         migrated.status.success(),
         "migrate with DATABASE_URL_FILE failed: {}",
         String::from_utf8_lossy(&migrated.stderr)
     );
+    // The settings' URLs are not passed (the harness drops a URL given as a file); were the
+    // files ignored, the worker would try the default URLs, where nothing answers.
+    let bogus_amqp = "amqp://nobody:nothing@127.0.0.1:1/%2f";
+    let bogus_database = "postgres://nobody@127.0.0.1:1/nothing";
     let settings = servers
         .settings(bogus_amqp, bogus_database)
         .env("AMQP_URL_FILE", amqp_file.display())

@@ -131,7 +131,18 @@ impl Worker {
                 settings.shutdown_grace_secs.to_string(),
             )
             .env("RUST_LOG", "info")
-            .envs(settings.env.iter().map(|(k, v)| (k, v)))
+            .envs(settings.env.iter().map(|(k, v)| (k, v)));
+        // A URL given as a file is given only so (the worker refuses both at once), also
+        // when the test's own environment holds the URL.
+        for (file, url) in [
+            ("AMQP_URL_FILE", "AMQP_URL"),
+            ("DATABASE_URL_FILE", "DATABASE_URL"),
+        ] {
+            if settings.env.iter().any(|(k, _)| k == file) {
+                command.env_remove(url);
+            }
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(

@@ -14,7 +14,7 @@ mod raw;
 mod report;
 
 use crate::broker;
-use crate::broker::consume::{DRY_RUN_HEADER, ORG_ID_HEADER, REPLY_FORMAT_HEADER};
+use crate::broker::consume::{DIRECT_REPLY_TO, DRY_RUN_HEADER, ORG_ID_HEADER, REPLY_FORMAT_HEADER};
 use crate::config::BrokerConfig;
 use crate::contact::model::CONTACT_SCHEMA;
 use crate::dialect::{self, MessageType};
@@ -25,9 +25,7 @@ use detect::Detected;
 use futures_lite::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use input::{Format, Input};
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Consumer};
 use report::{Source, Tally};
@@ -137,29 +135,31 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     split(&args).await
 }
 
-/// A temporary, exclusive queue for results addressed to this process, and its consumer.
+/// Where results addressed to this process arrive: RabbitMQ's direct reply-to on `channel`
+/// (the channel that publishes), which needs no queue (and no permission to declare one)
+/// and is the only `reply_to` a worker in `grants` mode answers.
 async fn reply_queue(channel: &Channel) -> anyhow::Result<(ShortString, Consumer)> {
-    let exclusive = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    let queue = channel
-        .queue_declare("".into(), exclusive, FieldTable::default())
-        .await?;
     let no_ack = BasicConsumeOptions {
         no_ack: true,
         ..Default::default()
     };
     let consumer = channel
         .basic_consume(
-            queue.name().clone(),
+            DIRECT_REPLY_TO.into(),
             "".into(),
             no_ack,
             FieldTable::default(),
         )
-        .await?;
-    Ok((queue.name().clone(), consumer))
+        .await
+        .context("consuming direct reply-to (amq.rabbitmq.reply-to)")?;
+    Ok((DIRECT_REPLY_TO.into(), consumer))
+}
+
+/// The `user_id` the messages carry: the user this process logs in as, the only one the
+/// broker accepts there, which a worker in `grants` mode checks against its grants.
+fn user_id(broker: &BrokerConfig) -> anyhow::Result<Option<ShortString>> {
+    let endpoint = broker::Endpoint::parse(&broker.amqp_url)?;
+    Ok(endpoint.login_user().map(ShortString::from))
 }
 
 /// A published batch waiting for its result.
@@ -226,6 +226,7 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     let (reply_to, replies) = reply_queue(&channel).await?;
+    let user_id = user_id(&args.broker)?;
 
     let progress = Progress::new(total);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -240,6 +241,7 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
         channel: &channel,
         args,
         reply_to: &reply_to,
+        user_id: user_id.as_ref(),
         ledger: &ledger,
         permits: &permits,
         progress: &progress,
@@ -452,6 +454,7 @@ struct Sender<'a> {
     channel: &'a Channel,
     args: &'a PublishArgs,
     reply_to: &'a ShortString,
+    user_id: Option<&'a ShortString>,
     ledger: &'a Mutex<Ledger>,
     permits: &'a Semaphore,
     progress: &'a Progress,
@@ -493,7 +496,10 @@ impl Sender<'_> {
                 .pending
                 .insert(self.sequence, pending);
         }
-        publish(self.channel, args, message, self.sequence, self.reply_to).await?;
+        let properties = properties(args, message, self.sequence, self.reply_to, self.user_id);
+        publish_confirmed(self.channel, &args.broker, &message.body, properties)
+            .await
+            .with_context(|| format!("publishing batch {}", message.batch_id))?;
         self.ledger.lock().expect("ledger lock").tally.batches += 1;
         self.progress.published(contacts);
         if !args.wait {
@@ -503,13 +509,14 @@ impl Sender<'_> {
     }
 }
 
-async fn publish(
-    channel: &Channel,
+/// A message's properties: what it is, how its result is matched and answered, who sends it.
+fn properties(
     args: &PublishArgs,
     message: &Message<'_>,
     correlation_id: u64,
     reply_to: &ShortString,
-) -> anyhow::Result<()> {
+    user_id: Option<&ShortString>,
+) -> BasicProperties {
     let mut headers = org_headers(message.org, message.kind);
     if args.dry_run {
         headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
@@ -531,9 +538,10 @@ async fn publish(
     if args.wait {
         properties = properties.with_reply_to(reply_to.clone());
     }
-    publish_confirmed(channel, &args.broker, &message.body, properties)
-        .await
-        .with_context(|| format!("publishing batch {}", message.batch_id))
+    if let Some(user_id) = user_id {
+        properties = properties.with_user_id(user_id.clone());
+    }
+    properties
 }
 
 /// The `org-id` header, and for DocuSign (whose org is its accountId) `account-id` too.

@@ -44,6 +44,9 @@ pub async fn run(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
     if let Some(message_id) = &args.message_id {
         properties = properties.with_message_id(message_id.as_str().into());
     }
+    if let Some(user_id) = super::user_id(&args.broker)? {
+        properties = properties.with_user_id(user_id);
+    }
     let mut headers = super::org_headers(args.org.as_deref(), chosen.kind);
     if args.dry_run {
         headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
