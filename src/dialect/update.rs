@@ -4,7 +4,7 @@
 
 use super::{
     Answer, DecodedBatch, Dialect, FieldNames, IncomingMessage, JSON, Limits, RequesterReply,
-    Sample, has_any, require_json, resolve_org,
+    Sample, check_count, has_any, require_json, resolve_org,
 };
 use crate::contact::model::MethodDraft;
 use crate::contact::{ContactDraft, ContactError, ErrorCode};
@@ -109,7 +109,7 @@ impl Dialect for UpdateUserContact {
     fn decode(
         &self,
         message: &IncomingMessage<'_>,
-        _limits: &Limits,
+        limits: &Limits,
     ) -> Result<DecodedBatch, Rejection> {
         require_json(message.content_type)?;
         let malformed = |why: String| {
@@ -127,6 +127,8 @@ impl Dialect for UpdateUserContact {
         let request: Request =
             serde_json::from_str(body.get()).map_err(|e| malformed(e.to_string()))?;
         let org_id = resolve_org(request.org_id.as_deref(), message.org_id_header)?;
+        // One user, one contact: still over a limit of none.
+        check_count(1, limits, &Some(org_id.clone()))?;
         Ok(DecodedBatch {
             org_id,
             contacts: vec![contact(request)],

@@ -314,3 +314,134 @@ fn csv_contact(headers: &[String], row: &csv::StringRecord) -> Value {
 fn json_method(value: Value) -> Value {
     serde_json::json!([{"value": value, "type": "work", "primary": true}])
 }
+
+/// `publish`'s reader of Webex files, on hostile files: whatever a file holds, it is read
+/// into contacts one by one, or refused, with errors that name the file; nothing panics.
+/// The decoders, detection and splitting have their properties in `tests/hostile/`.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Files of each syntax the reader takes, mutated byte by byte.
+    const SAMPLES: &[&[u8]] = &[
+        include_bytes!("../../../examples/webex-bulk-create.json"),
+        include_bytes!("../../../examples/webex-bulk-mixed.json"),
+        include_bytes!("../../../examples/not-a-batch.json"),
+        b"contactId,displayName,email,phoneNumber,groups,street,city\n\
+          ,Ada,ada@example.com,+1 400 123 1234,a; b,\"1 Main\nSt\",Paris\n\
+          \"\",\"B \"\"Bo\"\"\",,,,,\n",
+        b"{\"displayName\":\"Ada\"}\n\n{\"emails\":[{\"value\":\"b@example.com\"}]}\n[1]\n",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Flip(Index, u8),
+        Insert(Index, Vec<u8>),
+        Delete(Index, usize),
+        Truncate(Index),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let token = prop::sample::select(vec![
+            b"\"".to_vec(),
+            b",".to_vec(),
+            b"\n".to_vec(),
+            b"\r".to_vec(),
+            b"{".to_vec(),
+            b"[".to_vec(),
+            b"\xef\xbb\xbf".to_vec(),
+            b"\xff".to_vec(),
+            b"[".repeat(200),
+        ]);
+        prop_oneof![
+            (any::<Index>(), 0u8..8).prop_map(|(i, b)| Edit::Flip(i, b)),
+            (
+                any::<Index>(),
+                prop_oneof![token, prop::collection::vec(any::<u8>(), 1..8)]
+            )
+                .prop_map(|(i, bytes)| Edit::Insert(i, bytes)),
+            (any::<Index>(), 1usize..32).prop_map(|(i, n)| Edit::Delete(i, n)),
+            any::<Index>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    fn contents() -> impl Strategy<Value = Vec<u8>> {
+        let mutated = (
+            prop::sample::select(SAMPLES),
+            prop::collection::vec(edit(), 0..4),
+        )
+            .prop_map(|(sample, edits)| {
+                let mut bytes = sample.to_vec();
+                for edit in edits {
+                    let at = |i: &Index| i.index(bytes.len() + 1);
+                    match edit {
+                        Edit::Flip(i, bit) if !bytes.is_empty() => {
+                            let n = i.index(bytes.len());
+                            bytes[n] ^= 1 << bit;
+                        }
+                        Edit::Flip(..) => {}
+                        Edit::Insert(i, new) => {
+                            let n = at(&i);
+                            bytes.splice(n..n, new);
+                        }
+                        Edit::Delete(i, len) => {
+                            let n = at(&i);
+                            bytes.drain(n..(n + len).min(bytes.len()));
+                        }
+                        Edit::Truncate(i) => bytes.truncate(at(&i)),
+                    }
+                }
+                bytes
+            });
+        prop_oneof![3 => mutated, 1 => prop::collection::vec(any::<u8>(), 0..1024)]
+    }
+
+    fn format() -> impl Strategy<Value = Format> {
+        prop::sample::select(vec![
+            Format::Auto,
+            Format::Json,
+            Format::Ndjson,
+            Format::Csv,
+            Format::Xml,
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_file_is_read_into_contacts_or_refused_naming_it(
+            bytes in contents(),
+            format in format(),
+        ) {
+            static FILES: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "contact-import-input-{}-{}",
+                std::process::id(),
+                FILES.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::write(&path, &bytes).expect("a temporary file");
+            let input = Input { name: path.display().to_string(), path: Some(path.clone()), format };
+            let names_the_file = |e: &anyhow::Error| format!("{e:#}").contains(&input.name);
+            let outcome = input.records().map(|(records, _)| records.collect::<Vec<_>>());
+            std::fs::remove_file(&path).expect("the temporary file");
+            match outcome {
+                Ok(records) => {
+                    for (n, record) in records.iter().enumerate() {
+                        match record {
+                            Ok(record) => prop_assert_eq!(record.origin.index, n),
+                            Err(e) => prop_assert!(names_the_file(e), "{:#}", e),
+                        }
+                    }
+                }
+                Err(e) => prop_assert!(names_the_file(&e), "{:#}", e),
+            }
+        }
+    }
+}
