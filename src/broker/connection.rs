@@ -1,6 +1,9 @@
 //! Connecting to RabbitMQ from an `AMQP_URL`: `amqp://` or `amqps://`, with RabbitMQ's own
 //! URI query parameters for TLS (`cacertfile`, `certfile`, `keyfile`,
 //! `server_name_indication`, `verify`) beside lapin's (`heartbeat`, `connection_timeout`, …).
+//! Several URLs separated by commas are a cluster's nodes, as RabbitMQ's clients take a
+//! list of addresses: every connection tries them in a random order, so that many workers
+//! spread over the nodes and a lost node's workers find the others.
 
 use crate::tls::{self, Identity, Roots, TlsSettings, Verify};
 use lapin::tcp::{AsyncTcpStream, RustlsConnector};
@@ -36,6 +39,9 @@ pub enum ConnectError {
         /// What is wrong with the certificate.
         problem: String,
     },
+    /// No node of a list of several answered; each one's error, in the order tried.
+    #[error("no broker node answered: {}", .0.join("; "))]
+    NoNode(Vec<String>),
     /// The broker could not be reached or refused the connection.
     #[error(transparent)]
     Amqp(#[from] lapin::Error),
@@ -148,9 +154,50 @@ impl Endpoint {
     }
 }
 
-/// Opens a connection named `name` (visible in the management UI and `rabbitmqctl`).
-pub async fn connect(url: &str, name: &str) -> Result<Connection, ConnectError> {
-    let endpoint = Endpoint::parse(url)?;
+/// The nodes of `AMQP_URL`: one URL, or several separated by commas. A comma splits only
+/// where the next URL starts (`amqp://` or `amqps://`, after optional spaces), so a password
+/// may hold one.
+pub fn endpoints(urls: &str) -> Result<Vec<Endpoint>, ConnectError> {
+    let mut nodes: Vec<String> = Vec::new();
+    for piece in urls.split(',') {
+        let piece = piece.trim_start();
+        let starts_a_url = piece.starts_with("amqp://") || piece.starts_with("amqps://");
+        match nodes.last_mut() {
+            Some(url) if !starts_a_url => {
+                url.push(',');
+                url.push_str(piece);
+            }
+            _ => nodes.push(piece.to_owned()),
+        }
+    }
+    nodes.iter().map(|url| Endpoint::parse(url.trim())).collect()
+}
+
+/// Opens a connection named `name` (visible in the management UI and `rabbitmqctl`) to the
+/// first node of `AMQP_URL` that answers, trying them in a random order.
+pub async fn connect(urls: &str, name: &str) -> Result<Connection, ConnectError> {
+    let mut nodes = endpoints(urls)?;
+    if nodes.len() == 1 {
+        return connect_to(&nodes[0], name).await;
+    }
+    fastrand::shuffle(&mut nodes);
+    let mut failures = Vec::new();
+    for node in &nodes {
+        match connect_to(node, name).await {
+            Ok(connection) => return Ok(connection),
+            // Wrong for every node alike: trying the others cannot help.
+            Err(e @ (ConnectError::Url(_) | ConnectError::Tls(_))) => return Err(e),
+            Err(e) => {
+                tracing::warn!(broker = %node.address(), error = %e, "broker node did not answer; trying the next");
+                failures.push(format!("{}: {e}", node.address()));
+            }
+        }
+    }
+    Err(ConnectError::NoNode(failures))
+}
+
+/// Opens a connection to one node.
+async fn connect_to(endpoint: &Endpoint, name: &str) -> Result<Connection, ConnectError> {
     if endpoint.unverified() {
         static WARNED: Once = Once::new();
         WARNED.call_once(|| {
@@ -221,6 +268,24 @@ impl From<tls::TlsError> for lapin::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comma_separated_list_names_several_nodes_and_a_password_may_hold_a_comma() {
+        let nodes = endpoints(
+            "amqp://u:p,w@node1:5672/%2f,amqps://u:p@node2:5671/%2f?cacertfile=/ca.pem, \
+             amqp://node3/%2f",
+        )
+        .unwrap();
+        let addresses: Vec<String> = nodes.iter().map(Endpoint::address).collect();
+        assert_eq!(addresses, ["node1:5672", "node2:5671", "node3:5672"]);
+        assert_eq!(nodes[0].uri.authority.userinfo.password, "p,w");
+        assert!(nodes[1].tls.is_some() && nodes[2].tls.is_none());
+        assert_eq!(endpoints("amqp://one/%2f").unwrap().len(), 1);
+        assert!(matches!(
+            endpoints("amqp://one/%2f,amqps://two/%2f?verify=sometimes"),
+            Err(ConnectError::Url(_))
+        ));
+    }
 
     #[test]
     fn a_url_without_heartbeat_gets_the_default_and_an_explicit_one_is_kept() {

@@ -7,7 +7,7 @@ pub mod topology;
 
 mod connection;
 
-pub use connection::{ConnectError, Endpoint, connect};
+pub use connection::{ConnectError, Endpoint, connect, endpoints};
 
 use crate::config::BrokerConfig;
 use lapin::Connection;

@@ -84,8 +84,8 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
             let wanted = |letter: &Letter| all || ids.contains(&letter.batch_id);
             // The copy can carry no user_id but ours: the replay is sent as the operator,
             // whose grants a worker in `grants` mode then checks.
-            let endpoint = broker::Endpoint::parse(&args.broker.amqp_url)?;
-            let replayer = endpoint.login_user();
+            let nodes = broker::endpoints(&args.broker.amqp_url)?;
+            let replayer = nodes[0].login_user();
             replay(&channel, &queue, &publisher, wanted, limit, replayer).await
         }
         DlqCommand::Purge { older_than, yes } => purge(&channel, &queue, older_than, yes).await,

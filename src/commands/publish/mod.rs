@@ -158,8 +158,9 @@ async fn reply_queue(channel: &Channel) -> anyhow::Result<(ShortString, Consumer
 /// The `user_id` the messages carry: the user this process logs in as, the only one the
 /// broker accepts there, which a worker in `grants` mode checks against its grants.
 fn user_id(broker: &BrokerConfig) -> anyhow::Result<Option<ShortString>> {
-    let endpoint = broker::Endpoint::parse(&broker.amqp_url)?;
-    Ok(endpoint.login_user().map(ShortString::from))
+    // Every node of a cluster knows the same users: the first URL's is the one.
+    let nodes = broker::endpoints(&broker.amqp_url)?;
+    Ok(nodes[0].login_user().map(ShortString::from))
 }
 
 /// A published batch waiting for its result.
