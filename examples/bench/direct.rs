@@ -147,10 +147,10 @@ pub async fn verify_rows(
     expected: Expected,
     batches: usize,
 ) -> anyhow::Result<()> {
-    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+    // As the worker connects: libpq's TLS keys in DATABASE_URL are honoured.
+    let client = store::connect::client(database_url)
         .await
         .context("connecting to the run's database")?;
-    tokio::spawn(connection);
     let contacts: i64 = client
         .query_one("SELECT count(*) FROM contacts", &[])
         .await?

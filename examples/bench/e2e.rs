@@ -18,8 +18,8 @@ use anyhow::{Context, bail, ensure};
 use contact_import::broker::topology;
 use contact_import::config::BrokerConfig;
 use futures_lite::StreamExt;
+use lapin::Channel;
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-use lapin::{Channel, Connection, ConnectionProperties};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,11 +71,12 @@ pub async fn run(
 ) -> anyhow::Result<Measurement> {
     // Fresh names for every run, so runs never see each other's messages.
     let broker = names(&services.amqp_url, &format!("{}.", cfg.tag), 5);
-    let connection = Connection::connect(&services.amqp_url, ConnectionProperties::default())
+    // As the worker connects: amqps:// with RabbitMQ's TLS parameters, node lists.
+    let connection = contact_import::broker::connect(&services.amqp_url, "bench publish")
         .await
         .context("connecting to AMQP_URL")?;
     let results_connection =
-        Connection::connect(&services.amqp_url, ConnectionProperties::default()).await?;
+        contact_import::broker::connect(&services.amqp_url, "bench results").await?;
     let channel = confirm_channel(&connection).await?;
     topology::declare(&channel, &broker).await?;
     let results_channel = results_connection.create_channel().await?;
