@@ -50,3 +50,29 @@ async fn a_consumer_cancelled_by_the_broker_subscribes_again_without_a_restart()
         "the same process kept running and exits cleanly: {status:?}"
     );
 }
+
+#[tokio::test]
+async fn a_worker_given_several_nodes_connects_to_one_that_answers_whichever_it_tries_first() {
+    let env = TestEnv::new().await;
+    // A node that is down (nothing listens there) beside the real one: every connection
+    // tries the two in a random order, so over several starts both orders occur.
+    let down = format!(
+        "amqp://guest:guest@127.0.0.1:{}/%2f",
+        crate::support::ports::free_port()
+    );
+    let nodes = format!("{down},{}", env.broker.amqp_url);
+    for start in 0..3 {
+        let worker = env.spawn_worker_with(&[], &[("AMQP_URL", &nodes)]).await;
+        let id = format!("nodes-{start}");
+        env.publish_json(&id, &batch(ORG, json!([{"displayName": id}])))
+            .await;
+        let (_, _, result) = env.next_result().await;
+        assert_eq!(
+            (result["batchId"].as_str(), result["status"].as_str()),
+            (Some(id.as_str()), Some("succeeded")),
+            "{result}"
+        );
+        assert!(worker.terminate().await.success());
+    }
+    assert_eq!(env.contact_count().await, 3);
+}
