@@ -213,6 +213,30 @@ pub struct WorkerConfig {
     /// (their deliveries then return to the queue).
     #[arg(long, env = "CONTACT_IMPORT_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// Failed verifications of one Save User Contacts userName of an org (an account or
+    /// not), counted across batches and workers, after which its pairs fail with 429
+    /// `too.many.attempts`, unverified, until the failures age out of the window. 0 turns the
+    /// throttle off.
+    #[arg(long, env = "CONTACT_IMPORT_LOGIN_MAX_FAILURES", default_value_t = 10)]
+    pub login_max_failures: u32,
+    /// How long a failed verification counts towards the throttle (`15m`, `90s`, `1h`).
+    /// Give every worker the same value: each prunes failures older than its own.
+    #[arg(
+        long,
+        env = "CONTACT_IMPORT_LOGIN_FAILURE_WINDOW",
+        value_parser = positive_duration,
+        default_value = "15m"
+    )]
+    pub login_failure_window: Duration,
+}
+
+/// A duration written as humantime reads it (`15m`, `2s`), longer than zero.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("must be longer than zero".into()),
+        Ok(duration) => Ok(duration),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl WorkerConfig {

@@ -42,6 +42,9 @@ pub const BUILD_INFO: &str = "contact_import_build_info";
 pub const MESSAGES: &str = "contact_import_messages_total";
 /// Batches refused because their publisher may not write into the org, by reason.
 pub const UNAUTHORIZED: &str = "contact_import_unauthorized_total";
+/// Counter: Save User Contacts userName/password pairs refused unverified by the per-account
+/// throttle (`too.many.attempts`).
+pub const LOGIN_THROTTLED: &str = "contact_import_login_throttled_total";
 
 /// Why a delivery went back to the queue: the `reason` of [`REQUEUED`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +114,12 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         UNAUTHORIZED,
         "Batches refused because their publisher may not write into the org, by reason \
          (missing.user.id, org.forbidden, reply.to.forbidden)."
+    );
+    describe_counter!(
+        LOGIN_THROTTLED,
+        "Save User Contacts userName/password pairs refused with too.many.attempts, unverified: \
+         their userName had too many failed verifications within the window \
+         (CONTACT_IMPORT_LOGIN_MAX_FAILURES, CONTACT_IMPORT_LOGIN_FAILURE_WINDOW)."
     );
     describe_counter!(
         BATCHES,
@@ -199,6 +208,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     counter!(MESSAGES, "type" => "unknown").increment(0);
     counter!(BROKER_RECONNECTS).increment(0);
     counter!(DRY_RUNS).increment(0);
+    counter!(LOGIN_THROTTLED).increment(0);
     for reason in RejectCode::ALL.into_iter().filter(|c| c.requester_only()) {
         counter!(UNAUTHORIZED, "reason" => reason.as_str()).increment(0);
     }
@@ -280,6 +290,11 @@ pub fn replayed() {
 /// Counts a batch refused by the authorization (`missing.user.id`, `org.forbidden`).
 pub fn unauthorized(reason: RejectCode) {
     counter!(UNAUTHORIZED, "reason" => reason.as_str()).increment(1);
+}
+
+/// Counts userName/password pairs the login throttle refused.
+pub fn login_throttled(pairs: usize) {
+    counter!(LOGIN_THROTTLED).increment(pairs as u64);
 }
 
 /// Counts a delivery given back to the queue.

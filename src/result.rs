@@ -99,7 +99,7 @@ pub struct FailedContact {
     pub error_code: &'static str,
     /// `errorMessage`, naming the field as the request's dialect calls it.
     pub error_message: String,
-    /// `statusCode`: the HTTP-like status of the failure (400, 401, 404, 409).
+    /// `statusCode`: the HTTP-like status of the failure (400, 401, 404, 409, 429).
     pub status_code: u16,
     /// `retryable`: whether sending the same contact again could succeed unchanged.
     pub retryable: bool,

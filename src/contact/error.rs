@@ -49,6 +49,9 @@ pub enum ErrorCode {
     InvalidCredentials,
     /// Update User Contact: the user's id matches more than one contact of the org.
     AmbiguousContact,
+    /// Save User Contacts: the userName had too many failed verifications lately, so its
+    /// pairs are not verified (account or not) until the throttle's window passes.
+    TooManyAttempts,
 }
 
 impl ErrorCode {
@@ -76,6 +79,7 @@ impl ErrorCode {
             Self::InvalidValue => "invalid.value",
             Self::InvalidCredentials => "invalid.credentials",
             Self::AmbiguousContact => "ambiguous.contact",
+            Self::TooManyAttempts => "too.many.attempts",
         }
     }
 
@@ -85,14 +89,16 @@ impl ErrorCode {
             Self::DuplicateInBatch | Self::AmbiguousContact => 409,
             Self::ContactNotFound => 404,
             Self::InvalidCredentials => 401,
+            Self::TooManyAttempts => 429,
             _ => 400,
         }
     }
 
-    /// Whether sending the same contact again could succeed without changing it. Every
-    /// per-contact failure today is a property of the contact or of the stored data;
-    /// transient causes (database down, 429/500/503) fail the whole delivery instead,
-    /// which is retried and then requeued rather than reported per contact.
+    /// Whether sending the same contact again could succeed without changing it: only
+    /// `too.many.attempts` (429), once the throttle's window has passed. Every other
+    /// per-contact failure is a property of the contact or of the stored data; transient
+    /// causes (database down, 500/503) fail the whole delivery instead, which is retried and
+    /// then requeued rather than reported per contact.
     pub fn retryable(self) -> bool {
         matches!(self.status_code(), 429 | 500 | 502 | 503 | 504)
     }

@@ -6,10 +6,12 @@ pub mod availability;
 pub mod batches;
 pub mod connect;
 pub mod grants;
+pub mod login_failures;
 pub(crate) mod migrate;
 pub mod upsert;
 
 use crate::contact::ValidatedBatch;
+use crate::contact::credentials::Known;
 use crate::dialect::Answer;
 use crate::ids::{BatchId, OrgId};
 use crate::result::BatchResult;
@@ -178,14 +180,37 @@ impl Store {
             .unwrap_or_else(|_| Err(timed_out()))
     }
 
-    /// The password hashes of those of `users` that are accounts of `org`.
-    pub async fn password_hashes(
+    /// What the store knows of the accounts `users` of `org` claim, on one connection: the
+    /// hashes of those that are accounts and, given the throttle's window, each one's failed
+    /// verifications within it (see [`login_failures`]).
+    pub async fn claimed_accounts(
         &self,
         org: &OrgId,
         users: &[&str],
-    ) -> Result<HashMap<String, String>, StoreError> {
+        failure_window: Option<Duration>,
+    ) -> Result<Known, StoreError> {
         let client = self.pool.get().await?;
-        Ok(accounts::password_hashes(&**client, org.as_str(), users).await?)
+        let hashes = accounts::password_hashes(&**client, org.as_str(), users).await?;
+        let recent_failures = match failure_window {
+            Some(window) => login_failures::recent(&**client, org.as_str(), users, window).await?,
+            None => HashMap::new(),
+        };
+        Ok(Known {
+            hashes,
+            recent_failures,
+        })
+    }
+
+    /// Records failed verifications of `org`'s users (a name per failed pair) outside any
+    /// batch's transaction, and prunes failures older than `window`.
+    pub async fn record_login_failures(
+        &self,
+        org: &OrgId,
+        failed: &[&str],
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        Ok(login_failures::record(&**client, org.as_str(), failed, window).await?)
     }
 
     /// Whether broker user `user` may import into `org` (see [`grants`]).

@@ -14,6 +14,7 @@ mod pipeline;
 mod session;
 
 use crate::config::{Authorization, WorkerConfig};
+use crate::contact::credentials;
 use crate::dialect::Limits;
 use crate::metrics;
 use crate::shutdown::Shutdown;
@@ -154,5 +155,9 @@ fn batch_policy(cfg: &WorkerConfig) -> BatchPolicy {
         batch_timeout: Duration::from_secs(cfg.batch_timeout_secs),
         delivery_limit: cfg.broker.delivery_limit,
         authorization: cfg.authorization,
+        login_throttle: (cfg.login_max_failures > 0).then_some(credentials::Throttle {
+            max_failures: cfg.login_max_failures,
+            window: cfg.login_failure_window,
+        }),
     }
 }

@@ -65,6 +65,8 @@ pub struct BatchPolicy {
     pub delivery_limit: u32,
     /// Whether a batch's `user_id` must have a grant for its org.
     pub authorization: Authorization,
+    /// The per-account throttle of Save User Contacts credentials; `None`: off.
+    pub login_throttle: Option<credentials::Throttle>,
 }
 
 pub struct Pipeline {
@@ -317,7 +319,8 @@ impl Pipeline {
     }
 
     /// Checks the account credentials that contacts carry (Save User Contacts) and drops
-    /// them, within the batch's time; the hashes are read as a batch is stored.
+    /// them, within the batch's time. The hashes and the throttle's counts are read before
+    /// any password is verified, so a locked userName is not verified at all.
     async fn authenticate(
         &self,
         org: &OrgId,
@@ -328,16 +331,47 @@ impl Pipeline {
         if users.is_empty() {
             return Ok(());
         }
-        let hashes = self
+        let throttle = self.policy.login_throttle;
+        let window = throttle.map(|t| t.window);
+        let known = self
             .with_database(deadline, || async {
-                tokio::time::timeout_at(deadline, self.store.password_hashes(org, &users))
+                let read = self.store.claimed_accounts(org, &users, window);
+                tokio::time::timeout_at(deadline, read)
                     .await
                     .unwrap_or(Err(StoreError::DeadlineExceeded { last_error: None }))
             })
             .await?;
-        tokio::time::timeout_at(deadline, credentials::authenticate(org, contacts, hashes))
-            .await
-            .map_err(|_| StoreError::DeadlineExceeded { last_error: None })
+        let verification = tokio::time::timeout_at(
+            deadline,
+            credentials::authenticate(org, contacts, known, throttle),
+        )
+        .await
+        .map_err(|_| StoreError::DeadlineExceeded { last_error: None })?;
+        if verification.throttled > 0 {
+            metrics::login_throttled(verification.throttled);
+            warn!(
+                pairs = verification.throttled,
+                "credentials refused unverified: too many failed verifications of their userName"
+            );
+        }
+        let (Some(window), false) = (window, verification.failed.is_empty()) else {
+            return Ok(());
+        };
+        // Recorded now, in a statement of its own rather than in the batch's transaction, so
+        // that the guesses stay counted when the batch rolls back, times out or is a dry
+        // run. If they cannot be recorded the batch is given back, not answered: an answer
+        // would be a guess the throttle never saw. A redelivered batch verifies and counts
+        // its failures again; that over-counts, on the safe side. Batches of one userName
+        // on several workers at once may each spend its remaining failures, so a lock can
+        // come a few failures late (at most the per-batch limit per batch), never not at all.
+        let failed: Vec<&str> = verification.failed.iter().map(String::as_str).collect();
+        self.with_database(deadline, || async {
+            let record = self.store.record_login_failures(org, &failed, window);
+            tokio::time::timeout_at(deadline, record)
+                .await
+                .unwrap_or(Err(StoreError::DeadlineExceeded { last_error: None }))
+        })
+        .await
     }
 
     /// Applies the batch.

@@ -222,6 +222,19 @@ impl TestEnv {
         amqp::queue_depth(&self.channel, queue).await.unwrap()
     }
 
+    /// Adds a Save User Contacts account to the test's org, as `contact-import accounts add`
+    /// stores it.
+    pub async fn add_account(&self, user: &str, password: &str) {
+        let hash = contact_import::contact::credentials::hash(password).unwrap();
+        self.db
+            .execute(
+                "INSERT INTO accounts (org_id, user_name, password_hash) VALUES ($1, $2, $3)",
+                &[&ORG, &user, &hash],
+            )
+            .await
+            .unwrap();
+    }
+
     pub async fn contact_count(&self) -> i64 {
         self.db
             .query_one("SELECT count(*) FROM contacts", &[])

@@ -3,7 +3,6 @@
 
 use crate::common::{ORG, TestEnv, batch, failures, fixture, header, org_header};
 use crate::support::worker::Worker;
-use contact_import::contact::credentials;
 use lapin::BasicProperties;
 use serde_json::{Value, json};
 
@@ -17,16 +16,6 @@ fn props(message_id: &str, kind: &str, content_type: &str) -> BasicProperties {
         .with_type(kind.into())
         .with_content_type(content_type.into())
         .with_headers(org_header(ORG))
-}
-
-async fn add_account(env: &TestEnv, user: &str, password: &str) {
-    env.db
-        .execute(
-            "INSERT INTO accounts (org_id, user_name, password_hash) VALUES ($1, $2, $3)",
-            &[&ORG, &user, &credentials::hash(password).unwrap()],
-        )
-        .await
-        .unwrap();
 }
 
 /// A stored contact's canonical fields: its row without ids, org and timestamps.
@@ -53,7 +42,7 @@ async fn env_with_worker() -> (TestEnv, Worker) {
 /// A test world for `user-contacts.save`: the seed's account, and a worker.
 async fn save_env() -> (TestEnv, Worker) {
     let env = TestEnv::new().await;
-    add_account(&env, "exampleUser", "examplePass").await;
+    env.add_account("exampleUser", "examplePass").await;
     let worker = env.spawn_worker(&[]).await;
     (env, worker)
 }

@@ -18,4 +18,5 @@ mod retry;
 mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
+mod throttle;
 mod tls;
