@@ -140,10 +140,12 @@ impl Endpoint {
     /// The broker user this URL logs in as, which is what the broker accepts as a message's
     /// `user_id`: the URL's user name (`guest` when it names none, as RabbitMQ's clients
     /// have it). `None` with `auth_mechanism=external`, where the client certificate names
-    /// the user.
+    /// the user, and with an empty user name (a token as the password).
     pub fn login_user(&self) -> Option<&str> {
         match self.uri.query.auth_mechanism {
             Some(SASLMechanism::External) => None,
+            // No name but a secret (an OAuth 2 token): the broker names the user.
+            _ if self.uri.authority.userinfo.username.is_empty() => None,
             _ => Some(&self.uri.authority.userinfo.username),
         }
     }
@@ -161,7 +163,13 @@ pub fn endpoints(urls: &str) -> Result<Vec<Endpoint>, ConnectError> {
     let mut nodes: Vec<String> = Vec::new();
     for piece in urls.split(',') {
         let piece = piece.trim_start();
-        let starts_a_url = piece.starts_with("amqp://") || piece.starts_with("amqps://");
+        if piece.trim().is_empty() {
+            return Err(ConnectError::Url(
+                "an empty entry in the list of URLs (a stray comma?)".into(),
+            ));
+        }
+        let scheme = piece.get(..8).unwrap_or(piece).to_ascii_lowercase();
+        let starts_a_url = scheme.starts_with("amqp://") || scheme.starts_with("amqps://");
         match nodes.last_mut() {
             Some(url) if !starts_a_url => {
                 url.push(',');
@@ -188,8 +196,7 @@ pub async fn connect(urls: &str, name: &str) -> Result<Connection, ConnectError>
     for node in &nodes {
         match connect_to(node, name).await {
             Ok(connection) => return Ok(connection),
-            // Wrong for every node alike: trying the others cannot help.
-            Err(e @ (ConnectError::Url(_) | ConnectError::Tls(_))) => return Err(e),
+            // A node's own TLS files may be what is wrong: the others are still tried.
             Err(e) => {
                 tracing::warn!(broker = %node.address(), error = %e, "broker node did not answer; trying the next");
                 failures.push(format!("{}: {e}", node.address()));
@@ -284,6 +291,11 @@ mod tests {
         assert_eq!(nodes[0].uri.authority.userinfo.password, "p,w");
         assert!(nodes[1].tls.is_some() && nodes[2].tls.is_none());
         assert_eq!(endpoints("amqp://one/%2f").unwrap().len(), 1);
+        assert_eq!(endpoints("amqp://one/%2f,AMQP://two/%2f").unwrap().len(), 2);
+        assert!(matches!(
+            endpoints("amqp://one/%2f,"),
+            Err(ConnectError::Url(_))
+        ));
         assert!(matches!(
             endpoints("amqp://one/%2f,amqps://two/%2f?verify=sometimes"),
             Err(ConnectError::Url(_))

@@ -10,6 +10,7 @@ use crate::broker::publish::{
 };
 use crate::config::BrokerConfig;
 use crate::dialect::{self, save};
+use crate::rejection::RejectCode;
 use anyhow::{Context, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
@@ -59,6 +60,11 @@ pub enum DlqCommand {
         /// Replay at most this many.
         #[arg(long)]
         limit: Option<usize>,
+        /// Replay letters refused because their sender was not allowed (`missing.user.id`,
+        /// `org.forbidden`, `reply.to.forbidden`) too. They are skipped by default: replayed,
+        /// they are sent as you, and your grants would let in what the sender's did not.
+        #[arg(long)]
+        include_refused: bool,
     },
     /// Remove letters dead-lettered longer ago than DURATION (e.g. `7d`, `12h`). Without
     /// `--yes` it only counts them.
@@ -79,9 +85,28 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
     let outcome = match args.command {
         DlqCommand::List { limit } => list(&channel, &queue, limit).await,
         DlqCommand::Show { id } => show(&channel, &queue, &id).await,
-        DlqCommand::Replay { ids, all, limit } => {
+        DlqCommand::Replay {
+            ids,
+            all,
+            limit,
+            include_refused,
+        } => {
             let publisher = Publisher::open(&connection, args.broker.clone()).await?;
-            let wanted = |letter: &Letter| all || ids.contains(&letter.batch_id);
+            let wanted = |letter: &Letter| {
+                let wanted = all || ids.contains(&letter.batch_id);
+                let refused = RejectCode::ALL
+                    .iter()
+                    .any(|code| code.requester_only() && code.as_str() == letter.reason);
+                if wanted && refused && !include_refused {
+                    eprintln!(
+                        "skipped {} ({}: its sender was not allowed; --include-refused sends it \
+                         as you)",
+                        letter.batch_id, letter.reason
+                    );
+                    return false;
+                }
+                wanted
+            };
             // The copy can carry no user_id but ours: the replay is sent as the operator,
             // whose grants a worker in `grants` mode then checks.
             let nodes = broker::endpoints(&args.broker.amqp_url)?;
