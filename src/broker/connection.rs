@@ -170,7 +170,10 @@ pub fn endpoints(urls: &str) -> Result<Vec<Endpoint>, ConnectError> {
             _ => nodes.push(piece.to_owned()),
         }
     }
-    nodes.iter().map(|url| Endpoint::parse(url.trim())).collect()
+    nodes
+        .iter()
+        .map(|url| Endpoint::parse(url.trim()))
+        .collect()
 }
 
 /// Opens a connection named `name` (visible in the management UI and `rabbitmqctl`) to the

@@ -19,3 +19,4 @@ mod shutdown;
 #[path = "../support/mod.rs"]
 mod support;
 mod tls;
+mod upgrade;

@@ -16,7 +16,12 @@ const CONSUME_CONNECTION: &str = "contact-import consume";
 async fn worker_node(s: &Scenario) -> usize {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(node) = s.cluster.rabbits.node_of_connection(CONSUME_CONNECTION).await {
+        if let Some(node) = s
+            .cluster
+            .rabbits
+            .node_of_connection(CONSUME_CONNECTION)
+            .await
+        {
             return node;
         }
         assert!(
@@ -43,9 +48,10 @@ async fn new_leader(s: &Scenario, queue: &str, old: usize) -> usize {
 async fn rabbitmq_node_loss_moves_the_worker_to_another_node_with_nothing_lost() {
     let mut s = Scenario::start_on_nodes("rabbitmq_node_loss", NODES).await;
     let mut worker = s.spawn_worker("worker", &s.worker_settings()).await;
+    // Asked before the stream: each rabbitmqctl call takes seconds, the stream not many more.
+    let lost = worker_node(&s).await;
     s.publish(stream::batches(0, 200, 30)).await;
     s.wait_for_results(40).await;
-    let lost = worker_node(&s).await;
     eprintln!(
         "rabbitmq_node_loss: the worker consumes from {}; killing it",
         s.cluster.rabbits.node(lost).node_name
@@ -85,15 +91,16 @@ async fn rabbitmq_node_loss_moves_the_worker_to_another_node_with_nothing_lost()
 async fn rabbitmq_leader_loss_elects_a_new_leader_and_loses_nothing() {
     let mut s = Scenario::start_on_nodes("rabbitmq_leader_loss", NODES).await;
     let mut worker = s.spawn_worker("worker", &s.worker_settings()).await;
-    s.publish(stream::batches(0, 200, 30)).await;
-    s.wait_for_results(40).await;
+    // Asked before the stream: each rabbitmqctl call takes seconds, the stream not many more.
+    let consumer = worker_node(&s).await;
     let leader = s
         .cluster
         .rabbits
         .leader_of(IMPORT_QUEUE)
         .await
         .expect("the import queue has a leader");
-    let consumer = worker_node(&s).await;
+    s.publish(stream::batches(0, 200, 30)).await;
+    s.wait_for_results(40).await;
     eprintln!(
         "rabbitmq_leader_loss: {IMPORT_QUEUE} is led by {}, the worker consumes from {}; killing the leader",
         s.cluster.rabbits.node(leader).node_name,
@@ -120,12 +127,12 @@ async fn rabbitmq_leader_loss_elects_a_new_leader_and_loses_nothing() {
 async fn rabbitmq_majority_loss_makes_the_worker_wait_and_resume_without_dead_letters() {
     let mut s = Scenario::start_on_nodes("rabbitmq_majority_loss", NODES).await;
     let mut worker = s.spawn_worker("worker", &s.worker_settings()).await;
-    s.publish(stream::batches(0, 200, 30)).await;
-    s.wait_for_results(40).await;
     // The worker's node stays up: it keeps its connection to a node that has lost the
     // queue's majority, which is the harder case (nothing tells it to move).
     let kept = worker_node(&s).await;
     let stopped: Vec<usize> = (0..NODES).filter(|&n| n != kept).collect();
+    s.publish(stream::batches(0, 200, 30)).await;
+    s.wait_for_results(40).await;
 
     s.fault_began();
     for &n in &stopped {
