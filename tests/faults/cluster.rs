@@ -9,40 +9,59 @@
 
 use crate::support::ports::random_u64;
 use crate::support::servers::reap_abandoned;
-pub use crate::support::servers::{Postgres, RabbitMq};
+pub use crate::support::servers::{Postgres, RabbitCluster, RabbitMq};
 use std::path::{Path, PathBuf};
 
-/// One scenario's RabbitMQ and PostgreSQL.
+/// One scenario's RabbitMQ (one node, or a cluster of several) and PostgreSQL.
 pub struct Cluster {
     pub dir: PathBuf,
-    pub rabbit: RabbitMq,
+    pub rabbits: RabbitCluster,
     pub postgres: Postgres,
 }
 
 impl Cluster {
-    /// Starts both services (concurrently) in a new folder named after the scenario.
-    pub async fn start(scenario: &str) -> Self {
+    /// Starts both services (concurrently) in a new folder named after the scenario, with
+    /// a RabbitMQ cluster of `nodes` nodes (`1`: one standalone node, as every scenario but
+    /// the cluster ones has).
+    pub async fn start(scenario: &str, nodes: usize) -> Self {
         let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults");
         std::fs::create_dir_all(&base).unwrap();
         reap_abandoned(&base);
         let dir = base.join(format!("{scenario}-{}", random_u64() % 1_000_000));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("owner.pid"), std::process::id().to_string()).unwrap();
-        let (rabbit, postgres) = tokio::join!(
-            RabbitMq::start(dir.join("rabbitmq")),
-            Postgres::start(dir.join("postgres"))
-        );
+        let rabbits = async {
+            match nodes {
+                1 => RabbitCluster::single(RabbitMq::start(dir.join("rabbitmq")).await),
+                _ => RabbitCluster::start(dir.join("rabbitmq-cluster"), nodes).await,
+            }
+        };
+        let (rabbits, postgres) = tokio::join!(rabbits, Postgres::start(dir.join("postgres")));
         Self {
             dir,
-            rabbit,
+            rabbits,
             postgres,
         }
+    }
+
+    /// The (first) RabbitMQ node.
+    pub fn rabbit(&self) -> &RabbitMq {
+        self.rabbits.node(0)
+    }
+
+    pub fn rabbit_mut(&mut self) -> &mut RabbitMq {
+        self.rabbits.node_mut(0)
+    }
+
+    /// `AMQP_URL` for every node of the scenario's broker.
+    pub fn amqp_url(&self) -> String {
+        self.rabbits.url_list()
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        self.rabbit.kill_now();
+        self.rabbits.kill_now();
         self.postgres.kill_now();
         if std::thread::panicking() || std::env::var_os("FAULTS_KEEP").is_some() {
             eprintln!(

@@ -33,13 +33,19 @@ impl Scenario {
     /// Starts the services, migrates the database with `contact-import migrate` and starts
     /// collecting results.
     pub async fn start(name: &'static str) -> Self {
+        Self::start_on_nodes(name, 1).await
+    }
+
+    /// As [`Scenario::start`], with a RabbitMQ cluster of `nodes` nodes: the worker, the
+    /// producer and the collectors are given every node's URL.
+    pub async fn start_on_nodes(name: &'static str, nodes: usize) -> Self {
         let started = Instant::now();
-        let cluster = Cluster::start(name).await;
+        let cluster = Cluster::start(name, nodes).await;
         migrate(&env::bin(), &cluster.postgres.url())
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));
-        let results = stream::collect_results(&cluster.rabbit.url()).await;
-        let dead_letters = stream::collect_dead_letters(&cluster.rabbit.url());
+        let results = stream::collect_results(&cluster.amqp_url()).await;
+        let dead_letters = stream::collect_dead_letters(&cluster.amqp_url());
         eprintln!(
             "{name}: services up in {:.1} s ({})",
             started.elapsed().as_secs_f64(),
@@ -63,7 +69,7 @@ impl Scenario {
     pub fn worker_settings(&self) -> WorkerSettings {
         let mut settings = WorkerSettings::new(
             env::bin(),
-            default_names(&self.cluster.rabbit.url()),
+            default_names(&self.cluster.amqp_url()),
             self.cluster.postgres.url(),
             self.cluster.dir.clone(),
         );
@@ -98,7 +104,7 @@ impl Scenario {
     }
 
     pub async fn publish(&mut self, batches: Vec<Batch>) {
-        stream::publish(&self.cluster.rabbit.url(), &batches).await;
+        stream::publish(&self.cluster.amqp_url(), &batches).await;
         self.published.extend(batches);
     }
 
@@ -157,7 +163,7 @@ impl Scenario {
     /// invariants. `must_dead_letter` names the batches that must end dead-lettered. The
     /// scenario adds its own checks to the summary, then calls [`Summary::finish`].
     pub async fn settle_and_check(&mut self, must_dead_letter: &[&str]) -> Summary {
-        let url = self.cluster.rabbit.url();
+        let url = self.cluster.amqp_url();
         let deadline = Instant::now() + SETTLE_WITHIN;
         loop {
             let mut accounted: HashSet<String> = self

@@ -20,3 +20,4 @@ mod shutdown;
 mod support;
 mod throttle;
 mod tls;
+mod upgrade;

@@ -39,12 +39,23 @@ pub fn reap_abandoned(base: &Path) {
         if Path::new(&format!("/proc/{}", owner.trim())).exists() && !owner.trim().is_empty() {
             continue;
         }
-        for pid_file in [
-            "rabbitmq/beam.pid",
-            "rabbitmq/epmd.pid",
-            "postgres/data/postmaster.pid",
-        ] {
-            if let Ok(text) = std::fs::read_to_string(dir.join(pid_file))
+        // A cluster's nodes each have a folder of their own, beside their shared epmd's.
+        let subfolders = |dir: &Path| -> Vec<PathBuf> {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        };
+        let mut folders = subfolders(&dir);
+        folders.extend(folders.clone().iter().flat_map(|f| subfolders(f)));
+        let pid_files = folders.into_iter().flat_map(|folder| {
+            ["beam.pid", "epmd.pid", "data/postmaster.pid"].map(|f| folder.join(f))
+        });
+        for pid_file in pid_files {
+            if let Ok(text) = std::fs::read_to_string(&pid_file)
                 && let Some(pid) = text.lines().next()
             {
                 let _ = std::process::Command::new("kill")
@@ -57,15 +68,20 @@ pub fn reap_abandoned(base: &Path) {
     }
 }
 
-/// A RabbitMQ node (beam) and its own epmd, on ports `port`, `port + 1` (distribution) and
-/// `port + 2` (epmd).
+/// A RabbitMQ node (beam) on ports `port` and `port + 1` (distribution), with its own epmd
+/// on `port + 2`, or, as a member of a [`RabbitCluster`], the cluster's.
 pub struct RabbitMq {
     dir: PathBuf,
     /// The AMQP port: plain AMQP, or AMQP over TLS only (see [`RabbitMq::start_tls`]).
     pub port: u16,
+    /// `contact-import-<port>@localhost`, or a cluster member's own name.
+    pub node_name: String,
+    /// The epmd this node registers with (its own, or its cluster's).
+    epmd_port: u16,
     /// The CA that signed the node's certificate, when it listens with TLS.
     tls_ca: Option<PathBuf>,
     beam: Option<Child>,
+    /// The node's own epmd; `None` for a cluster member.
     epmd: Option<Child>,
 }
 
@@ -92,11 +108,13 @@ impl RabbitMq {
             let mut node = Self {
                 dir: dir.clone(),
                 port,
+                node_name: format!("contact-import-{port}@localhost"),
+                epmd_port: port + 2,
                 tls_ca: tls.map(|certs| certs.ca.clone()),
                 beam: None,
                 epmd: None,
             };
-            node.spawn_epmd().await;
+            node.epmd = Some(spawn_epmd(&dir, node.epmd_port).await);
             if node.boot().await {
                 return node;
             }
@@ -107,6 +125,59 @@ impl RabbitMq {
             "rabbitmq did not start; its output:\n{}",
             tail(&dir.join("server.out"), 40)
         );
+    }
+
+    /// A node of a [`RabbitCluster`] named `<name>@localhost`, registering with the
+    /// cluster's epmd on `epmd_port`, with the cluster's Erlang `cookie`.
+    async fn start_member(dir: PathBuf, name: &str, epmd_port: u16, cookie: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir.join("log")).unwrap();
+        std::fs::create_dir_all(dir.join("mnesia")).unwrap();
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+        // Erlang reads `$HOME/.erlang.cookie` and refuses one that others may read.
+        let cookie_file = dir.join(".erlang.cookie");
+        std::fs::write(&cookie_file, cookie).unwrap();
+        std::fs::set_permissions(&cookie_file, std::fs::Permissions::from_mode(0o400)).unwrap();
+        for _ in 0..3 {
+            let port = free_port_run(2);
+            std::fs::write(dir.join("rabbitmq.conf"), rabbitmq_conf(port, None)).unwrap();
+            let mut node = Self {
+                dir: dir.clone(),
+                port,
+                node_name: format!("{name}@localhost"),
+                epmd_port,
+                tls_ca: None,
+                beam: None,
+                epmd: None,
+            };
+            if node.boot().await {
+                return node;
+            }
+            node.kill_now();
+            eprintln!("{name} did not start on port {port}; trying another");
+        }
+        panic!(
+            "{name} did not start; its output:\n{}",
+            tail(&dir.join("server.out"), 40)
+        );
+    }
+
+    /// Waits until the node accepts AMQP connections (after `start_app`).
+    async fn wait_for_amqp(&self) {
+        let deadline = Instant::now() + SERVICE_WAIT;
+        loop {
+            if let Ok(connection) = contact_import::broker::connect(&self.url(), "test").await {
+                let closing = connection.close(200, "ready".into());
+                let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not accepting connections after {SERVICE_WAIT:?}",
+                self.node_name
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// URL of the node, for the test's own connections: `amqp://` to `127.0.0.1`, or for a
@@ -128,29 +199,6 @@ impl RabbitMq {
         ([127, 0, 0, 1], self.port).into()
     }
 
-    /// Starts the node's own epmd and waits until it listens: a node that finds no epmd
-    /// starts a daemonised one of its own, which would outlive the test.
-    async fn spawn_epmd(&mut self) {
-        let port = self.port + 2;
-        let epmd = with_pdeathsig("/usr/bin/epmd")
-            .args(["-port", &port.to_string(), "-address", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start epmd");
-        std::fs::write(self.dir.join("epmd.pid"), epmd.id().unwrap().to_string()).unwrap();
-        self.epmd = Some(epmd);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "epmd not listening on {port}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     /// Starts the node and waits until it accepts AMQP connections; `false` if it exited.
     async fn boot(&mut self) -> bool {
         let dir = &self.dir;
@@ -169,12 +217,9 @@ impl RabbitMq {
         }
         let beam = command
             .env("HOME", dir)
-            .env(
-                "RABBITMQ_NODENAME",
-                format!("contact-import-{port}@localhost"),
-            )
+            .env("RABBITMQ_NODENAME", &self.node_name)
             .env("RABBITMQ_DIST_PORT", (port + 1).to_string())
-            .env("ERL_EPMD_PORT", (port + 2).to_string())
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", dir.join("log"))
             .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
@@ -241,33 +286,261 @@ impl RabbitMq {
             .await;
     }
 
-    /// Runs `rabbitmqctl` against this node, failing the test if it fails.
-    pub async fn rabbitmqctl(&self, args: &[&str]) {
-        let output = Command::new("/usr/lib/rabbitmq/bin/rabbitmqctl")
+    /// Runs `rabbitmqctl` against this node, failing the test if it fails; its output.
+    pub async fn rabbitmqctl(&self, args: &[&str]) -> String {
+        self.try_rabbitmqctl(args)
+            .await
+            .unwrap_or_else(|problem| panic!("rabbitmqctl {args:?} failed: {problem}"))
+    }
+
+    /// Runs `rabbitmqctl` (or, with `tool`, another CLI such as `rabbitmq-queues`) against
+    /// this node: its output, or why it failed.
+    pub async fn try_rabbitmqctl(&self, args: &[&str]) -> Result<String, String> {
+        self.try_cli("rabbitmqctl", args).await
+    }
+
+    /// Runs one of RabbitMQ's CLI tools (`rabbitmqctl`, `rabbitmq-queues`) against this node.
+    pub async fn try_cli(&self, tool: &str, args: &[&str]) -> Result<String, String> {
+        let output = Command::new(format!("/usr/lib/rabbitmq/bin/{tool}"))
             .env("HOME", &self.dir)
-            .env(
-                "RABBITMQ_NODENAME",
-                format!("contact-import-{}@localhost", self.port),
-            )
-            .env("ERL_EPMD_PORT", (self.port + 2).to_string())
+            .env("RABBITMQ_NODENAME", &self.node_name)
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
             .args(args)
             .output()
             .await
-            .expect("run rabbitmqctl");
-        assert!(
-            output.status.success(),
-            "rabbitmqctl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+            .map_err(|e| format!("running {tool}: {e}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        match output.status.success() {
+            true => Ok(stdout),
+            false => Err(format!(
+                "{stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )),
+        }
     }
 
-    /// Kills the node and its epmd at once (SIGKILL) and waits for them to exit.
+    /// Whether the node's VM is running (it may be killed or stopped).
+    pub fn is_running(&self) -> bool {
+        self.beam.is_some()
+    }
+
+    /// Kills the node and its own epmd at once (SIGKILL) and waits for them to exit.
     pub fn kill_now(&mut self) {
         for child in [self.beam.take(), self.epmd.take()].into_iter().flatten() {
             kill_and_reap(child, Duration::ZERO);
         }
     }
+
+    /// Kills the node's VM alone (SIGKILL, as when its machine dies), leaving any epmd
+    /// running, so that [`RabbitMq::start_again`] can bring it back.
+    pub fn kill_node(&mut self) {
+        if let Some(beam) = self.beam.take() {
+            kill_and_reap(beam, Duration::ZERO);
+        }
+    }
+}
+
+/// A RabbitMQ cluster on this host: `rabbitmq-server` nodes `rabbit-a@localhost`,
+/// `rabbit-b@localhost`, … each with its own folder (`<dir>/rabbit-a`, …), AMQP and
+/// distribution ports, sharing one Erlang cookie and ONE epmd (`<dir>/epmd`, on a free
+/// port): nodes of a cluster find each other's distribution port through the epmd of the
+/// host named in the node name, so they must register with the same one. The first node
+/// starts alone; the others `stop_app`, `join_cluster` it and `start_app`.
+pub struct RabbitCluster {
+    nodes: Vec<RabbitMq>,
+    epmd: Option<Child>,
+}
+
+impl RabbitCluster {
+    /// Starts `size` nodes (concurrently) and joins them into one cluster.
+    pub async fn start(dir: PathBuf, size: usize) -> Self {
+        assert!((1..=26).contains(&size), "1 to 26 nodes");
+        let epmd_dir = dir.join("epmd");
+        std::fs::create_dir_all(&epmd_dir).unwrap();
+        let epmd_port = free_port();
+        let epmd = spawn_epmd(&epmd_dir, epmd_port).await;
+        let cookie = format!("CONTACTIMPORT{}", super::ports::random_u64());
+        let booting: Vec<_> = (0..size)
+            .map(|i| {
+                let name = format!("rabbit-{}", (b'a' + i as u8) as char);
+                let node_dir = dir.join(&name);
+                let cookie = cookie.clone();
+                tokio::spawn(async move {
+                    RabbitMq::start_member(node_dir, &name, epmd_port, &cookie).await
+                })
+            })
+            .collect();
+        let mut nodes = Vec::with_capacity(size);
+        for node in booting {
+            nodes.push(node.await.expect("a node started"));
+        }
+        let cluster = Self {
+            nodes,
+            epmd: Some(epmd),
+        };
+        let first = cluster.nodes[0].node_name.clone();
+        for node in &cluster.nodes[1..] {
+            node.rabbitmqctl(&["stop_app"]).await;
+            node.rabbitmqctl(&["join_cluster", &first]).await;
+            node.rabbitmqctl(&["start_app"]).await;
+        }
+        for node in &cluster.nodes {
+            node.wait_for_amqp().await;
+        }
+        let status = cluster.nodes[0]
+            .rabbitmqctl(&["cluster_status", "--formatter", "json"])
+            .await;
+        for node in &cluster.nodes {
+            assert!(
+                status.contains(&node.node_name),
+                "{} is not in the cluster: {status}",
+                node.node_name
+            );
+        }
+        cluster
+    }
+
+    /// One standalone node (with its own epmd) seen as a cluster of one.
+    pub fn single(node: RabbitMq) -> Self {
+        Self {
+            nodes: vec![node],
+            epmd: None,
+        }
+    }
+
+    /// Every node's URL, comma-separated: an `AMQP_URL` for the whole cluster.
+    pub fn url_list(&self) -> String {
+        self.nodes
+            .iter()
+            .map(RabbitMq::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The URLs of the running nodes, comma-separated.
+    pub fn running_url_list(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(RabbitMq::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn size(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn node(&self, i: usize) -> &RabbitMq {
+        &self.nodes[i]
+    }
+
+    pub fn node_mut(&mut self, i: usize) -> &mut RabbitMq {
+        &mut self.nodes[i]
+    }
+
+    /// Which node listens on AMQP port `port`.
+    pub fn node_with_port(&self, port: u16) -> Option<usize> {
+        self.nodes.iter().position(|n| n.port == port)
+    }
+
+    /// A running node to ask about the cluster.
+    fn any_running(&self) -> &RabbitMq {
+        self.nodes
+            .iter()
+            .find(|n| n.is_running())
+            .expect("a running node")
+    }
+
+    /// The node that the connection whose client-provided name is `name` is connected to
+    /// (the server port of its `name`, `client -> server`, says which), if there is one.
+    pub async fn node_of_connection(&self, name: &str) -> Option<usize> {
+        for node in self.nodes.iter().filter(|n| n.is_running()) {
+            let Ok(listing) = node
+                .try_rabbitmqctl(&[
+                    "list_connections",
+                    "--no-table-headers",
+                    "--quiet",
+                    "name",
+                    "client_properties",
+                ])
+                .await
+            else {
+                continue;
+            };
+            let server_port = listing
+                .lines()
+                .filter(|line| line.contains(&format!("\"{name}\"")))
+                .find_map(|line| {
+                    let server = line.split("->").nth(1)?.split_whitespace().next()?;
+                    server.rsplit(':').next()?.parse().ok()
+                });
+            if let Some(port) = server_port {
+                return self.node_with_port(port);
+            }
+        }
+        None
+    }
+
+    /// The node that leads quorum queue `queue` (`rabbitmqctl list_queues name leader`), if
+    /// it has a leader.
+    pub async fn leader_of(&self, queue: &str) -> Option<usize> {
+        let listing = self
+            .any_running()
+            .try_rabbitmqctl(&[
+                "list_queues",
+                "--no-table-headers",
+                "--quiet",
+                "name",
+                "leader",
+            ])
+            .await
+            .ok()?;
+        let leader = listing.lines().find_map(|line| {
+            let mut columns = line.split('\t');
+            (columns.next()? == queue).then(|| columns.next().map(str::trim))?
+        })?;
+        self.nodes.iter().position(|n| n.node_name == leader)
+    }
+
+    /// Kills every node and the epmd.
+    pub fn kill_now(&mut self) {
+        for node in &mut self.nodes {
+            node.kill_now();
+        }
+        if let Some(epmd) = self.epmd.take() {
+            kill_and_reap(epmd, Duration::ZERO);
+        }
+    }
+}
+
+impl Drop for RabbitCluster {
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}
+
+/// Starts an epmd on `port` and waits until it listens: a node that finds no epmd starts a
+/// daemonised one of its own, which would outlive the test. Its pid goes to
+/// `dir/epmd.pid` (for [`reap_abandoned`]).
+async fn spawn_epmd(dir: &Path, port: u16) -> Child {
+    let epmd = with_pdeathsig("/usr/bin/epmd")
+        .args(["-port", &port.to_string(), "-address", "127.0.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start epmd");
+    std::fs::write(dir.join("epmd.pid"), epmd.id().unwrap().to_string()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "epmd not listening on {port}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    epmd
 }
 
 /// The node's configuration: plain AMQP on the port from the environment, or only AMQP over

@@ -65,15 +65,29 @@ impl WorkerSettings {
         self
     }
 
+    /// `AMQP_URL` with the heartbeat added to each of its URLs (a list names several nodes,
+    /// split where a URL starts, as the worker reads it).
     fn amqp_url(&self) -> String {
-        let url = &self.broker.amqp_url;
-        match self.heartbeat_secs {
-            None => url.clone(),
-            Some(secs) => {
-                let separator = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{separator}heartbeat={secs}")
+        let Some(secs) = self.heartbeat_secs else {
+            return self.broker.amqp_url.clone();
+        };
+        let mut urls: Vec<String> = Vec::new();
+        for piece in self.broker.amqp_url.split(',') {
+            match urls.last_mut() {
+                Some(url) if !piece.trim_start().starts_with("amqp") => {
+                    url.push(',');
+                    url.push_str(piece);
+                }
+                _ => urls.push(piece.to_owned()),
             }
         }
+        urls.iter()
+            .map(|url| {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{}{separator}heartbeat={secs}", url.trim())
+            })
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

@@ -13,10 +13,10 @@ async fn broker_restart_mid_stream_is_ridden_out_by_the_same_worker() {
     s.wait_for_results(40).await;
 
     s.fault_began();
-    s.cluster.rabbit.stop().await;
+    s.cluster.rabbit_mut().stop().await;
     // The outage itself: the worker is left without a broker for a few seconds.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    s.cluster.rabbit.start_again().await;
+    s.cluster.rabbit_mut().start_again().await;
     s.fault_ended();
     s.publish(stream::batches(200, 100, 30)).await;
 

@@ -4,6 +4,7 @@ mod broker_restart;
 mod database_restart;
 mod network_cut;
 mod poison;
+mod rabbitmq_cluster;
 mod resource_alarm;
 mod sigterm_drain;
 mod slow_database;

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_cut_is_detected_by_heartbeats_and_the_worker_reconnects() {
     let mut s = Scenario::start("network_cut").await;
-    let proxy = Proxy::start(s.cluster.rabbit.addr()).await;
+    let proxy = Proxy::start(s.cluster.rabbit().addr()).await;
     let mut settings = s.worker_settings();
     settings.broker.amqp_url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
     let mut worker = s.spawn_worker("worker", &settings).await;

@@ -20,7 +20,7 @@ async fn memory_alarm_pauses_the_worker_until_the_broker_unblocks_it() {
     s.wait_for_results(20).await;
 
     s.fault_began();
-    s.cluster.rabbit.memory_alarm(true).await;
+    s.cluster.rabbit().memory_alarm(true).await;
     eventually(
         Duration::from_secs(30),
         "the worker never reported the broker blocking it",
@@ -38,9 +38,9 @@ async fn memory_alarm_pauses_the_worker_until_the_broker_unblocks_it() {
         .try_metric("contact_import_batches_in_flight")
         .await
         .unwrap_or(f64::NAN);
-    let backlog = stream::queue_depth(&s.cluster.rabbit.url(), IMPORT_QUEUE).await;
+    let backlog = stream::queue_depth(&s.cluster.rabbit().url(), IMPORT_QUEUE).await;
 
-    s.cluster.rabbit.memory_alarm(false).await;
+    s.cluster.rabbit().memory_alarm(false).await;
     s.fault_ended();
     eventually(
         Duration::from_secs(30),

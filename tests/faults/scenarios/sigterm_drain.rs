@@ -42,7 +42,7 @@ async fn sigterm_drains_started_batches_and_leaves_the_rest_queued() {
         || async { s.batches_with_results() as i64 >= applied },
     )
     .await;
-    let url = s.cluster.rabbit.url();
+    let url = s.cluster.rabbit().url();
     let published = s.published.len() as i64;
     let mut queued = 0;
     let back_in_queue = tokio::time::timeout(Duration::from_secs(10), async {

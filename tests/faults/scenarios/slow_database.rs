@@ -39,7 +39,7 @@ async fn slow_database_backpressure_keeps_the_backlog_in_the_broker() {
         }
         // Ready messages first, answered batches second: both only move one way, so the
         // difference can only underestimate what the worker holds, never raise a false alarm.
-        let ready = stream::queue_depth(&s.cluster.rabbit.url(), IMPORT_QUEUE).await;
+        let ready = stream::queue_depth(&s.cluster.rabbit().url(), IMPORT_QUEUE).await;
         let done = s.batches_with_results() as u32;
         // What the broker no longer holds as ready is answered or unacked in the worker.
         max_held = max_held.max((s.published.len() as u32).saturating_sub(ready + done));
