@@ -63,15 +63,6 @@ pub struct BrokerConfig {
     /// Deliveries of one message before the broker dead-letters it (`x-delivery-limit`).
     #[arg(long, env = "CONTACT_IMPORT_DELIVERY_LIMIT", default_value_t = 5)]
     pub delivery_limit: u32,
-    /// Replicas of each quorum queue when it is created (`x-quorum-initial-group-size`);
-    /// RabbitMQ uses every node of a smaller cluster. An existing queue keeps its members.
-    #[arg(
-        long,
-        env = "CONTACT_IMPORT_QUORUM_INITIAL_GROUP_SIZE",
-        default_value_t = 3,
-        value_parser = clap::value_parser!(u16).range(1..)
-    )]
-    pub quorum_initial_group_size: u16,
 }
 
 /// Where the database is.

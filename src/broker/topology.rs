@@ -31,7 +31,7 @@ pub async fn declare(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()>
         .queue_declare(
             cfg.dead_letter_queue.as_str().into(),
             durable_queue,
-            quorum(cfg),
+            quorum(),
         )
         .await?;
     channel
@@ -80,20 +80,19 @@ pub async fn declare(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()>
     Ok(())
 }
 
-fn quorum(cfg: &BrokerConfig) -> FieldTable {
+fn quorum() -> FieldTable {
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), text("quorum"));
-    args.insert(
-        "x-quorum-initial-group-size".into(),
-        AMQPValue::LongLongInt(i64::from(cfg.quorum_initial_group_size)),
-    );
+    // No `x-quorum-initial-group-size`: RabbitMQ compares it when a queue is declared again,
+    // so adding it would stop every worker of an existing deployment at start
+    // (PRECONDITION_FAILED; tests/it/upgrade.rs): the broker's default replica count applies.
     args
 }
 
 /// Quorum queues dead-letter at-most-once by default; at-least-once (which needs
 /// `reject-publish` overflow) keeps a dead letter until the dead-letter queue confirmed it.
 fn import_queue_arguments(cfg: &BrokerConfig) -> FieldTable {
-    let mut args = quorum(cfg);
+    let mut args = quorum();
     args.insert(
         "x-delivery-limit".into(),
         AMQPValue::LongLongInt(i64::from(cfg.delivery_limit)),

@@ -1,6 +1,6 @@
-//! Upgrading a deployment whose queues were declared before `x-quorum-initial-group-size`
-//! (before `CONTACT_IMPORT_QUORUM_INITIAL_GROUP_SIZE` existed): the broker must accept the
-//! new declaration of the same queues, or every upgraded worker would stop at start.
+//! Upgrading a deployment: the broker must accept this release's declaration of queues an
+//! earlier release declared, or every upgraded worker would stop at start. (Adding
+//! `x-quorum-initial-group-size` did exactly that: RabbitMQ compares it on redeclaration.)
 
 use crate::support::broker::names;
 use crate::support::env;
@@ -17,7 +17,7 @@ async fn queues_declared_without_an_initial_group_size_are_accepted_by_the_new_d
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
     let text = |v: &str| AMQPValue::LongString(LongString::from(v));
-    // The arguments the queues had before (6742157~1).
+    // The arguments the queues have had since V5 (the release before this one).
     let mut dead = FieldTable::default();
     dead.insert("x-queue-type".into(), text("quorum"));
     let mut import = dead.clone();

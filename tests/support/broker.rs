@@ -22,7 +22,6 @@ pub fn names(amqp_url: &str, prefix: &str, delivery_limit: u32) -> BrokerConfig 
         dead_letter_queue: format!("{prefix}contacts.import.dead"),
         results_exchange: format!("{prefix}contacts.results"),
         delivery_limit,
-        quorum_initial_group_size: 3,
     }
 }
 
