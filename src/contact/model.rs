@@ -1,3 +1,4 @@
+use super::list::BoundedList;
 use crate::ids::{ContactId, OrgId};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -8,7 +9,8 @@ use std::fmt;
 pub const CONTACT_SCHEMA: &str = "urn:cisco:codev:identity:contact:core:1.0";
 
 /// A contact as a dialect read it, in canonical field names, not yet validated.
-/// `None` means the field was absent (on an update: keep the stored value).
+/// `None` means the field was absent (on an update: keep the stored value). Lists keep at
+/// most [`super::list::MAX_LIST_ENTRIES`] entries and count the rest ([`BoundedList`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContactDraft {
     /// `contactId`: the id of the org's contact to update (must be a UUID); absent for a new contact.
@@ -32,15 +34,15 @@ pub struct ContactDraft {
     /// `source`.
     pub source: Option<String>,
     /// `emails`.
-    pub emails: Option<Vec<MethodDraft>>,
+    pub emails: Option<BoundedList<MethodDraft>>,
     /// `phoneNumbers` (Save's `mobileNumber`, DocuSign's `contactPhoneNumbers`).
-    pub phone_numbers: Option<Vec<MethodDraft>>,
+    pub phone_numbers: Option<BoundedList<MethodDraft>>,
     /// `sipAddresses`.
-    pub sip_addresses: Option<Vec<MethodDraft>>,
+    pub sip_addresses: Option<BoundedList<MethodDraft>>,
     /// `ims`.
-    pub ims: Option<Vec<MethodDraft>>,
+    pub ims: Option<BoundedList<MethodDraft>>,
     /// `groups`, by name (Save's `groupName`).
-    pub groups: Option<Vec<String>>,
+    pub groups: Option<BoundedList<String>>,
     /// `middleName`.
     pub middle_name: Option<String>,
     /// `YYYY-MM-DD`, checked by validation.
@@ -62,7 +64,7 @@ pub struct ContactDraft {
     /// DocuSign's `signingGroupName`.
     pub signing_group_name: Option<String>,
     /// DocuSign's `signingGroupUsers`, without their `activationAccessCode`.
-    pub signing_group_users: Option<Vec<SigningGroupUser>>,
+    pub signing_group_users: Option<BoundedList<SigningGroupUser>>,
     /// An id the sending system gives the contact (DocuSign's contactId); see
     /// [`Target::External`].
     pub external_id: Option<String>,

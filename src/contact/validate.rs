@@ -2,6 +2,8 @@
 //! re-checks a [`ValidContact`].
 
 use super::error::{ContactError, ErrorCode};
+use super::list::BoundedList;
+pub use super::list::MAX_LIST_ENTRIES;
 use super::model::{
     Address, ContactDraft, ContactFields, ContactMethod, MethodDraft, SigningGroupUser, Target,
     ValidContact,
@@ -16,8 +18,6 @@ use uuid::Uuid;
 pub const MAX_TEXT_CHARS: usize = 256;
 /// Longest avatar URL, in characters.
 pub const MAX_URL_CHARS: usize = 2048;
-/// Most entries in one list (emails, phone numbers, SIP addresses, IMs, groups).
-pub const MAX_LIST_ENTRIES: usize = 50;
 /// Longest email address (RFC 5321 path limit).
 const MAX_EMAIL_CHARS: usize = 254;
 /// E.164 caps a number at 15 digits; 3 admits short internal extensions.
@@ -331,19 +331,10 @@ fn cloud_provider(value: Option<String>) -> Result<Option<String>, ContactError>
 }
 
 fn signing_group_users(
-    users: Option<Vec<SigningGroupUser>>,
+    users: Option<BoundedList<SigningGroupUser>>,
 ) -> Result<Option<Vec<SigningGroupUser>>, ContactError> {
     let Some(users) = users else { return Ok(None) };
-    if users.len() > MAX_LIST_ENTRIES {
-        return Err(ContactError::new(
-            ErrorCode::TooManyValues,
-            format!(
-                "signingGroupUsers has {} entries, at most {MAX_LIST_ENTRIES} are allowed",
-                users.len()
-            ),
-        ));
-    }
-    users
+    entries("signingGroupUsers", users)?
         .into_iter()
         .enumerate()
         .map(|(i, u)| {
@@ -449,22 +440,23 @@ fn primary_contact_method(value: Option<String>) -> Result<Option<String>, Conta
 /// Checks one entry's value and type; returns the normalised entry.
 type EntryCheck = fn(&str, MethodDraft) -> Result<ContactMethod, ContactError>;
 
+/// A list's entries, or `too.many.values` with its true count when it has too many.
+fn entries<T>(field: &str, list: BoundedList<T>) -> Result<Vec<T>, ContactError> {
+    list.within_limit().map_err(|total| {
+        ContactError::new(
+            ErrorCode::TooManyValues,
+            format!("{field} has {total} entries, at most {MAX_LIST_ENTRIES} are allowed"),
+        )
+    })
+}
+
 fn methods(
     field: &str,
-    list: Option<Vec<MethodDraft>>,
+    list: Option<BoundedList<MethodDraft>>,
     check: EntryCheck,
 ) -> Result<Option<Vec<ContactMethod>>, ContactError> {
     let Some(list) = list else { return Ok(None) };
-    if list.len() > MAX_LIST_ENTRIES {
-        return Err(ContactError::new(
-            ErrorCode::TooManyValues,
-            format!(
-                "{field} has {} entries, at most {MAX_LIST_ENTRIES} are allowed",
-                list.len()
-            ),
-        ));
-    }
-    let entries = list
+    let entries = entries(field, list)?
         .into_iter()
         .enumerate()
         .map(|(i, entry)| check(&format!("{field}[{i}]"), entry))
@@ -575,17 +567,9 @@ fn free_text(field: &str, entry: MethodDraft) -> Result<ContactMethod, ContactEr
     })
 }
 
-fn groups(list: Option<Vec<String>>) -> Result<Option<Vec<String>>, ContactError> {
+fn groups(list: Option<BoundedList<String>>) -> Result<Option<Vec<String>>, ContactError> {
     let Some(list) = list else { return Ok(None) };
-    if list.len() > MAX_LIST_ENTRIES {
-        return Err(ContactError::new(
-            ErrorCode::TooManyValues,
-            format!(
-                "groups has {} entries, at most {MAX_LIST_ENTRIES} are allowed",
-                list.len()
-            ),
-        ));
-    }
+    let list = entries("groups", list)?;
     let mut groups = Vec::with_capacity(list.len());
     for (i, group) in list.into_iter().enumerate() {
         let field = format!("groups[{i}]");
@@ -672,45 +656,44 @@ mod tests {
             ),
             (
                 ContactDraft {
-                    emails: Some(vec![entry("not-an-email", None, false)]),
+                    emails: Some(vec![entry("not-an-email", None, false)].into()),
                     ..named()
                 },
                 ErrorCode::InvalidEmail,
             ),
             (
                 ContactDraft {
-                    emails: Some(vec![entry("a@example.com", Some("pigeon"), false)]),
+                    emails: Some(vec![entry("a@example.com", Some("pigeon"), false)].into()),
                     ..named()
                 },
                 ErrorCode::InvalidType,
             ),
             (
                 ContactDraft {
-                    phone_numbers: Some(vec![entry("12ab", None, false)]),
+                    phone_numbers: Some(vec![entry("12ab", None, false)].into()),
                     ..named()
                 },
                 ErrorCode::InvalidPhone,
             ),
             (
                 ContactDraft {
-                    phone_numbers: Some(vec![entry("123456", Some("yacht"), false)]),
+                    phone_numbers: Some(vec![entry("123456", Some("yacht"), false)].into()),
                     ..named()
                 },
                 ErrorCode::InvalidType,
             ),
             (
                 ContactDraft {
-                    phone_numbers: Some(vec![
-                        entry("123456", None, true),
-                        entry("654321", None, true),
-                    ]),
+                    phone_numbers: Some(
+                        vec![entry("123456", None, true), entry("654321", None, true)].into(),
+                    ),
                     ..named()
                 },
                 ErrorCode::MultiplePrimary,
             ),
             (
                 ContactDraft {
-                    sip_addresses: Some(vec![entry(" ", None, false)]),
+                    sip_addresses: Some(vec![entry(" ", None, false)].into()),
                     ..named()
                 },
                 ErrorCode::MissingValue,
@@ -738,7 +721,7 @@ mod tests {
             ),
             (
                 ContactDraft {
-                    groups: Some(vec!["g".into(); MAX_LIST_ENTRIES + 1]),
+                    groups: Some(vec!["g".into(); MAX_LIST_ENTRIES + 1].into()),
                     ..named()
                 },
                 ErrorCode::TooManyValues,
@@ -753,7 +736,7 @@ mod tests {
     fn enums_are_canonicalised() {
         let contact = validate(ContactDraft {
             primary_contact_method: Some("sipaddress".into()),
-            emails: Some(vec![entry(" a@example.com ", Some("WORK"), true)]),
+            emails: Some(vec![entry(" a@example.com ", Some("WORK"), true)].into()),
             ..named()
         })
         .unwrap();

@@ -7,7 +7,7 @@ use super::{
     check_count, has_any, require_json, resolve_org,
 };
 use crate::contact::model::MethodDraft;
-use crate::contact::{Address, ContactDraft, ContactError, Credentials, ErrorCode};
+use crate::contact::{Address, BoundedList, ContactDraft, ContactError, Credentials, ErrorCode};
 use crate::rejection::{RejectCode, Rejection};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -221,17 +221,17 @@ fn contact(raw: &RawValue) -> Result<ContactDraft, ContactError> {
         first_name: c.first_name,
         middle_name: c.middle_name,
         last_name: c.last_name,
-        phone_numbers: Some(vec![MethodDraft {
+        phone_numbers: Some(BoundedList::from(vec![MethodDraft {
             value: c.mobile_number,
             kind: Some("mobile".into()),
             primary: Some(true),
-        }]),
+        }])),
         emails: email.map(|value| {
-            vec![MethodDraft {
+            BoundedList::from(vec![MethodDraft {
                 value: Some(value),
                 kind: None,
                 primary: Some(true),
-            }]
+            }])
         }),
         birth_date: c.birth_date,
         wedding_date: c.wedding_date,
@@ -242,7 +242,7 @@ fn contact(raw: &RawValue) -> Result<ContactDraft, ContactError> {
         groups: c
             .group_name
             .filter(|g| !g.trim().is_empty())
-            .map(|g| vec![g]),
+            .map(|g| BoundedList::from(vec![g])),
         credentials: Some(Credentials {
             user_name: c.user_name.unwrap_or_default().trim().to_owned(),
             password: password.unwrap_or_default(),
@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(contact.first_name.as_deref(), Some("John"));
         assert_eq!(contact.birth_date.as_deref(), Some("1990-01-01"));
         assert_eq!(contact.emails, None, "an empty emailId is no email");
-        let phone = &contact.phone_numbers.as_ref().unwrap()[0];
+        let phone = &contact.phone_numbers.as_ref().unwrap().kept()[0];
         assert_eq!(phone.value.as_deref(), Some("1234567890"));
         assert_eq!(phone.kind.as_deref(), Some("mobile"));
         let address = contact.address.as_ref().unwrap();

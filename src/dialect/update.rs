@@ -7,7 +7,7 @@ use super::{
     Sample, check_count, has_any, require_json, resolve_org,
 };
 use crate::contact::model::MethodDraft;
-use crate::contact::{ContactDraft, ContactError, ErrorCode};
+use crate::contact::{BoundedList, ContactDraft, ContactError, ErrorCode};
 use crate::rejection::{RejectCode, Rejection};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -178,11 +178,11 @@ fn contact(request: Request) -> Result<ContactDraft, ContactError> {
     }
     let primary = |value: Option<String>| {
         value.map(|value| {
-            vec![MethodDraft {
+            BoundedList::from(vec![MethodDraft {
                 value: Some(value),
                 kind: None,
                 primary: Some(true),
-            }]
+            }])
         })
     };
     Ok(ContactDraft {
@@ -305,7 +305,7 @@ mod tests {
             let contact = batch.contacts[0].as_ref().unwrap();
             assert_eq!(contact.lookup.as_deref(), Some("ram123@gmail.com"));
             assert_eq!(contact.emails, None);
-            let phone = &contact.phone_numbers.as_ref().unwrap()[0];
+            let phone = &contact.phone_numbers.as_ref().unwrap().kept()[0];
             assert_eq!(phone.value.as_deref(), Some("+1 400 123 1234"));
             assert_eq!(phone.primary, Some(true));
         }

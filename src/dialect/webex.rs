@@ -5,7 +5,7 @@ use super::{
     Answer, DecodedBatch, Dialect, IncomingMessage, Limits, check_count, require_json, resolve_org,
 };
 use crate::contact::model::{CONTACT_SCHEMA, MethodDraft};
-use crate::contact::{Address, ContactDraft, ContactError, ErrorCode};
+use crate::contact::{Address, BoundedList, ContactDraft, ContactError, ErrorCode};
 use crate::rejection::{RejectCode, Rejection};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -29,7 +29,8 @@ struct Envelope<'a> {
 }
 
 /// One contact as Webex sends it. Unknown fields (`schemas`, `meta`, `isMigration`, …,
-/// which the seed's own responses carry) are ignored rather than failing the contact.
+/// which the seed's own responses carry) are ignored rather than failing the contact; lists
+/// keep their first entries up to the limit and count the rest.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WebexContact {
@@ -44,11 +45,11 @@ struct WebexContact {
     avatar_url: Option<String>,
     primary_contact_method: Option<String>,
     source: Option<String>,
-    emails: Option<Vec<MethodDraft>>,
-    phone_numbers: Option<Vec<MethodDraft>>,
-    sip_addresses: Option<Vec<MethodDraft>>,
-    ims: Option<Vec<MethodDraft>>,
-    groups: Option<Vec<String>>,
+    emails: Option<BoundedList<MethodDraft>>,
+    phone_numbers: Option<BoundedList<MethodDraft>>,
+    sip_addresses: Option<BoundedList<MethodDraft>>,
+    ims: Option<BoundedList<MethodDraft>>,
+    groups: Option<BoundedList<String>>,
 }
 
 impl Dialect for Webex {
@@ -175,7 +176,7 @@ mod tests {
         assert_eq!(address.city.as_deref(), Some("Milpitas"));
         assert_eq!(address.zip_code.as_deref(), Some("99212"));
         assert_eq!(
-            contact.ims.as_ref().unwrap()[0].value.as_deref(),
+            contact.ims.as_ref().unwrap().kept()[0].value.as_deref(),
             Some("aim_account_ID")
         );
     }

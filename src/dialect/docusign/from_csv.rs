@@ -105,7 +105,7 @@ pub(super) fn read_csv(body: &[u8], limits: &Limits) -> Result<Request, Rejectio
                 Column::Phone(kind) => {
                     fields
                         .contact_phone_numbers
-                        .get_or_insert_with(Vec::new)
+                        .get_or_insert_with(BoundedList::default)
                         .push(Phone {
                             phone_number: Some(cell),
                             phone_type: Some((*kind).to_owned()),

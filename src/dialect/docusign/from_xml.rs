@@ -118,15 +118,20 @@ pub(super) fn xml_fields(node: roxmltree::Node<'_, '_>) -> Result<Fields, String
             }
             "signingGroup" => set_once(&mut fields.signing_group, child, &mut seen)?,
             "signingGroupName" => set_once(&mut fields.signing_group_name, child, &mut seen)?,
+            // Blank emails are not entries; a list keeps its first entries up to the limit
+            // and counts the rest, each still read (an unreadable one fails the contact).
             "emails" => {
-                let emails = list(child, "string", |e| element_text(e))?;
-                fields.emails = Some(emails.into_iter().flatten().collect());
+                let emails =
+                    list(child, "string", |e| element_text(e)).filter_map(Result::transpose);
+                fields.emails = Some(emails.collect::<Result<_, _>>()?);
             }
             "contactPhoneNumbers" => {
-                fields.contact_phone_numbers = Some(list(child, "contactPhoneNumber", xml_phone)?);
+                let phones = list(child, "contactPhoneNumber", xml_phone);
+                fields.contact_phone_numbers = Some(phones.collect::<Result<_, _>>()?);
             }
             "signingGroupUsers" => {
-                fields.signing_group_users = Some(list(child, "userInfo", xml_user)?);
+                let users = list(child, "userInfo", xml_user);
+                fields.signing_group_users = Some(users.collect::<Result<_, _>>()?);
             }
             // contactUri, isOwner, errorDetails: response-only; others: not DocuSign's.
             _ => {}
@@ -135,25 +140,23 @@ pub(super) fn xml_fields(node: roxmltree::Node<'_, '_>) -> Result<Fields, String
     Ok(fields)
 }
 
-/// A list element's items, which must all be `<item>` elements.
+/// A list element's items, read one by one, which must all be `<item>` elements.
 pub(super) fn list<'a, 'input, T>(
     node: roxmltree::Node<'a, 'input>,
     item: &str,
     read: impl Fn(roxmltree::Node<'a, 'input>) -> Result<T, String>,
-) -> Result<Vec<T>, String> {
-    elements(node)
-        .map(|child| {
-            if child.tag_name().name() == item {
-                read(child)
-            } else {
-                Err(format!(
-                    "<{}> holds <{}>, not <{item}>",
-                    node.tag_name().name(),
-                    child.tag_name().name()
-                ))
-            }
-        })
-        .collect()
+) -> impl Iterator<Item = Result<T, String>> {
+    elements(node).map(move |child| {
+        if child.tag_name().name() == item {
+            read(child)
+        } else {
+            Err(format!(
+                "<{}> holds <{}>, not <{item}>",
+                node.tag_name().name(),
+                child.tag_name().name()
+            ))
+        }
+    })
 }
 
 pub(super) fn xml_phone(node: roxmltree::Node<'_, '_>) -> Result<Phone, String> {

@@ -65,7 +65,9 @@ use super::{
     unsupported_content_type,
 };
 use crate::contact::model::MethodDraft;
-use crate::contact::{ContactDraft, ContactError, ErrorCode, SigningGroupUser, StoredContact};
+use crate::contact::{
+    BoundedList, ContactDraft, ContactError, ErrorCode, SigningGroupUser, StoredContact,
+};
 use crate::ids::OrgId;
 use crate::rejection::{RejectCode, Rejection};
 use crate::result::BatchResult;
@@ -441,23 +443,24 @@ struct Entry {
     fields: Result<Fields, ContactError>,
 }
 
-/// One contact in DocuSign's field names, whichever format it came in.
+/// One contact in DocuSign's field names, whichever format it came in. Lists keep their
+/// first entries up to the limit and count the rest.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Fields {
     contact_id: Option<String>,
     name: Option<String>,
-    emails: Option<Vec<String>>,
+    emails: Option<BoundedList<String>>,
     organization: Option<String>,
     #[serde(default, deserialize_with = "shared_text")]
     shared: Option<String>,
-    contact_phone_numbers: Option<Vec<Phone>>,
+    contact_phone_numbers: Option<BoundedList<Phone>>,
     cloud_provider: Option<String>,
     cloud_provider_container_id: Option<String>,
     signing_group: Option<String>,
     signing_group_name: Option<String>,
     /// Unknown fields of a user (`activationAccessCode`, `errorDetails`) are not read.
-    signing_group_users: Option<Vec<SigningGroupUser>>,
+    signing_group_users: Option<BoundedList<SigningGroupUser>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -508,28 +511,21 @@ impl Fields {
         let phone_numbers = self
             .contact_phone_numbers
             .map(|phones| {
-                phones
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, phone)| {
-                        Ok(MethodDraft {
-                            value: phone.phone_number,
-                            kind: phone_type(i, phone.phone_type)?,
-                            primary: None,
-                        })
+                phones.try_map(|i, phone| {
+                    Ok(MethodDraft {
+                        value: phone.phone_number,
+                        kind: phone_type(i, phone.phone_type)?,
+                        primary: None,
                     })
-                    .collect::<Result<Vec<_>, ContactError>>()
+                })
             })
             .transpose()?;
         let emails = self.emails.map(|emails| {
-            emails
-                .into_iter()
-                .map(|value| MethodDraft {
-                    value: Some(value),
-                    kind: None,
-                    primary: None,
-                })
-                .collect()
+            emails.map(|value| MethodDraft {
+                value: Some(value),
+                kind: None,
+                primary: None,
+            })
         });
         Ok(ContactDraft {
             // DocuSign's id of the contact, not necessarily ours: see `Target::External`.
