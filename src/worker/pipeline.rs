@@ -46,9 +46,6 @@ struct Requester {
     /// The broker user that published the batch (RabbitMQ refuses a `user_id` that is not
     /// the publisher's own).
     user_id: Option<String>,
-    /// A `reply_to` refused under `grants` (not direct reply-to): taken out of `target`, so
-    /// that not even the refusal is written there.
-    refused_reply_to: Option<String>,
 }
 
 /// How hard the pipeline tries before it gives a batch up.
@@ -169,6 +166,7 @@ impl Pipeline {
         let mut target = ReplyTarget::of(delivery);
         // Under grants a producer may name only itself as the requester: the worker writes
         // into any queue, so a queue name would let one org's producer fill another's queue.
+        // A refused one is taken out of the target, so that not even the refusal goes there.
         let refused_reply_to = target.reply_to.take_if(|queue| {
             self.policy.authorization == Authorization::Grants
                 && !consume::is_direct_reply_to(queue)
@@ -182,10 +180,9 @@ impl Pipeline {
                 .as_ref()
                 .map(|u| u.to_string())
                 .filter(|u| !u.is_empty()),
-            refused_reply_to,
         };
         metrics::message(reply.dialect);
-        if let Some(queue) = &reply.refused_reply_to {
+        if let Some(queue) = &refused_reply_to {
             let rejection = Rejection::new(
                 RejectCode::ReplyToForbidden,
                 format!(

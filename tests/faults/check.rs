@@ -12,6 +12,7 @@
 //! - the import queue is empty.
 
 use crate::stream::{Batch, DeadLetter, Received};
+use crate::support::worker::Worker;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -93,6 +94,18 @@ impl Summary {
         if !holds {
             self.problems.push(problem.into());
         }
+    }
+
+    /// Records whether `worker` reconnected to the broker at least once during the scenario.
+    pub async fn expect_reconnected(&mut self, worker: &Worker) {
+        let reconnects = worker
+            .try_metric("contact_import_broker_reconnects_total")
+            .await
+            .unwrap_or(0.0);
+        self.expect(
+            reconnects >= 1.0,
+            format!("contact_import_broker_reconnects_total is {reconnects}, expected ≥ 1"),
+        );
     }
 
     /// Writes the row, then fails the test with every broken invariant listed.

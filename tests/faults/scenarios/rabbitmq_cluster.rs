@@ -74,14 +74,7 @@ async fn rabbitmq_node_loss_moves_the_worker_to_another_node_with_nothing_lost()
         now_on.is_some_and(|n| n != lost),
         format!("after the loss of node {lost} the worker consumes from {now_on:?}"),
     );
-    let reconnects = worker
-        .try_metric("contact_import_broker_reconnects_total")
-        .await
-        .unwrap_or(0.0);
-    summary.expect(
-        reconnects >= 1.0,
-        format!("contact_import_broker_reconnects_total is {reconnects}, expected ≥ 1"),
-    );
+    summary.expect_reconnected(&worker).await;
     // Back again, the node rejoins the cluster and the queue.
     s.cluster.rabbits.node_mut(lost).start_again().await;
     summary.finish();
