@@ -159,6 +159,37 @@ impl Scenario {
             .min()
     }
 
+    /// What the broker says of the queues and their consumers: tells a collector that stopped
+    /// reading (results ready or unacknowledged in its queue) from results never routed.
+    async fn broker_view(&self) -> String {
+        let Some(node) = self.cluster.rabbits.running_node() else {
+            return "no broker node is running".into();
+        };
+        let mut view = String::new();
+        for args in [
+            &[
+                "list_queues",
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+                "consumers",
+            ][..],
+            &[
+                "list_consumers",
+                "queue_name",
+                "channel_pid",
+                "ack_required",
+                "prefetch_count",
+            ][..],
+            &["list_connections", "name", "user", "state"][..],
+        ] {
+            match node.try_rabbitmqctl(args).await {
+                Ok(out) | Err(out) => view.push_str(&out),
+            }
+        }
+        view
+    }
+
     /// Waits until every published batch has a result or a dead letter, then checks the
     /// invariants. `must_dead_letter` names the batches that must end dead-lettered. The
     /// scenario adds its own checks to the summary, then calls [`Summary::finish`].
@@ -184,10 +215,11 @@ impl Scenario {
             }
             if Instant::now() >= deadline {
                 eprintln!(
-                    "{}: {} batches neither answered nor dead-lettered after {SETTLE_WITHIN:?}, e.g. {:?}",
+                    "{}: {} batches neither answered nor dead-lettered after {SETTLE_WITHIN:?}, e.g. {:?}\n{}",
                     self.name,
                     missing.len(),
-                    &missing[..missing.len().min(5)]
+                    &missing[..missing.len().min(5)],
+                    self.broker_view().await,
                 );
                 break;
             }

@@ -237,14 +237,33 @@ pub struct Collector<T> {
     task: JoinHandle<()>,
 }
 
+/// How a collector reads its queue.
+#[derive(Clone, Copy, PartialEq)]
+enum Reading {
+    /// A queue the worker declares: each message taken and acknowledged, one subscription
+    /// kept for as long as its connection lives (abandoning one would leave the broker
+    /// delivering to a connection nobody reads).
+    Queue,
+    /// A stream the test declares: read from the first offset not yet kept, so that a
+    /// subscription can be dropped and made again at any time, losing and doubling nothing.
+    /// One that stays silent for [`STREAM_IDLE`] is made again: once, in CI, a subscription
+    /// made while a restarted broker was recovering stayed open and silent while results
+    /// piled up behind it.
+    Stream,
+}
+
+/// How long a stream subscription may stay silent before it is made again.
+const STREAM_IDLE: Duration = Duration::from_secs(5);
+
 impl<T: Clone + Send + 'static> Collector<T> {
-    fn start(amqp_url: &str, queue: &'static str, read: fn(&Delivery) -> T) -> Self {
+    fn start(amqp_url: &str, queue: &'static str, how: Reading, read: fn(&Delivery) -> T) -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
         let url = amqp_url.to_owned();
         let sink = received.clone();
         let task = tokio::spawn(async move {
+            let mut next_offset = 0;
             loop {
-                let _ = consume(&url, queue, read, &sink).await;
+                let _ = consume(&url, queue, how, read, &sink, &mut next_offset).await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
@@ -262,21 +281,26 @@ impl<T> Drop for Collector<T> {
     }
 }
 
-/// Declares the results exchange (as the worker does) and the test's durable queue bound to
-/// it with `#`, then collects every result.
+/// Declares the results exchange (as the worker does) and the test's durable stream bound
+/// to it with `#`, then collects every result.
 pub async fn collect_results(amqp_url: &str) -> Collector<Received> {
     let connection = connect(amqp_url).await.expect("connect");
     let channel = connection.create_channel().await.unwrap();
     declare_results_queue(&channel).await.unwrap();
     let _ = connection.close(200, "declared".into()).await;
-    Collector::start(amqp_url, RESULTS_QUEUE, read_result)
+    Collector::start(amqp_url, RESULTS_QUEUE, Reading::Stream, read_result)
 }
 
 /// Collects every dead letter from `contacts.import.dead` (the test owns it), once the
 /// worker has declared it. A consumer rather than polling with `basic.get`: a poll that
 /// hangs on a busy broker would hang the test.
 pub fn collect_dead_letters(amqp_url: &str) -> Collector<DeadLetter> {
-    Collector::start(amqp_url, DEAD_LETTER_QUEUE, read_dead_letter)
+    Collector::start(
+        amqp_url,
+        DEAD_LETTER_QUEUE,
+        Reading::Queue,
+        read_dead_letter,
+    )
 }
 
 async fn declare_results_queue(channel: &Channel) -> lapin::Result<()> {
@@ -291,10 +315,10 @@ async fn declare_results_queue(channel: &Channel) -> lapin::Result<()> {
             FieldTable::default(),
         )
         .await?;
-    let mut quorum = FieldTable::default();
-    quorum.insert(
+    let mut stream = FieldTable::default();
+    stream.insert(
         "x-queue-type".into(),
-        AMQPValue::LongString(LongString::from("quorum")),
+        AMQPValue::LongString(LongString::from("stream")),
     );
     channel
         .queue_declare(
@@ -303,7 +327,7 @@ async fn declare_results_queue(channel: &Channel) -> lapin::Result<()> {
                 durable: true,
                 ..Default::default()
             },
-            quorum,
+            stream,
         )
         .await?;
     channel
@@ -317,29 +341,82 @@ async fn declare_results_queue(channel: &Channel) -> lapin::Result<()> {
         .await
 }
 
+/// One subscription: keeps what it reads until its connection fails (or, for a stream,
+/// falls silent). `next_offset` is the first stream offset not yet kept.
 async fn consume<T>(
     url: &str,
     queue: &str,
+    how: Reading,
     read: fn(&Delivery) -> T,
     sink: &Mutex<Vec<T>>,
+    next_offset: &mut u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let connection = connect(url).await?;
-    let channel = connection.create_channel().await?;
-    channel.basic_qos(500, BasicQosOptions::default()).await?;
-    let mut consumer = channel
-        .basic_consume(
-            queue.into(),
-            "faults-collector".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    while let Some(delivery) = consumer.next().await {
+    let subscribe = async {
+        let channel = connection.create_channel().await?;
+        channel.basic_qos(500, BasicQosOptions::default()).await?;
+        let mut arguments = FieldTable::default();
+        if how == Reading::Stream {
+            arguments.insert(
+                "x-stream-offset".into(),
+                AMQPValue::LongLongInt(*next_offset as i64),
+            );
+        }
+        channel
+            .basic_consume(
+                queue.into(),
+                "faults-collector".into(),
+                BasicConsumeOptions::default(),
+                arguments,
+            )
+            .await
+    };
+    let mut consumer = match how {
+        Reading::Queue => subscribe.await?,
+        Reading::Stream => tokio::time::timeout(STREAM_IDLE, subscribe).await??,
+    };
+    loop {
+        let delivery = match how {
+            Reading::Queue => consumer.next().await,
+            Reading::Stream => match tokio::time::timeout(STREAM_IDLE, consumer.next()).await {
+                Ok(delivery) => delivery,
+                Err(_) => break,
+            },
+        };
+        let Some(delivery) = delivery else { break };
         let delivery = delivery?;
-        sink.lock().unwrap().push(read(&delivery));
+        let keep = match how {
+            Reading::Queue => true,
+            Reading::Stream => {
+                let offset =
+                    stream_offset(&delivery).ok_or("a stream delivery without x-stream-offset")?;
+                let new = offset >= *next_offset;
+                *next_offset = (*next_offset).max(offset + 1);
+                new
+            }
+        };
+        if keep {
+            sink.lock().unwrap().push(read(&delivery));
+        }
         delivery.acker.ack(BasicAckOptions::default()).await?;
     }
+    if how == Reading::Stream {
+        // Nothing is lost if the close never completes: a stream keeps its messages.
+        let _ =
+            tokio::time::timeout(STREAM_IDLE, connection.close(200, "resubscribing".into())).await;
+    }
     Ok(())
+}
+
+/// The offset RabbitMQ gives a message read from a stream.
+fn stream_offset(delivery: &Delivery) -> Option<u64> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get("x-stream-offset")? {
+        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+        _ => None,
+    }
 }
 
 fn read_result(delivery: &Delivery) -> Received {

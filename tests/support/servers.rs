@@ -408,6 +408,11 @@ impl RabbitCluster {
         }
     }
 
+    /// A node that is running, if any.
+    pub fn running_node(&self) -> Option<&RabbitMq> {
+        self.nodes.iter().find(|n| n.is_running())
+    }
+
     /// Every node's URL, comma-separated: an `AMQP_URL` for the whole cluster.
     pub fn url_list(&self) -> String {
         self.nodes
