@@ -58,6 +58,17 @@ impl StoreError {
         }
     }
 
+    /// The server refused to write: a standby, or a primary turned read-only
+    /// (SQLSTATE 25006, `read_only_sql_transaction`).
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            Self::Db(e) => {
+                e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+            }
+            _ => false,
+        }
+    }
+
     /// Worth retrying the transaction at once: an outage, or losing a race to another
     /// transaction (serialization failure 40001, deadlock 40P01), or a busy pool.
     pub fn is_transient(&self) -> bool {
@@ -171,8 +182,15 @@ impl Store {
                 Mode::Apply => apply(client.get(), batch, body_sha256, answer).await,
                 Mode::DryRun => dry_run(client.get(), batch, answer).await,
             };
-            // Committed, or rolled back by the dropped transaction: safe to pool again.
-            client.release();
+            match &applied {
+                // The server went read-only under a pooled connection (demoted, or made a
+                // reader by a managed failover that keeps connections open): this
+                // connection will never write again, so the next attempt must make a new
+                // one, which `target_session_attrs=read-write` steers to the primary.
+                Err(e) if e.is_read_only() => client.discard(),
+                // Committed, or rolled back by the dropped transaction: safe to pool again.
+                _ => client.release(),
+            }
             applied
         };
         tokio::time::timeout_at(deadline, work)
@@ -255,6 +273,13 @@ impl Abandonable {
 
     fn release(mut self) {
         drop(self.0.take());
+    }
+
+    /// Closes the connection instead of pooling it again (no statement is running).
+    fn discard(mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! A TCP proxy in front of RabbitMQ that the test can cut like a network partition.
+//! A TCP proxy in front of a server (RabbitMQ, or a PostgreSQL primary for its standby)
+//! that the test can cut like a network partition.
 //!
 //! [`Proxy::cut`] blackholes every connection: bytes in both directions are read and
 //! dropped, nothing is closed, and new connections are accepted but not forwarded. Neither

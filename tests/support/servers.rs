@@ -782,6 +782,132 @@ impl Postgres {
         );
     }
 
+    /// A streaming standby of this server in `dir`, made as operators make one:
+    /// `pg_basebackup -R` (which writes `standby.signal` and `primary_conninfo`), started on
+    /// a port of its own. It streams from `via` (this server's port, or a proxy's in front
+    /// of it), serves reads and replays the primary's WAL until promoted.
+    pub async fn start_standby(&self, dir: PathBuf, via: u16) -> Self {
+        assert!(
+            self.tls_ca.is_none(),
+            "a standby of a TLS server is not needed yet"
+        );
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            let chown = Command::new("chown")
+                .arg("postgres:")
+                .arg(&dir)
+                .status()
+                .await
+                .unwrap();
+            assert!(chown.success(), "chown postgres {}", dir.display());
+        }
+        let backup = as_postgres(&format!("{}/pg_basebackup", pg_bin()))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-R", "-X", "stream", "--checkpoint=fast", "--no-sync", "-d"])
+            .arg(format!(
+                "host=127.0.0.1 port={via} user=postgres application_name=standby"
+            ))
+            .current_dir(&dir)
+            .output()
+            .await
+            .expect("run pg_basebackup");
+        assert!(
+            backup.status.success(),
+            "pg_basebackup failed: {}",
+            String::from_utf8_lossy(&backup.stderr)
+        );
+        for _ in 0..3 {
+            let mut standby = Self {
+                dir: dir.clone(),
+                port: free_port(),
+                tls_ca: None,
+                postmaster: None,
+            };
+            if standby.boot().await {
+                return standby;
+            }
+            eprintln!(
+                "standby did not start on port {}; trying another",
+                standby.port
+            );
+        }
+        panic!(
+            "standby did not start:\n{}",
+            tail(&dir.join("server.log"), 40)
+        );
+    }
+
+    /// Makes every commit wait until a standby has it (`synchronous_standby_names = '*'`,
+    /// `synchronous_commit = on`), then waits until one streams synchronously.
+    pub async fn require_synchronous_standby(&self) {
+        let admin = self.admin().await;
+        // One statement each: ALTER SYSTEM refuses to run in a transaction block.
+        for statement in [
+            "ALTER SYSTEM SET synchronous_standby_names = '*'",
+            "ALTER SYSTEM SET synchronous_commit = on",
+            "SELECT pg_reload_conf()",
+        ] {
+            admin.batch_execute(statement).await.unwrap();
+        }
+        let deadline = Instant::now() + SERVICE_WAIT;
+        loop {
+            let sync = admin
+                .query(
+                    "SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if !sync.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no standby became synchronous");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until a standby has replayed everything this primary has written so far.
+    pub async fn wait_for_standby_replay(&self) {
+        let admin = self.admin().await;
+        let deadline = Instant::now() + SERVICE_WAIT;
+        loop {
+            let caught_up = admin
+                .query(
+                    "SELECT 1 FROM pg_stat_replication
+                     WHERE replay_lsn >= pg_current_wal_lsn()",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if !caught_up.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the standby did not catch up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Promotes a standby to primary (`pg_promote`, waiting until it accepts writes).
+    pub async fn promote(&self) {
+        let promoted: bool = self
+            .admin()
+            .await
+            .query_one("SELECT pg_promote(true, 60)", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(promoted, "the standby was not promoted within 60 s");
+    }
+
+    /// SIGKILL to the postmaster alone, as when its machine dies: no shutdown checkpoint,
+    /// no goodbye to clients or standbys (its backends exit once they see it gone).
+    pub fn kill_9(&mut self) {
+        if let Some(postmaster) = self.postmaster.take() {
+            kill_and_reap(postmaster, Duration::ZERO);
+        }
+    }
+
     /// Immediate shutdown (SIGQUIT, then SIGKILL after 3 s); waits for the exit.
     pub fn kill_now(&mut self) {
         if let Some(postmaster) = self.postmaster.take() {
