@@ -562,17 +562,19 @@ fn keda_scales_the_deployment_on_the_import_queue() {
     // KEDA reads the queue over TLS, as a user of its own: the worker's password stays with
     // the worker.
     assert!(host.starts_with("amqps://"), "{host}");
+    // KEDA's scaler takes one host URL, not the workers' list of nodes (a Service in front
+    // of the cluster, see secret.yaml).
+    let keda = contact_import::broker::endpoints(host).expect("KEDA's host URL");
+    assert_eq!(keda.len(), 1, "KEDA's host must be one address: {host}");
     let worker_url = secret["stringData"]["AMQP_URL"].as_str().unwrap();
-    let user = |url: &str| {
-        url.split_once("://")
-            .unwrap()
-            .1
-            .split(':')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    assert_ne!(user(host), user(worker_url), "KEDA logs in as the worker");
+    let workers = contact_import::broker::endpoints(worker_url).expect("the workers' AMQP_URL");
+    for node in &workers {
+        assert_ne!(
+            node.login_user(),
+            keda[0].login_user(),
+            "KEDA logs in as the worker"
+        );
+    }
     let tls: Vec<&Value> = auth["spec"]["secretTargetRef"]
         .as_array()
         .unwrap()
@@ -581,6 +583,77 @@ fn keda_scales_the_deployment_on_the_import_queue() {
         .collect();
     assert_eq!(tls.len(), 2, "KEDA's TLS parameters (tls, ca)");
     assert!(scaled["spec"]["minReplicaCount"].as_u64().unwrap() >= 1);
+}
+
+/// The value of `key=` in a dotenv-style file.
+fn env_file_value(path: &Path, key: &str) -> String {
+    read(path)
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")).map(str::to_owned))
+        .unwrap_or_else(|| panic!("{} sets no {key}", path.display()))
+}
+
+/// The examples show a cluster: AMQP_URL lists three nodes, as the worker splits the list,
+/// all over TLS as the same user; DATABASE_URL names a primary and a standby in libpq's
+/// multi-host form with target_session_attrs=read-write, as tokio-postgres reads it.
+#[test]
+fn the_url_examples_list_several_nodes_and_hosts() {
+    let secret = kubernetes_object("Secret", "contact-import-urls");
+    let env = deploy().join("contact-import.env.example");
+    let examples = [
+        (
+            "secret.yaml",
+            secret["stringData"]["AMQP_URL"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            secret["stringData"]["DATABASE_URL"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+        (
+            "contact-import.env.example",
+            env_file_value(&env, "AMQP_URL"),
+            env_file_value(&env, "DATABASE_URL"),
+        ),
+    ];
+    for (file, amqp, database) in examples {
+        let nodes = contact_import::broker::endpoints(&amqp)
+            .unwrap_or_else(|e| panic!("{file}: AMQP_URL: {e}"));
+        let addresses: BTreeSet<String> = nodes.iter().map(|n| n.address()).collect();
+        assert_eq!(
+            addresses.len(),
+            3,
+            "{file}: three distinct nodes: {addresses:?}"
+        );
+        assert_eq!(
+            amqp.matches("amqps://").count(),
+            3,
+            "{file}: every node over TLS"
+        );
+        let users: BTreeSet<Option<&str>> = nodes.iter().map(|n| n.login_user()).collect();
+        assert_eq!(users.len(), 1, "{file}: one broker user for every node");
+        assert!(nodes.iter().all(|n| !n.unverified()), "{file}");
+
+        // The TLS keys are read by the worker itself (src/store/connect.rs), the rest by
+        // tokio-postgres: strip them and let tokio-postgres parse what remains.
+        let (base, query) = database.split_once('?').expect("DATABASE_URL has a query");
+        let (tls, rest): (Vec<&str>, Vec<&str>) =
+            query.split('&').partition(|p| p.starts_with("ssl"));
+        assert!(tls.contains(&"sslmode=verify-full"), "{file}: {database}");
+        let config: tokio_postgres::Config = format!("{base}?{}", rest.join("&"))
+            .parse()
+            .unwrap_or_else(|e| panic!("{file}: DATABASE_URL: {e}"));
+        assert_eq!(config.get_hosts().len(), 2, "{file}: two database hosts");
+        assert_eq!(config.get_ports().len(), 2, "{file}: a port per host");
+        assert_eq!(
+            config.get_target_session_attrs(),
+            tokio_postgres::config::TargetSessionAttrs::ReadWrite,
+            "{file}: connect to the primary only"
+        );
+        assert_eq!(config.get_dbname(), Some("contact_import"), "{file}");
+    }
 }
 
 #[test]

@@ -60,9 +60,10 @@ pub struct Args {
     /// Contacts of each sweep, latency and worker-count run.
     #[arg(long, default_value_t = 100_000)]
     pub sweep_contacts: usize,
-    /// Worker processes on one queue to compare with a single one (0 or 1: skip).
-    #[arg(long, default_value_t = 2)]
-    pub workers: usize,
+    /// Worker processes on one queue to compare with a single one, e.g. 2 or 2,4: one worker
+    /// is measured first, then each count above 1 (only 0 or 1: skip).
+    #[arg(long, value_delimiter = ',', default_value = "2")]
+    pub workers: Vec<usize>,
     /// Latency runs publish at this fraction of the throughput measured saturated.
     #[arg(long, default_value_t = 0.5)]
     pub rate: f64,
@@ -218,19 +219,23 @@ impl Bench {
                 self.report.sweep.push(row);
             }
         }
-        if self.args.workers > 1 {
+        let mut counts: Vec<usize> = self
+            .args
+            .workers
+            .iter()
+            .copied()
+            .filter(|&n| n > 1)
+            .collect();
+        counts.sort_unstable();
+        counts.dedup();
+        if !counts.is_empty() {
             let c = self.args.base_concurrency;
             let one = self.e2e(&sweep, 1, c, None, "w1").await?;
-            let many = self
-                .e2e(
-                    &sweep,
-                    self.args.workers,
-                    c,
-                    None,
-                    &format!("w{}", self.args.workers),
-                )
-                .await?;
-            self.report.workers = vec![(1, one), (self.args.workers, many)];
+            self.report.workers = vec![(1, one)];
+            for n in counts {
+                let many = self.e2e(&sweep, n, c, None, &format!("w{n}")).await?;
+                self.report.workers.push((n, many));
+            }
         }
         if let Some(profile) = &mut self.report.profile {
             for row in &self.report.sweep {

@@ -231,17 +231,19 @@ impl Report {
                 );
             }
         }
-        if let [(1, one), (n, many)] = self.workers.as_slice() {
-            let gain = many.contacts_per_s() / one.contacts_per_s();
-            row(
-                &format!("{n} workers on one queue deliver more than one, no loss"),
-                format!(
-                    "{:.0} vs {:.0} contacts/s ({gain:.2}×); every batch answered once, rows as expected",
-                    many.contacts_per_s(),
-                    one.contacts_per_s()
-                ),
-                Some(gain > 1.0),
-            );
+        if let [(1, one), more @ ..] = self.workers.as_slice() {
+            for (n, many) in more {
+                let gain = many.contacts_per_s() / one.contacts_per_s();
+                row(
+                    &format!("{n} workers on one queue deliver more than one, no loss"),
+                    format!(
+                        "{:.0} vs {:.0} contacts/s ({gain:.2}×); every batch answered once, rows as expected",
+                        many.contacts_per_s(),
+                        one.contacts_per_s()
+                    ),
+                    Some(gain > 1.0),
+                );
+            }
         }
         let _ = writeln!(s);
     }
@@ -382,13 +384,13 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| workers | contacts/s | batches settled by each | lost or duplicated | peak RSS MiB each | worker CPU s per 1k (all) | latency p50 / p95 / p99 ms (saturated) |"
+            "| workers | contacts/s | batches settled by each | lost or duplicated | peak RSS MiB each | CPU s per 1k: workers (all) / PostgreSQL / RabbitMQ / other load | cores busy: workers / PostgreSQL / RabbitMQ / machine | latency p50 / p95 / p99 ms (saturated) |"
         );
-        let _ = writeln!(s, "| ---: | ---: | --- | ---: | --- | ---: | ---: |");
+        let _ = writeln!(s, "| ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |");
         for (n, m) in &self.workers {
             let _ = writeln!(
                 s,
-                "| {n} | {:.0} | {} | 0 | {} | {} | {} |",
+                "| {n} | {:.0} | {} | 0 | {} | {} / {} / {} / {} | {} | {} |",
                 m.contacts_per_s(),
                 m.batches_per_worker
                     .iter()
@@ -401,6 +403,10 @@ impl Report {
                     .collect::<Vec<_>>()
                     .join(", "),
                 opt(m.per_1k(m.cpu.worker)),
+                opt(m.per_1k(m.cpu.postgres)),
+                opt(m.per_1k(m.cpu.broker)),
+                opt(m.per_1k(Some(m.cpu.others()))),
+                cores_busy(m),
                 latencies(m),
             );
         }
@@ -410,6 +416,20 @@ impl Report {
              the results' counts add up to the generated contacts and the database holds exactly the expected rows.\n"
         );
     }
+}
+
+/// CPU seconds per second of wall time (cores kept busy) of the workers, PostgreSQL,
+/// RabbitMQ and the whole machine: what saturates when more workers stop adding throughput.
+fn cores_busy(m: &Measurement) -> String {
+    let wall = m.wall.as_secs_f64();
+    let cores = |s: Option<f64>| s.map_or("–".into(), |s| format!("{:.2}", s / wall));
+    format!(
+        "{} / {} / {} / {}",
+        cores(m.cpu.worker),
+        cores(m.cpu.postgres),
+        cores(m.cpu.broker),
+        cores(Some(m.cpu.machine))
+    )
 }
 
 /// A progress line for stderr.
