@@ -1,6 +1,7 @@
 //! Typed settings. Every flag has an environment fallback and a default that points at local
 //! services; README lists them all.
 
+use crate::result::ResultDetail;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -160,6 +161,15 @@ pub struct WorkerConfig {
         default_value = "open"
     )]
     pub authorization: Authorization,
+    /// How much of the stored contacts a result carries when its batch does not say
+    /// (`x-result-detail`): `full` (every stored contact) or `summary` (`contactIds` only).
+    #[arg(
+        long,
+        env = "CONTACT_IMPORT_RESULT_DETAIL",
+        value_enum,
+        default_value = "full"
+    )]
+    pub result_detail: ResultDetail,
     /// Batches processed at once, each on its own database connection.
     #[arg(long, env = "CONTACT_IMPORT_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,

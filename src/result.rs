@@ -1,7 +1,7 @@
 //! The result published once per batch (and again, unchanged, for a redelivery).
 
 use crate::contact::{ContactError, StoredContact};
-use crate::ids::{BatchId, OrgId};
+use crate::ids::{BatchId, ContactId, OrgId};
 use crate::rejection::Rejection;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -52,6 +52,36 @@ impl BatchStatus {
     }
 }
 
+/// How much of the stored contacts a result carries. Chosen per batch (`x-result-detail`) or
+/// by the worker's default; fixed when the result is first published, so a replay of the
+/// stored bytes answers alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResultDetail {
+    /// `contacts`: every stored contact as stored, in request order.
+    #[default]
+    Full,
+    /// `contactIds` instead of `contacts`: each request contact's stored id, `null` where it
+    /// failed; a fraction of the size when contacts are large.
+    Summary,
+}
+
+impl ResultDetail {
+    /// `full` or `summary`, in any ASCII case.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Full, Self::Summary]
+            .into_iter()
+            .find(|d| text.trim().eq_ignore_ascii_case(d.as_str()))
+    }
+
+    /// The name in the header and in `CONTACT_IMPORT_RESULT_DETAIL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Summary => "summary",
+        }
+    }
+}
+
 /// The result message. `contacts` keeps request order, with `null` where a contact failed,
 /// as the seed's response does; `failedContacts[].id` is that contact's index.
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +117,30 @@ pub struct BatchResult {
     pub dry_run: bool,
     /// `processedAt`: RFC 3339 with milliseconds, UTC.
     pub processed_at: String,
+    /// Whether [`BatchResult::to_json`] lists the contacts or only their ids.
+    #[serde(skip)]
+    pub detail: ResultDetail,
+}
+
+/// A summary result: the full one with `contactIds` in place of `contacts`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary<'a> {
+    batch_id: &'a str,
+    org_id: Option<&'a str>,
+    status: BatchStatus,
+    contact_ids: Vec<Option<ContactId>>,
+    failed_contacts: &'a [FailedContact],
+    counts: Counts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a BatchError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact_update_response: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_details: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dry_run: bool,
+    processed_at: &'a str,
 }
 
 /// One entry of `failedContacts`.
@@ -185,6 +239,7 @@ impl BatchResult {
             error_details: None,
             dry_run: false,
             processed_at: timestamp(at),
+            detail: ResultDetail::Full,
         }
     }
 
@@ -206,12 +261,34 @@ impl BatchResult {
             error_details: None,
             dry_run: false,
             processed_at: timestamp(at),
+            detail: ResultDetail::Full,
         }
     }
 
-    /// The JSON body, as published and stored.
+    /// The JSON body, as published and stored, with the contacts or only their ids as
+    /// [`BatchResult::detail`] says.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a result always serialises")
+        let written = match self.detail {
+            ResultDetail::Full => serde_json::to_vec(self),
+            ResultDetail::Summary => serde_json::to_vec(&Summary {
+                batch_id: &self.batch_id,
+                org_id: self.org_id.as_deref(),
+                status: self.status,
+                contact_ids: self
+                    .contacts
+                    .iter()
+                    .map(|c| c.as_ref().map(|c| c.contact_id))
+                    .collect(),
+                failed_contacts: &self.failed_contacts,
+                counts: self.counts,
+                error: self.error.as_ref(),
+                contact_update_response: self.contact_update_response.as_ref(),
+                error_details: self.error_details.as_ref(),
+                dry_run: self.dry_run,
+                processed_at: &self.processed_at,
+            }),
+        };
+        written.expect("a result always serialises")
     }
 }
 

@@ -18,6 +18,7 @@ use crate::stats::{CpuUse, Measurement};
 use anyhow::{Context, ensure};
 use contact_import::contact::ValidatedBatch;
 use contact_import::dialect::Answer;
+use contact_import::result::ResultDetail;
 use contact_import::store::{self, Applied, Mode, Store};
 use deadpool_postgres::Pool;
 use std::sync::Arc;
@@ -126,7 +127,13 @@ pub async fn run(
 async fn ceiling(store: &Store, batch: &ValidatedBatch, sha: &str) -> anyhow::Result<Expected> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     match store
-        .apply_batch(batch, sha, &Answer::Common, Mode::Apply, deadline)
+        .apply_batch(
+            batch,
+            sha,
+            &Answer::Common,
+            (Mode::Apply, ResultDetail::Full),
+            deadline,
+        )
         .await?
     {
         Applied::Fresh { result, .. } => Ok(Expected {

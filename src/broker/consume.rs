@@ -2,6 +2,7 @@
 
 use crate::dialect::IncomingMessage;
 pub use crate::dialect::{ACCOUNT_ID_HEADER, ORG_ID_HEADER};
+use crate::result::ResultDetail;
 use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -96,6 +97,17 @@ pub const REPLY_FORMAT_HEADER: &str = "x-reply-format";
 pub fn wants_common_result(delivery: &Delivery) -> bool {
     header_str(delivery.properties.headers().as_ref(), REPLY_FORMAT_HEADER)
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("result"))
+}
+
+/// Set by a publisher to choose how much of the stored contacts its result carries
+/// (`full` or `summary`, see [`ResultDetail`]).
+pub const RESULT_DETAIL_HEADER: &str = "x-result-detail";
+
+/// What `x-result-detail` asks for: `None` when absent, `Some(Err(value))` when it names
+/// no detail (the worker's default then applies, and the value is logged).
+pub fn result_detail(delivery: &Delivery) -> Option<Result<ResultDetail, String>> {
+    let value = header_str(delivery.properties.headers().as_ref(), RESULT_DETAIL_HEADER)?;
+    Some(ResultDetail::parse(value).ok_or_else(|| value.to_owned()))
 }
 
 /// Set by a publisher (`contact-import publish --dry-run`) to have a batch validated and

@@ -14,7 +14,7 @@ use crate::contact::ValidatedBatch;
 use crate::contact::credentials::Known;
 use crate::dialect::Answer;
 use crate::ids::{BatchId, OrgId};
-use crate::result::BatchResult;
+use crate::result::{BatchResult, ResultDetail};
 use batches::{Claim, StoredResult};
 use chrono::Utc;
 use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
@@ -169,7 +169,7 @@ impl Store {
         batch: &ValidatedBatch,
         body_sha256: &str,
         answer: &Answer,
-        mode: Mode,
+        (mode, detail): (Mode, ResultDetail),
         deadline: Instant,
     ) -> Result<Applied, StoreError> {
         let timed_out = || StoreError::DeadlineExceeded { last_error: None };
@@ -179,8 +179,8 @@ impl Store {
         let work = async {
             let mut client = Abandonable(Some(self.pool.get().await?), self.tls.clone());
             let applied = match mode {
-                Mode::Apply => apply(client.get(), batch, body_sha256, answer).await,
-                Mode::DryRun => dry_run(client.get(), batch, answer).await,
+                Mode::Apply => apply(client.get(), batch, body_sha256, answer, detail).await,
+                Mode::DryRun => dry_run(client.get(), batch, answer, detail).await,
             };
             match &applied {
                 // The server went read-only under a pooled connection (demoted, or made a
@@ -303,6 +303,7 @@ async fn dry_run(
     client: &mut Object,
     batch: &ValidatedBatch,
     answer: &Answer,
+    detail: ResultDetail,
 ) -> Result<Applied, StoreError> {
     let tx = client.transaction().await?;
     let outcomes = upsert::write_contacts(&tx, batch).await?;
@@ -310,6 +311,7 @@ async fn dry_run(
     let mut result = BatchResult::applied(batch.batch_id(), batch.org_id(), outcomes, Utc::now());
     answer.complete(&mut result);
     result.dry_run = true;
+    result.detail = detail;
     let body = result.to_json();
     Ok(Applied::DryRun { result, body })
 }
@@ -319,6 +321,7 @@ async fn apply(
     batch: &ValidatedBatch,
     body_sha256: &str,
     answer: &Answer,
+    detail: ResultDetail,
 ) -> Result<Applied, StoreError> {
     let tx = client.transaction().await?;
     match batches::claim(&tx, batch.org_id(), batch.batch_id(), body_sha256).await? {
@@ -332,6 +335,7 @@ async fn apply(
     let outcomes = upsert::write_contacts(&tx, batch).await?;
     let mut result = BatchResult::applied(batch.batch_id(), batch.org_id(), outcomes, Utc::now());
     answer.complete(&mut result);
+    result.detail = detail;
     let body = result.to_json();
     batches::finish(&tx, batch.org_id(), batch.batch_id(), &result, &body).await?;
     tx.commit().await?;

@@ -155,6 +155,7 @@ fn batch_policy(cfg: &WorkerConfig) -> BatchPolicy {
         batch_timeout: Duration::from_secs(cfg.batch_timeout_secs),
         delivery_limit: cfg.broker.delivery_limit,
         authorization: cfg.authorization,
+        result_detail: cfg.result_detail,
         login_throttle: (cfg.login_max_failures > 0).then_some(credentials::Throttle {
             max_failures: cfg.login_max_failures,
             window: cfg.login_failure_window,

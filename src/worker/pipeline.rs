@@ -15,7 +15,7 @@ use crate::dialect::{self, Answer, DecodedBatch, Limits, MessageType};
 use crate::ids::{self, BatchId, OrgId};
 use crate::metrics::{self, InFlight, RequeueReason, UnroutableTarget};
 use crate::rejection::{RejectCode, Rejection};
-use crate::result::{BatchResult, BatchStatus};
+use crate::result::{BatchResult, BatchStatus, ResultDetail};
 use crate::store::availability::Availability;
 use crate::store::batches::StoredResult;
 use crate::store::{Applied, Mode, Store, StoreError};
@@ -62,6 +62,8 @@ pub struct BatchPolicy {
     pub delivery_limit: u32,
     /// Whether a batch's `user_id` must have a grant for its org.
     pub authorization: Authorization,
+    /// How much of the stored contacts a result carries when its batch does not say.
+    pub result_detail: ResultDetail,
     /// The per-account throttle of Save User Contacts credentials; `None`: off.
     pub login_throttle: Option<credentials::Throttle>,
 }
@@ -241,8 +243,9 @@ impl Pipeline {
         } else {
             Mode::Apply
         };
+        let detail = self.result_detail(delivery);
         let applied = match self
-            .apply(&batch, body_sha256, &answer, mode, deadline)
+            .apply(&batch, body_sha256, &answer, mode, detail, deadline)
             .await
         {
             // The time may have run out during COMMIT, which then went through after all.
@@ -290,6 +293,23 @@ impl Pipeline {
                 Err(e) => return self.give_back(delivery, batch_id, &reply, org_id, e).await,
             };
         self.publish(org_id.as_str(), &reply, status, &body).await
+    }
+
+    /// What the batch's `x-result-detail` asks for, else the worker's default.
+    fn result_detail(&self, delivery: &Delivery) -> ResultDetail {
+        match consume::result_detail(delivery) {
+            None => self.policy.result_detail,
+            Some(Ok(detail)) => detail,
+            Some(Err(value)) => {
+                warn!(
+                    header = consume::RESULT_DETAIL_HEADER,
+                    value = %value.escape_debug(),
+                    default = self.policy.result_detail.as_str(),
+                    "unknown result detail (full or summary); the worker's default applies"
+                );
+                self.policy.result_detail
+            }
+        }
     }
 
     /// Whether the batch's publisher may write into `org`: always with
@@ -378,11 +398,12 @@ impl Pipeline {
         body_sha256: &str,
         answer: &Answer,
         mode: Mode,
+        detail: ResultDetail,
         deadline: tokio::time::Instant,
     ) -> Result<Applied, StoreError> {
         self.with_database(deadline, || {
             self.store
-                .apply_batch(batch, body_sha256, answer, mode, deadline)
+                .apply_batch(batch, body_sha256, answer, (mode, detail), deadline)
         })
         .await
     }
@@ -561,6 +582,7 @@ impl Pipeline {
         warn!(code = %rejection.code, message = %rejection.message, "batch rejected");
         let code = rejection.code.as_str();
         let mut result = BatchResult::rejected(batch_id, &rejection, Utc::now());
+        result.detail = self.result_detail(delivery);
         result.error_details = reply.dialect.and_then(|d| {
             d.dialect()
                 .refusal_details(reply.content_type.as_deref(), &rejection)

@@ -14,6 +14,7 @@ mod prometheus;
 mod reconnect;
 mod rejection;
 mod requester;
+mod result_detail;
 mod retry;
 mod shutdown;
 #[path = "../support/mod.rs"]

@@ -14,11 +14,14 @@ mod raw;
 mod report;
 
 use crate::broker;
-use crate::broker::consume::{DIRECT_REPLY_TO, DRY_RUN_HEADER, ORG_ID_HEADER, REPLY_FORMAT_HEADER};
+use crate::broker::consume::{
+    DIRECT_REPLY_TO, DRY_RUN_HEADER, ORG_ID_HEADER, REPLY_FORMAT_HEADER, RESULT_DETAIL_HEADER,
+};
 use crate::config::BrokerConfig;
 use crate::contact::model::CONTACT_SCHEMA;
 use crate::dialect::{self, MessageType};
 use crate::ids;
+use crate::result::ResultDetail;
 use anyhow::{Context, bail};
 use clap::Args;
 use detect::Detected;
@@ -75,6 +78,12 @@ pub struct PublishArgs {
     /// database and answers in full, writing nothing and leaving the batch ids unused.
     #[arg(long)]
     pub dry_run: bool,
+    /// How much of the stored contacts each result carries (header `x-result-detail`):
+    /// `summary` (`contactIds` only) or `full` (every stored contact). With --wait the
+    /// default is `summary`, which is all the counts and the report need; else the worker's
+    /// default applies.
+    #[arg(long, value_enum)]
+    pub result_detail: Option<ResultDetail>,
     /// Seconds to wait for results after the last publish (--wait), or for the result (--raw).
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
@@ -521,6 +530,17 @@ fn properties(
     let mut headers = org_headers(message.org, message.kind);
     if args.dry_run {
         headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
+    }
+    let detail = match (args.result_detail, args.wait) {
+        (Some(chosen), _) => Some(chosen),
+        (None, true) => Some(ResultDetail::Summary),
+        (None, false) => None,
+    };
+    if let Some(detail) = detail {
+        headers.insert(
+            RESULT_DETAIL_HEADER.into(),
+            AMQPValue::LongString(detail.as_str().into()),
+        );
     }
     if args.wait {
         // Counted and reported from the common result, whatever the dialect answers in.

@@ -6,7 +6,7 @@
 use super::PublishArgs;
 use super::input::{Format, format_of};
 use crate::broker;
-use crate::broker::consume::DRY_RUN_HEADER;
+use crate::broker::consume::{DRY_RUN_HEADER, RESULT_DETAIL_HEADER};
 use anyhow::{Context, bail};
 use futures_lite::StreamExt;
 use lapin::BasicProperties;
@@ -50,6 +50,12 @@ pub async fn run(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
     let mut headers = super::org_headers(args.org.as_deref(), chosen.kind);
     if args.dry_run {
         headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
+    }
+    if let Some(detail) = args.result_detail {
+        headers.insert(
+            RESULT_DETAIL_HEADER.into(),
+            AMQPValue::LongString(detail.as_str().into()),
+        );
     }
     properties = properties.with_headers(headers);
     super::publish_confirmed(&channel, &args.broker, &body, properties).await?;
