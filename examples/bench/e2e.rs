@@ -17,6 +17,7 @@ use crate::{procfs, workers_cpu};
 use anyhow::{Context, bail, ensure};
 use contact_import::broker::topology;
 use contact_import::config::BrokerConfig;
+use contact_import::result::ResultDetail;
 use futures_lite::StreamExt;
 use lapin::Channel;
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
@@ -44,6 +45,8 @@ pub struct Config<'a> {
     pub log_dir: &'a Path,
     /// Record the machine with `perf` during the measured interval, to this file.
     pub perf: Option<PathBuf>,
+    /// The workers' `CONTACT_IMPORT_RESULT_DETAIL`.
+    pub result_detail: ResultDetail,
 }
 
 /// The parts of a result the bench checks; the contacts are skipped unread.
@@ -91,6 +94,7 @@ pub async fn run(
     );
     settings.concurrency = cfg.concurrency;
     settings.prefetch = cfg.prefetch;
+    settings = settings.env("CONTACT_IMPORT_RESULT_DETAIL", cfg.result_detail.as_str());
     for w in 0..cfg.workers {
         workers.push(Worker::spawn(&format!("{}-worker{w}", cfg.tag), &settings).await?);
     }

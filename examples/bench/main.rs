@@ -30,6 +30,7 @@ mod support;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use contact_import::result::ResultDetail;
 use dataset::{Batch, Shape};
 use direct::Strategy;
 use report::{Report, ScalingRow, SweepRow};
@@ -381,6 +382,10 @@ impl Bench {
             tag: &tag,
             log_dir: &self.log_dir,
             perf,
+            result_detail: match label {
+                "summary" => ResultDetail::Summary,
+                _ => ResultDetail::Full,
+            },
         };
         let m = e2e::run(&self.services, &cfg, &data.batches, data.shape.expected())
             .await
@@ -398,6 +403,7 @@ impl Bench {
             .direct(data, Strategy::Ceiling, c, false, profile)
             .await?;
         let e2e = self.e2e(data, 1, c, None, "max").await?;
+        let e2e_summary = self.e2e(data, 1, c, None, "summary").await?;
         let naive = if self.args.skip_naive {
             None
         } else {
@@ -406,6 +412,7 @@ impl Bench {
         Ok(ScalingRow {
             contacts: data.shape.contacts,
             e2e,
+            e2e_summary,
             ceiling,
             naive,
         })

@@ -14,7 +14,10 @@ pub const END: &str = "<!-- bench:end -->";
 
 pub struct ScalingRow {
     pub contacts: usize,
+    /// Full results (the default).
     pub e2e: Measurement,
+    /// The same batches with summary results (`CONTACT_IMPORT_RESULT_DETAIL=summary`).
+    pub e2e_summary: Measurement,
     pub ceiling: Measurement,
     pub naive: Option<Measurement>,
 }
@@ -118,6 +121,7 @@ impl Report {
         );
         self.targets(&mut s, args);
         self.scaling_table(&mut s, args);
+        self.detail_table(&mut s);
         self.cost_table(&mut s);
         self.sweep_table(&mut s, args);
         self.workers_table(&mut s, args);
@@ -292,6 +296,50 @@ impl Report {
             "\nSaturated latencies include the time a batch waited in the queue behind the ones published \
              before it, so they grow with the number of contacts; the latency target is read from the paced runs below.\n"
         );
+    }
+
+    fn detail_table(&self, s: &mut String) {
+        if self.scaling.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "### Full and summary results (the same batches, 1 worker; summary: `contactIds` in place of `contacts`)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| contacts | full contacts/s | summary contacts/s | summary ÷ full | full ÷ ceiling | summary ÷ ceiling | summary ÷ naive | worker CPU s per 1k full / summary | RabbitMQ CPU s per 1k full / summary |"
+        );
+        let _ = writeln!(
+            s,
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for r in &self.scaling {
+            let (full, summary) = (&r.e2e, &r.e2e_summary);
+            let vs_naive = match &r.naive {
+                Some(n) => format!("{:.1}×", summary.contacts_per_s() / n.contacts_per_s()),
+                None => "–".into(),
+            };
+            let per_1k = |m: &Measurement, cpu: Option<f64>| match cpu {
+                Some(cpu) => format!("{:.3}", cpu / m.contacts as f64 * 1000.0),
+                None => "–".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {:.0} | {:.2}× | {:.0}% | {:.0}% | {vs_naive} | {} / {} | {} / {} |",
+                r.contacts,
+                full.contacts_per_s(),
+                summary.contacts_per_s(),
+                summary.contacts_per_s() / full.contacts_per_s(),
+                full.contacts_per_s() / r.ceiling.contacts_per_s() * 100.0,
+                summary.contacts_per_s() / r.ceiling.contacts_per_s() * 100.0,
+                per_1k(full, full.cpu.worker),
+                per_1k(summary, summary.cpu.worker),
+                per_1k(full, full.cpu.broker),
+                per_1k(summary, summary.cpu.broker),
+            );
+        }
+        let _ = writeln!(s);
     }
 
     fn cost_table(&self, s: &mut String) {
