@@ -1,16 +1,22 @@
 use clap::Parser;
 use contact_import::cli::{Cli, Command};
-use contact_import::commands::{accounts, batches, dlq, grants, migrate, publish};
-use contact_import::{shutdown, telemetry, worker};
+use contact_import::commands::{self, accounts, batches, dlq, grants, migrate, publish};
+use contact_import::telemetry::{self, LogFormat};
+use contact_import::{shutdown, worker};
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let is_worker = matches!(cli.command, Command::Worker(_));
+    // JSON lines are for the worker's log collector; an operator's command speaks to a
+    // person, in text, unless told otherwise.
+    telemetry::init(match cli.log_format {
+        LogFormat::Auto if !is_worker => LogFormat::Text,
+        chosen => chosen,
+    });
     if let Err(e) = cli.command.read_secret_files() {
-        tracing::error!("{e}");
-        return ExitCode::FAILURE;
+        return fail(is_worker, &e.into());
     }
     let outcome = match cli.command {
         Command::Worker(cfg) => {
@@ -27,9 +33,17 @@ async fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(is_worker, &e),
     }
+}
+
+/// Reports why the process failed and gives its exit status: the worker logs it (status 1),
+/// a command says it in a sentence on stderr (status 1 or 2, see [`commands::exit_status`]).
+fn fail(is_worker: bool, error: &anyhow::Error) -> ExitCode {
+    if is_worker {
+        tracing::error!("{error:#}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!("contact-import: {error:#}");
+    ExitCode::from(commands::exit_status(error))
 }

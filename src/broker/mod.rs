@@ -19,9 +19,19 @@ pub async fn open_declared(
     name: &str,
 ) -> anyhow::Result<(Connection, lapin::Channel)> {
     use anyhow::Context;
-    let connection = connect(&cfg.amqp_url, name)
-        .await
-        .context("connecting to RabbitMQ")?;
+    let connection = connect(&cfg.amqp_url, name).await.with_context(|| {
+        // Names the node(s) tried; never the URL itself, which holds the password.
+        let nodes = endpoints(&cfg.amqp_url)
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .map(Endpoint::address)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        format!("connecting to RabbitMQ at {nodes}")
+    })?;
     let channel = connection.create_channel().await?;
     match topology::declare(&channel, cfg).await {
         Ok(()) => Ok((connection, channel)),

@@ -7,3 +7,18 @@ pub mod dlq;
 pub mod grants;
 pub mod migrate;
 pub mod publish;
+
+/// The command did its work and some of it did not succeed: a contact failed or a batch was
+/// rejected. Exit status 1, told apart from a command that could not do its work (usage,
+/// connection, a timeout: 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAllStored(pub String);
+
+/// The exit status of a command that failed with `error`: 1 for [`NotAllStored`], else 2.
+pub fn exit_status(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<NotAllStored>() {
+        Some(_) => 1,
+        None => 2,
+    }
+}

@@ -5,6 +5,7 @@ mod common;
 mod contention;
 mod dialects;
 mod dry_run;
+mod exit_codes;
 mod grants;
 mod import;
 mod logs;

@@ -17,6 +17,7 @@ use crate::broker;
 use crate::broker::consume::{
     DIRECT_REPLY_TO, DRY_RUN_HEADER, ORG_ID_HEADER, REPLY_FORMAT_HEADER, RESULT_DETAIL_HEADER,
 };
+use crate::commands::NotAllStored;
 use crate::config::BrokerConfig;
 use crate::contact::model::CONTACT_SCHEMA;
 use crate::dialect::{self, MessageType};
@@ -136,10 +137,19 @@ applies a batch id only once: a resend replays the stored results and imports no
 /// multi-threaded runtime (file reads use `block_in_place`).
 pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     if args.raw {
+        // Every file is sent and answered; the exit status says whether all were stored.
+        let mut incomplete = Vec::new();
         for file in &args.inputs {
-            raw::run(&args, file).await?;
+            match raw::run(&args, file).await {
+                Ok(()) => {}
+                Err(e) if e.is::<NotAllStored>() => incomplete.push(e.to_string()),
+                Err(e) => return Err(e),
+            }
         }
-        return Ok(());
+        return match incomplete.is_empty() {
+            true => Ok(()),
+            false => Err(NotAllStored(incomplete.join("; ")).into()),
+        };
     }
     split(&args).await
 }
@@ -444,7 +454,7 @@ fn report_results(args: &PublishArgs, tally: &Tally) -> anyhow::Result<()> {
             args.timeout_secs
         )
     } else {
-        bail!("not every contact was stored (see the summary above)")
+        Err(NotAllStored("not every contact was stored (see the summary above)".into()).into())
     }
 }
 

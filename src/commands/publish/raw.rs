@@ -6,7 +6,9 @@
 use super::PublishArgs;
 use super::input::{Format, format_of};
 use crate::broker;
-use crate::broker::consume::{DRY_RUN_HEADER, RESULT_DETAIL_HEADER};
+use crate::broker::consume::{DRY_RUN_HEADER, RESULT_DETAIL_HEADER, header_str};
+use crate::commands::NotAllStored;
+use crate::result::BatchStatus;
 use anyhow::{Context, bail};
 use futures_lite::StreamExt;
 use lapin::BasicProperties;
@@ -76,12 +78,14 @@ pub async fn run(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
                 .map(|c| c.as_str())
                 == Some(correlation_id.as_str());
             if matches {
-                return Ok(reply.data);
+                let status = header_str(reply.properties.headers().as_ref(), "status")
+                    .and_then(BatchStatus::parse);
+                return Ok((reply.data, status));
             }
         }
         bail!("the reply queue was closed before a result arrived")
     };
-    let result = tokio::time::timeout(Duration::from_secs(args.timeout_secs), wait)
+    let (result, status) = tokio::time::timeout(Duration::from_secs(args.timeout_secs), wait)
         .await
         .with_context(|| {
             format!(
@@ -95,5 +99,16 @@ pub async fn run(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
         Err(_) => println!("{}", String::from_utf8_lossy(&result)),
     }
     let _ = connection.close(200, "done".into()).await;
-    Ok(())
+    // Every dialect's answer carries the batch's `status` header: the exit status is the
+    // same as publish --wait's, whatever the answer's shape.
+    match status {
+        Some(BatchStatus::Succeeded) => Ok(()),
+        Some(status) => Err(NotAllStored(format!(
+            "{}: the batch was {} (see its answer above)",
+            file.display(),
+            status.as_str()
+        ))
+        .into()),
+        None => bail!("{}: the answer has no status header", file.display()),
+    }
 }
