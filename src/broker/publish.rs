@@ -118,6 +118,30 @@ impl ReplyTarget {
     }
 }
 
+/// Header of every result and answer: the batch's [`BatchStatus`].
+pub const STATUS_HEADER: &str = "status";
+/// Header (`true`) of a result replayed for a message whose batch id an earlier message had
+/// already applied (a resend): nothing was written for this one.
+pub const REPLAYED_HEADER: &str = "replayed";
+
+/// What the headers of a result say about it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultHeaders {
+    /// `status`: the batch's status.
+    pub status: BatchStatus,
+    /// The stored result of a batch applied by an earlier message.
+    pub replayed: bool,
+}
+
+impl From<BatchStatus> for ResultHeaders {
+    fn from(status: BatchStatus) -> Self {
+        Self {
+            status,
+            replayed: false,
+        }
+    }
+}
+
 /// A confirm-mode channel on the publishing connection.
 #[derive(Clone)]
 pub struct Publisher {
@@ -155,15 +179,18 @@ impl Publisher {
         &self,
         org_routing_key: &str,
         reply: &ReplyTarget,
-        status: BatchStatus,
+        about: ResultHeaders,
         body: &[u8],
         own_reply: Option<&RequesterReply>,
     ) -> Result<(Option<Routed>, Option<Routed>), PublishError> {
         let mut headers = FieldTable::default();
         headers.insert(
-            "status".into(),
-            AMQPValue::LongString(LongString::from(status.as_str())),
+            STATUS_HEADER.into(),
+            AMQPValue::LongString(LongString::from(about.status.as_str())),
         );
+        if about.replayed {
+            headers.insert(REPLAYED_HEADER.into(), AMQPValue::Boolean(true));
+        }
         let mut properties = BasicProperties::default()
             .with_content_type(JSON.into())
             .with_delivery_mode(2)

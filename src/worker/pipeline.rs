@@ -6,7 +6,7 @@
 
 use crate::broker::consume;
 use crate::broker::publish::{
-    DeadLetterReason, Publisher, ReplyTarget, Routed, UNKNOWN_ORG_ROUTING_KEY,
+    DeadLetterReason, Publisher, ReplyTarget, ResultHeaders, Routed, UNKNOWN_ORG_ROUTING_KEY,
 };
 use crate::config::Authorization;
 use crate::contact::credentials;
@@ -244,12 +244,17 @@ impl Pipeline {
             Mode::Apply
         };
         let detail = self.result_detail(delivery);
+        // Whether the stored result is replayed for a message that wrote nothing: a resend
+        // of a batch an earlier message applied. A redelivery of this message, or a COMMIT
+        // that went through after its deadline, answers for this message's own write.
+        let mut replayed = !delivery.redelivered;
         let applied = match self
             .apply(&batch, body_sha256, &answer, mode, detail, deadline)
             .await
         {
             // The time may have run out during COMMIT, which then went through after all.
             Err(e @ StoreError::DeadlineExceeded { .. }) if mode == Mode::Apply => {
+                replayed = false;
                 match self.committed_anyway(&batch, body_sha256).await {
                     Some(stored) => Ok(Applied::Replayed(stored)),
                     None => Err(e),
@@ -258,21 +263,25 @@ impl Pipeline {
             other => other,
         };
 
-        let (body, status) =
+        let (body, about) =
             match applied {
                 Ok(Applied::Fresh { result, body }) => {
                     let c = result.counts;
                     metrics::contacts(c.created, c.updated, c.failed);
-                    (body, result.status)
+                    (body, result.status.into())
                 }
                 Ok(Applied::DryRun { result, body }) => {
                     metrics::dry_run();
-                    (body, result.status)
+                    (body, result.status.into())
                 }
                 Ok(Applied::Replayed(stored)) => {
                     metrics::replayed();
                     info!("batch was applied before; publishing its stored result again");
-                    (stored.body, stored.status)
+                    let about = ResultHeaders {
+                        status: stored.status,
+                        replayed,
+                    };
+                    (stored.body, about)
                 }
                 Ok(Applied::IdConflict) => {
                     let rejection = Rejection::new(
@@ -292,7 +301,7 @@ impl Pipeline {
                 }
                 Err(e) => return self.give_back(delivery, batch_id, &reply, org_id, e).await,
             };
-        self.publish(org_id.as_str(), &reply, status, &body).await
+        self.publish(org_id.as_str(), &reply, about, &body).await
     }
 
     /// What the batch's `x-result-detail` asks for, else the worker's default.
@@ -522,7 +531,7 @@ impl Pipeline {
         &self,
         routing_key: &str,
         reply: &Requester,
-        status: BatchStatus,
+        about: ResultHeaders,
         body: &[u8],
     ) -> Settlement {
         // The requester's own answer is made from the result's bytes, so a replay answers
@@ -535,7 +544,7 @@ impl Pipeline {
         };
         match self
             .publisher
-            .publish_result(routing_key, &reply.target, status, body, own_reply.as_ref())
+            .publish_result(routing_key, &reply.target, about, body, own_reply.as_ref())
             .await
         {
             Ok((subscribers, requester)) => {
@@ -557,7 +566,9 @@ impl Pipeline {
                         "the reply_to queue does not exist; result not delivered there"
                     );
                 }
-                Settlement::Ack { status }
+                Settlement::Ack {
+                    status: about.status,
+                }
             }
             Err(e) => {
                 error!(error = %e, "publishing the result failed; requeueing the batch");
@@ -596,7 +607,7 @@ impl Pipeline {
                 .publish(
                     UNKNOWN_ORG_ROUTING_KEY,
                     reply,
-                    BatchStatus::Rejected,
+                    BatchStatus::Rejected.into(),
                     &result.to_json(),
                 )
                 .await;
@@ -632,7 +643,12 @@ impl Pipeline {
             .as_ref()
             .map_or(UNKNOWN_ORG_ROUTING_KEY, OrgId::as_str);
         if let Settlement::Requeue { .. } = self
-            .publish(routing_key, reply, BatchStatus::Rejected, &result.to_json())
+            .publish(
+                routing_key,
+                reply,
+                BatchStatus::Rejected.into(),
+                &result.to_json(),
+            )
             .await
         {
             warn!("the rejected result was not published; the dead letter carries the reason");

@@ -60,22 +60,49 @@ async fn a_csv_is_split_into_batches_failures_are_reported_by_row_and_a_resend_i
     assert_eq!(grace, "Grace\nHopper");
 
     let mut rows = csv::Reader::from_path(&report).unwrap();
+    let columns = rows.headers().unwrap().clone();
+    assert_eq!(
+        columns.iter().collect::<Vec<_>>(),
+        [
+            "file",
+            "line",
+            "row",
+            "index",
+            "batchId",
+            "errorCode",
+            "errorMessage",
+            "statusCode",
+            "dryRun"
+        ]
+    );
     let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 1, "{rows:?}");
     let row = &rows[0];
-    // file, line, index, batchId, errorCode, errorMessage, statusCode
-    assert_eq!(&row[0], csv_arg);
+    let cell = |name: &str| &row[columns.iter().position(|c| c == name).unwrap()];
+    assert_eq!(cell("file"), csv_arg);
     assert_eq!(
-        &row[1], "5",
-        "row 5, the header being row 1 (a quoted cell spans two lines of the file)"
+        (cell("row"), cell("line")),
+        ("5", ""),
+        "row 5, the header being row 1 (a quoted cell spans two lines of the file): not a line"
     );
-    assert_eq!(&row[2], "3");
-    assert_eq!(&row[4], "invalid.email");
-    assert_eq!(&row[6], "400");
+    assert_eq!(cell("index"), "3");
+    assert_eq!(cell("errorCode"), "invalid.email");
+    assert_eq!(cell("statusCode"), "400");
+    assert_eq!(cell("dryRun"), "false");
 
-    // The same file again: the same batch ids, replayed, nothing imported twice.
-    let (_, again, _) = env.cli(&publish).await;
-    assert!(again.contains("3 created, 0 updated, 1 failed"), "{again}");
+    // The same file again: the same batch ids, replayed, nothing imported twice, and the
+    // summary says so instead of counting the earlier run's contacts as created now.
+    let (again_ok, again, _) = env.cli(&publish).await;
+    assert!(
+        again.contains("0 created, 0 updated, 0 failed")
+            && again.contains("2 batch(es) were already applied by an earlier message")
+            && again.contains("3 created, 0 updated, 1 failed"),
+        "{again}"
+    );
+    assert!(
+        !again_ok,
+        "the file still has a contact that was never stored"
+    );
     assert_eq!(env.contact_count().await, 3);
 }
 
@@ -102,7 +129,44 @@ async fn an_ndjson_dry_run_writes_nothing_and_the_real_run_exits_zero() {
         ])
         .await;
     assert!(ok, "{summary}{said}");
-    assert!(summary.contains("25 created"), "{summary}");
+    assert!(
+        summary.starts_with("dry run, nothing written: ")
+            && summary.contains("25 would be created, 0 would be updated, 0 would fail"),
+        "{summary}"
+    );
+    assert_eq!(env.contact_count().await, 0);
+
+    // A dry run's report says so on every row, and names an NDJSON position as a line.
+    let bad = write(
+        &env,
+        "bad.ndjson",
+        "{\"displayName\": \"Fine\"}\n\n{\"displayName\": \"Bad\", \"emails\": [{\"value\": \"nope\"}]}\n",
+    );
+    let report = write(&env, "dry-report.json", "");
+    let (ok, summary, said) = env
+        .cli(&[
+            "publish",
+            bad.to_str().unwrap(),
+            "--org",
+            ORG,
+            "--wait",
+            "--dry-run",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .await;
+    assert!(!ok && summary.contains("1 would fail"), "{summary}{said}");
+    let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(
+        (&rows[0]["dryRun"], &rows[0]["line"], &rows[0]["row"]),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!(3),
+            &serde_json::Value::Null
+        ),
+        "{rows}"
+    );
     assert_eq!(env.contact_count().await, 0);
 
     let (ok, summary, said) = env

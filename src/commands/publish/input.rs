@@ -49,11 +49,20 @@ pub const CSV_COLUMNS: &[(&str, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub file: String,
-    /// Line (NDJSON), or row (CSV, the header being row 1, as a spreadsheet numbers them;
-    /// a quoted cell may span several lines of the file).
-    pub line: Option<u64>,
+    /// Its line or row, for the formats that have them.
+    pub position: Option<Position>,
     /// Position among the file's contacts, from 0.
     pub index: usize,
+}
+
+/// A contact's place in its file, numbered from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// NDJSON: the line of the file.
+    Line(u64),
+    /// CSV: the record, the header being row 1, as a spreadsheet numbers them (a quoted cell
+    /// may span several lines of the file, so this is not a line number).
+    Row(u64),
 }
 
 pub struct Record {
@@ -166,9 +175,9 @@ impl Input {
     pub fn records(&self) -> anyhow::Result<(Records, Option<String>)> {
         let reader = self.open()?;
         let name = self.name.clone();
-        let origin = move |line, index| Origin {
+        let origin = move |position, index| Origin {
             file: name.clone(),
-            line,
+            position,
             index,
         };
         match self.format {
@@ -215,7 +224,7 @@ impl Input {
                     let contact = serde_json::from_str(&line)
                         .with_context(|| format!("{name}:{line_number}: not a JSON contact"))?;
                     Ok(Record {
-                        origin: origin(Some(line_number), index),
+                        origin: origin(Some(Position::Line(line_number)), index),
                         contact,
                     })
                 });
@@ -257,7 +266,7 @@ impl Input {
                     let row =
                         row.with_context(|| format!("{name}: row {number} is not valid CSV"))?;
                     Ok(Record {
-                        origin: origin(Some(number), index),
+                        origin: origin(Some(Position::Row(number)), index),
                         contact: csv_contact(&headers, &row),
                     })
                 });

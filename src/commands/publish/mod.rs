@@ -17,6 +17,7 @@ use crate::broker;
 use crate::broker::consume::{
     DIRECT_REPLY_TO, DRY_RUN_HEADER, ORG_ID_HEADER, REPLY_FORMAT_HEADER, RESULT_DETAIL_HEADER,
 };
+use crate::broker::publish::REPLAYED_HEADER;
 use crate::commands::NotAllStored;
 use crate::config::BrokerConfig;
 use crate::contact::model::CONTACT_SCHEMA;
@@ -249,7 +250,9 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
     let user_id = user_id(&args.broker)?;
 
     let progress = Progress::new(total);
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut ledger = Ledger::default();
+    ledger.tally.dry_run = args.dry_run;
+    let ledger = Arc::new(Mutex::new(ledger));
     let permits = Arc::new(Semaphore::new(args.max_in_flight as usize));
     let collector = tokio::spawn(collect_results(
         replies,
@@ -332,7 +335,17 @@ async fn collect_results(
         let Some(batch) = ledger.pending.remove(&id) else {
             continue; // a second answer (a redelivery's replay) to one already counted
         };
-        let contacts = ledger.tally.add(&batch.batch_id, &result, &batch.source);
+        let replayed = matches!(
+            reply
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get(REPLAYED_HEADER)),
+            Some(AMQPValue::Boolean(true))
+        );
+        let contacts = ledger
+            .tally
+            .add(&batch.batch_id, &result, &batch.source, replayed);
         progress.answered(contacts);
         permits.add_permits(1);
     }
@@ -374,7 +387,7 @@ async fn send_whole_file(
         let origins = (chunk.first..chunk.first + chunk.count)
             .map(|index| input::Origin {
                 file: input.name.clone(),
-                line: None,
+                position: None,
                 index,
             })
             .collect();

@@ -1,7 +1,7 @@
 //! What a producer run adds up to: the tally of results, and the failed contacts traced back
 //! to their source for `--report`.
 
-use super::input::Origin;
+use super::input::{Origin, Position};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::Path;
@@ -10,10 +10,17 @@ use std::path::Path;
 pub struct Tally {
     pub batches: usize,
     pub answered: usize,
+    /// Contacts written by this run.
     pub created: u64,
     pub updated: u64,
     pub failed: u64,
     pub rejected: usize,
+    /// Batches an earlier message had already applied (their stored results replayed).
+    pub replayed: usize,
+    /// What the replayed results say the earlier run did: created, updated, failed.
+    pub earlier: (u64, u64, u64),
+    /// Every batch was a dry run: nothing was written, the counts say what would be.
+    pub dry_run: bool,
     pub failures: Vec<FailedRow>,
 }
 
@@ -22,7 +29,11 @@ pub struct Tally {
 #[serde(rename_all = "camelCase")]
 pub struct FailedRow {
     pub file: String,
+    /// NDJSON: the contact's line.
     pub line: Option<u64>,
+    /// CSV: the contact's record, the header being row 1 (not a line: a quoted cell may
+    /// span several).
+    pub row: Option<u64>,
     /// Position among the file's contacts, from 0; absent when a file sent as one message
     /// failed as a whole.
     pub index: Option<usize>,
@@ -30,6 +41,8 @@ pub struct FailedRow {
     pub error_code: String,
     pub error_message: String,
     pub status_code: u64,
+    /// The failure was found by a dry run: nothing was written either way.
+    pub dry_run: bool,
 }
 
 /// Where a published message's contacts came from.
@@ -48,7 +61,7 @@ impl Source {
             Self::Contacts(origins) => origins.get(index).cloned(),
             Self::File(file) => Some(Origin {
                 file: file.clone(),
-                line: None,
+                position: None,
                 index,
             }),
         }
@@ -58,16 +71,40 @@ impl Source {
 impl Tally {
     /// Counts one result (or, for Update User Contact, the chat-bot reply made from it);
     /// returns how many contacts it answered for.
-    pub fn add(&mut self, batch_id: &str, result: &Value, source: &Source) -> usize {
+    /// `replayed`: the result's `replayed` header, the batch applied by an earlier message.
+    pub fn add(
+        &mut self,
+        batch_id: &str,
+        result: &Value,
+        source: &Source,
+        replayed: bool,
+    ) -> usize {
+        let first_failure = self.failures.len();
+        let answered = self.count(batch_id, result, source, replayed);
+        let dry_run = self.dry_run;
+        for row in &mut self.failures[first_failure..] {
+            row.dry_run = dry_run;
+        }
+        answered
+    }
+
+    fn count(&mut self, batch_id: &str, result: &Value, source: &Source, replayed: bool) -> usize {
         self.answered += 1;
         if result.get("responseMessages").is_some() {
             return self.add_chat_bot_reply(batch_id, result, source);
         }
         let count = |name: &str| result["counts"][name].as_u64().unwrap_or(0);
         let (created, updated, failed) = (count("created"), count("updated"), count("failed"));
-        self.created += created;
-        self.updated += updated;
-        self.failed += failed;
+        if replayed {
+            self.replayed += 1;
+            self.earlier.0 += created;
+            self.earlier.1 += updated;
+            self.earlier.2 += failed;
+        } else {
+            self.created += created;
+            self.updated += updated;
+            self.failed += failed;
+        }
         let rejection = if result.is_null() {
             Some(
                 serde_json::json!({"code": "unreadable.result", "message": "the result was not JSON"}),
@@ -97,7 +134,7 @@ impl Tally {
                 Source::File(file) => {
                     let whole = Origin {
                         file: file.clone(),
-                        line: None,
+                        position: None,
                         index: 0,
                     };
                     self.failures
@@ -149,14 +186,43 @@ impl Tally {
 
     /// Whether everything published was stored: what the exit code reports.
     pub fn all_stored(&self) -> bool {
-        self.answered == self.batches && self.failed == 0 && self.rejected == 0
+        self.answered == self.batches
+            && self.failed == 0
+            && self.earlier.2 == 0
+            && self.rejected == 0
     }
 
+    /// One line for a person: what this run did, what earlier runs had done for the batches
+    /// it resent, and, for a dry run, that nothing was written.
     pub fn summary(&self) -> String {
-        format!(
-            "batches: {} published, {} answered, {} rejected (dead-lettered); contacts: {} created, {} updated, {} failed",
-            self.batches, self.answered, self.rejected, self.created, self.updated, self.failed
-        )
+        let mut line = format!(
+            "batches: {} published, {} answered, {} rejected{}; contacts: ",
+            self.batches,
+            self.answered,
+            self.rejected,
+            if self.dry_run { "" } else { " (dead-lettered)" },
+        );
+        if self.dry_run {
+            line.insert_str(0, "dry run, nothing written: ");
+            line.push_str(&format!(
+                "{} would be created, {} would be updated, {} would fail",
+                self.created, self.updated, self.failed
+            ));
+            return line;
+        }
+        line.push_str(&format!(
+            "{} created, {} updated, {} failed",
+            self.created, self.updated, self.failed
+        ));
+        if self.replayed > 0 {
+            let (created, updated, failed) = self.earlier;
+            line.push_str(&format!(
+                "; {} batch(es) were already applied by an earlier message, nothing written for them now \
+                 (their stored results: {created} created, {updated} updated, {failed} failed)",
+                self.replayed
+            ));
+        }
+        line
     }
 }
 
@@ -170,12 +236,20 @@ fn row(
 ) -> FailedRow {
     FailedRow {
         file: origin.file.clone(),
-        line: origin.line,
+        line: match origin.position {
+            Some(Position::Line(n)) => Some(n),
+            _ => None,
+        },
+        row: match origin.position {
+            Some(Position::Row(n)) => Some(n),
+            _ => None,
+        },
         index,
         batch_id: batch_id.to_owned(),
         error_code: error[code].as_str().unwrap_or_default().to_owned(),
         error_message: error[message].as_str().unwrap_or_default().to_owned(),
         status_code: error["statusCode"].as_u64().unwrap_or(0),
+        dry_run: false,
     }
 }
 
@@ -207,7 +281,7 @@ mod tests {
             (0..count)
                 .map(|index| Origin {
                     file: file.into(),
-                    line: Some(index as u64 + 2),
+                    position: Some(Position::Row(index as u64 + 2)),
                     index,
                 })
                 .collect(),
@@ -222,10 +296,10 @@ mod tests {
         };
         let result = json!({"status": "partial", "counts": {"created": 1, "updated": 0, "failed": 1},
             "failedContacts": [{"id": "1", "errorCode": "invalid.email", "errorMessage": "bad", "statusCode": 400}]});
-        assert_eq!(tally.add("b1", &result, &origins("a.csv", 2)), 2);
+        assert_eq!(tally.add("b1", &result, &origins("a.csv", 2), false), 2);
         assert_eq!((tally.created, tally.failed), (1, 1));
         let row = &tally.failures[0];
-        assert_eq!((row.line, row.index), (Some(3), Some(1)));
+        assert_eq!((row.row, row.line, row.index), (Some(3), None, Some(1)));
         assert_eq!(row.error_code, "invalid.email");
         assert!(!tally.all_stored());
     }
@@ -239,7 +313,7 @@ mod tests {
         let source = Source::File("save.json".into());
         let result = json!({"status": "partial", "counts": {"created": 2, "updated": 0, "failed": 1},
             "failedContacts": [{"id": "2", "errorCode": "missing.field", "errorMessage": "no lastName", "statusCode": 400}]});
-        assert_eq!(tally.add("b1", &result, &source), 3);
+        assert_eq!(tally.add("b1", &result, &source, false), 3);
         let row = &tally.failures[0];
         assert_eq!(
             (row.file.as_str(), row.line, row.index),
@@ -247,7 +321,7 @@ mod tests {
         );
 
         let rejected = json!({"status": "rejected", "error": {"code": "missing.org.id", "message": "no org", "statusCode": 400}});
-        assert_eq!(tally.add("b2", &rejected, &source), 0);
+        assert_eq!(tally.add("b2", &rejected, &source, false), 0);
         assert_eq!(tally.rejected, 1);
         let row = &tally.failures[1];
         assert_eq!(
@@ -271,12 +345,14 @@ mod tests {
             "b1",
             &reply("User Contact details updated successfully ", 200),
             &source,
+            false,
         );
         assert_eq!((tally.updated, tally.failed), (1, 0));
         tally.add(
             "b2",
             &reply("User Contact details could not be updated: no contact", 404),
             &source,
+            false,
         );
         assert_eq!((tally.updated, tally.failed, tally.rejected), (1, 1, 0));
         let row = &tally.failures[0];
