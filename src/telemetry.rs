@@ -3,11 +3,21 @@
 //!
 //! Contact data is never logged, by any target: the dependencies that would print message
 //! bodies or query parameters are capped whatever `RUST_LOG` says ([`BODY_PRINTING_TARGETS`]).
+//!
+//! A JSON line holds each key once ([`JsonLines`]), so that a log pipeline that keeps one of
+//! two equal keys loses nothing.
 
 use clap::ValueEnum;
+use serde_json::{Map, Value};
+use std::fmt;
 use std::io::IsTerminal;
+use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -37,12 +47,136 @@ pub fn init(format: LogFormat) {
         .with_ansi(to_terminal);
     match format {
         // The current span (batch_id, org_id, …) once per line, not again in a span list.
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_span_list(false)
-            .init(),
+        LogFormat::Json => builder.json().event_format(JsonLines).init(),
         LogFormat::Text | LogFormat::Auto => builder.init(),
+    }
+}
+
+/// One JSON object per event: `timestamp`, `level`, `message`, the event's fields, `target`
+/// and the current span's fields under `span` (with its `name`), the keys
+/// tracing-subscriber's flattened JSON writes, with two differences:
+/// - a key is never written twice. A field whose name is taken (lapin's
+///   `warn!(?message, "Server returned us a message")` has two `message`s; a field named
+///   `level` or `target`) is written as `field.<name>`;
+/// - an event forwarded from the `log` crate (refinery's migration lines) carries its origin
+///   as `log.target`, `log.module_path`, `log.file` and `log.line` fields, paths into the
+///   cargo registry: `log.target` becomes the line's `target`, the rest is dropped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let metadata = event.metadata();
+        let mut line = Map::new();
+        line.insert(
+            "timestamp".into(),
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .into(),
+        );
+        line.insert("level".into(), metadata.level().as_str().into());
+        let mut fields = EventFields::default();
+        event.record(&mut fields);
+        if let Some(message) = fields.message {
+            line.insert("message".into(), message);
+        }
+        for (name, value) in fields.rest {
+            insert_once(&mut line, name, value);
+        }
+        let target = fields
+            .log_target
+            .unwrap_or_else(|| metadata.target().into());
+        insert_once(&mut line, "target".into(), target.into());
+        let span = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(span) = span {
+            let mut span_fields = span
+                .extensions()
+                .get::<FormattedFields<N>>()
+                .and_then(|formatted| serde_json::from_str::<Map<String, Value>>(formatted).ok())
+                .unwrap_or_default();
+            span_fields.insert("name".into(), span.name().into());
+            insert_once(&mut line, "span".into(), Value::Object(span_fields));
+        }
+        let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
+        writeln!(writer, "{text}")
+    }
+}
+
+/// Inserts `name`, or `field.name` (then `field.name.2`, …) when `name` is taken.
+fn insert_once(line: &mut Map<String, Value>, name: String, value: Value) {
+    if !line.contains_key(&name) {
+        line.insert(name, value);
+        return;
+    }
+    let renamed = format!("field.{name}");
+    let free = std::iter::once(renamed.clone())
+        .chain((2..).map(|n| format!("{renamed}.{n}")))
+        .find(|candidate| !line.contains_key(candidate))
+        .expect("an unbounded sequence of names has a free one");
+    line.insert(free, value);
+}
+
+/// An event's fields in order: the first `message` is the event's text; `log.*` fields
+/// (set by tracing-log for the `log` crate's records) are kept apart.
+#[derive(Default)]
+struct EventFields {
+    message: Option<Value>,
+    log_target: Option<String>,
+    rest: Vec<(String, Value)>,
+}
+
+impl EventFields {
+    fn record(&mut self, field: &Field, value: Value) {
+        let name = field.name();
+        if name == "message" && self.message.is_none() {
+            self.message = Some(value);
+        } else if name == "log.target" {
+            self.log_target = value.as_str().map(str::to_owned);
+        } else if !name.starts_with("log.") {
+            self.rest.push((name.to_owned(), value));
+        }
+    }
+}
+
+impl Visit for EventFields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.record(field, format!("{value:?}").into());
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record(field, value.into());
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.record(field, value.into());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.record(field, value.into());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.record(field, value.into());
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.record(field, value.into());
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.record(field, value.to_string().into());
     }
 }
 
@@ -125,6 +259,62 @@ mod tests {
                 tracing::enabled!(target: "lapin::channel", Level::INFO),
             ]
         })
+    }
+
+    /// The lines [`JsonLines`] writes for events emitted inside `emit`.
+    fn json_lines(emit: impl FnOnce()) -> Vec<String> {
+        use std::sync::{Arc, Mutex};
+        let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .event_format(JsonLines)
+            .with_writer(move || BufferWriter(writer.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    struct BufferWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for BufferWriter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_field_named_like_a_key_of_the_line_is_written_under_its_own_name() {
+        let lines = json_lines(|| {
+            let span = tracing::info_span!("batch", batch_id = "b-1");
+            let _entered = span.enter();
+            // As lapin logs a returned message: a field named `message` beside the text.
+            let message = "the returned body";
+            tracing::warn!(?message, level = 3, "Server returned us a message");
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(
+            lines[0].matches("\"message\":").count(),
+            1,
+            "one message key: {}",
+            lines[0]
+        );
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(line["message"], "Server returned us a message");
+        assert_eq!(line["field.message"], "\"the returned body\"");
+        assert_eq!(
+            (&line["level"], &line["field.level"]),
+            (&"WARN".into(), &3.into())
+        );
+        assert_eq!(line["span"]["batch_id"], "b-1");
+        assert_eq!(line["span"]["name"], "batch");
+        assert_eq!(line["target"], module_path!());
     }
 
     #[test]

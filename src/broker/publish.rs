@@ -322,6 +322,35 @@ impl Publisher {
         }
     }
 
+    /// Puts a copy of a dead letter that was only looked at back at the tail of `queue`
+    /// (through the default exchange, confirmed, `mandatory`); the caller then acks the
+    /// original. Returned unacknowledged instead, a letter's `x-delivery-count` rises with
+    /// every look, and a quorum queue drops it at its delivery limit (RabbitMQ 4.0's default
+    /// of 20, or a policy's). The copy keeps body, headers (the death history included) and
+    /// properties, minus the broker's `x-delivery-count`; its `user_id` moves to
+    /// [`DEAD_USER_ID_HEADER`], as in [`Publisher::dead_letter`].
+    pub async fn put_back(&self, queue: &str, delivery: &Delivery) -> Result<(), PublishError> {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        if headers.contains_key(DELIVERY_COUNT_HEADER) {
+            let mut kept = headers.inner().clone();
+            kept.remove(DELIVERY_COUNT_HEADER);
+            headers = kept.into();
+        }
+        if let Some(user_id) = delivery.properties.user_id()
+            && !headers.contains_key(DEAD_USER_ID_HEADER)
+        {
+            headers.insert(
+                DEAD_USER_ID_HEADER.into(),
+                AMQPValue::LongString(user_id.as_str().into()),
+            );
+        }
+        let properties = dead_letter_properties(&delivery.properties, headers);
+        match self.publish("", queue, &delivery.data, properties).await? {
+            Routed::Yes => Ok(()),
+            Routed::NoQueue => Err(PublishError::Unroutable(format!("queue {queue}"))),
+        }
+    }
+
     /// Closes the channel in the background; the worker's session watch sees it closed and
     /// reconnects.
     fn abandon_channel(&self) {

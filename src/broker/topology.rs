@@ -86,6 +86,9 @@ fn quorum() -> FieldTable {
     // No `x-quorum-initial-group-size`: RabbitMQ compares it when a queue is declared again,
     // so adding it would stop every worker of an existing deployment at start
     // (PRECONDITION_FAILED; tests/it/upgrade.rs): the broker's default replica count applies.
+    // Nor an `x-delivery-limit` on the dead-letter queue, for the same reason, and because
+    // RabbitMQ 3.x takes a negative limit (4.0's "unlimited", -1) as 0: a letter returned once
+    // would be dropped. `dlq` never returns a letter instead (src/commands/dlq.rs).
     args
 }
 

@@ -1,7 +1,16 @@
 //! `contact-import dlq`: look into the dead-letter queue, send letters back for another try,
-//! and clear old ones. Letters are read with `basic.get` and left unacknowledged unless a
-//! command removes them, so whatever a command does not touch (or a crash interrupts) goes
-//! back to the queue when the channel closes.
+//! and clear old ones.
+//!
+//! Looking must not wear a letter out. A letter read with `basic.get` and returned
+//! unacknowledged counts as a failed delivery on a quorum queue: its `x-delivery-count` rises,
+//! and at the queue's delivery limit (none by default before RabbitMQ 4.0, 20 by default
+//! since; any `delivery-limit` policy) the broker drops it, the dead-letter queue having no
+//! dead-letter exchange of its own. So every letter a command reads and does not remove is
+//! put back as a confirmed copy at the tail of the queue, and only then is the original
+//! acked ([`Letters::keep`]): its count starts again at nothing, on every broker version and
+//! whatever the limit. A crash between the two leaves the letter twice, never zero times (a
+//! batch replayed twice is applied once). A command reads at most the letters present when
+//! it began, so it never meets its own copies.
 
 use crate::broker;
 use crate::broker::consume::{DELIVERY_COUNT_HEADER, ORG_ID_HEADER, header_str};
@@ -78,44 +87,48 @@ pub enum DlqCommand {
     },
 }
 
-/// Runs the command. Letters it does not remove go back to the queue when its channel closes.
+/// Runs the command. Letters it reads and does not remove are put back (see the module
+/// documentation); an interrupted command leaves unacked letters to return with the channel.
 pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
     let (connection, channel) = broker::open_declared(&args.broker, "contact-import dlq").await?;
     let queue = args.broker.dead_letter_queue.clone();
-    let outcome = match args.command {
-        DlqCommand::List { limit } => list(&channel, &queue, limit).await,
-        DlqCommand::Show { id } => show(&channel, &queue, &id).await,
-        DlqCommand::Replay {
-            ids,
-            all,
-            limit,
-            include_refused,
-        } => {
-            let publisher = Publisher::open(&connection, args.broker.clone()).await?;
-            let wanted = |letter: &Letter| {
-                let wanted = all || ids.contains(&letter.batch_id);
-                let refused = RejectCode::ALL
-                    .iter()
-                    .any(|code| code.requester_only() && code.as_str() == letter.reason);
-                if wanted && refused && !include_refused {
-                    eprintln!(
-                        "skipped {} ({}: its sender was not allowed; --include-refused sends it \
-                         as you)",
-                        letter.batch_id, letter.reason
-                    );
-                    return false;
-                }
-                wanted
-            };
-            // The copy can carry no user_id but ours: the replay is sent as the operator,
-            // whose grants a worker in `grants` mode then checks.
-            let nodes = broker::endpoints(&args.broker.amqp_url)?;
-            let replayer = nodes[0].login_user();
-            replay(&channel, &queue, &publisher, wanted, limit, replayer).await
+    let publisher = Publisher::open(&connection, args.broker.clone()).await?;
+    let outcome = async {
+        let mut letters = Letters::open(&channel, &queue, &publisher).await?;
+        match args.command {
+            DlqCommand::List { limit } => list(&mut letters, limit).await,
+            DlqCommand::Show { id } => show(&mut letters, &id).await,
+            DlqCommand::Replay {
+                ids,
+                all,
+                limit,
+                include_refused,
+            } => {
+                let wanted = |letter: &Letter| {
+                    let wanted = all || ids.contains(&letter.batch_id);
+                    let refused = RejectCode::ALL
+                        .iter()
+                        .any(|code| code.requester_only() && code.as_str() == letter.reason);
+                    if wanted && refused && !include_refused {
+                        eprintln!(
+                            "skipped {} ({}: its sender was not allowed; --include-refused sends it \
+                             as you)",
+                            letter.batch_id, letter.reason
+                        );
+                        return false;
+                    }
+                    wanted
+                };
+                // The copy can carry no user_id but ours: the replay is sent as the operator,
+                // whose grants a worker in `grants` mode then checks.
+                let nodes = broker::endpoints(&args.broker.amqp_url)?;
+                let replayer = nodes[0].login_user();
+                replay(&mut letters, &publisher, wanted, limit, replayer).await
+            }
+            DlqCommand::Purge { older_than, yes } => purge(&mut letters, older_than, yes).await,
         }
-        DlqCommand::Purge { older_than, yes } => purge(&channel, &queue, older_than, yes).await,
-    };
-    // Letters read and not acked return to the queue with the channel.
+    }
+    .await;
     let _ = connection.close(200, "done".into()).await;
     outcome
 }
@@ -126,7 +139,12 @@ struct Letter {
     batch_id: String,
     org: String,
     reason: String,
+    /// The worker's count of deliveries (`x-contact-import-attempts`), else the broker's
+    /// dead-lettering count from `x-death`.
     attempts: String,
+    /// The broker's `x-delivery-count`: how often the dead-letter queue handed this letter
+    /// out and got it back (reads by an earlier `dlq`, a crashed one), not import attempts.
+    returned: Option<i64>,
     first_death: Option<SystemTime>,
     last_death: Option<SystemTime>,
 }
@@ -163,11 +181,17 @@ impl Letter {
                 .max()
                 .map_or_else(|| "-".into(), |n| n.to_string()),
         };
+        let returned = match headers.and_then(|h| h.inner().get(DELIVERY_COUNT_HEADER)) {
+            Some(AMQPValue::LongLongInt(n)) => Some(*n),
+            Some(AMQPValue::LongInt(n)) => Some(i64::from(*n)),
+            _ => None,
+        };
         Self {
             batch_id,
             org,
             reason,
             attempts,
+            returned,
             first_death: times.clone().min(),
             last_death: times.max(),
             message,
@@ -262,20 +286,85 @@ fn time(t: Option<SystemTime>) -> String {
     )
 }
 
-/// Reads the next letter, or `None` when every letter has been read once.
-async fn next(channel: &Channel, queue: &str) -> anyhow::Result<Option<Letter>> {
-    let message = channel
-        .basic_get(queue.into(), BasicGetOptions { no_ack: false })
-        .await
-        .with_context(|| format!("reading {queue}"))?;
-    Ok(message.map(Letter::read))
+/// The letters of the dead-letter queue, each read once: at most as many as it held when the
+/// command began, so that the copies [`Letters::keep`] puts back at the tail (and letters
+/// dead-lettered meanwhile) are not read again.
+struct Letters<'a> {
+    channel: &'a Channel,
+    queue: &'a str,
+    publisher: &'a Publisher,
+    left: u32,
 }
 
-async fn list(channel: &Channel, queue: &str, limit: usize) -> anyhow::Result<()> {
+impl<'a> Letters<'a> {
+    async fn open(
+        channel: &'a Channel,
+        queue: &'a str,
+        publisher: &'a Publisher,
+    ) -> anyhow::Result<Self> {
+        let present = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("counting the letters in {queue}"))?
+            .message_count();
+        Ok(Self {
+            channel,
+            queue,
+            publisher,
+            left: present,
+        })
+    }
+
+    /// The next letter, or `None` when every letter present at the start has been read.
+    async fn next(&mut self) -> anyhow::Result<Option<Letter>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let message = self
+            .channel
+            .basic_get(self.queue.into(), BasicGetOptions { no_ack: false })
+            .await
+            .with_context(|| format!("reading {}", self.queue))?;
+        self.left = if message.is_some() { self.left - 1 } else { 0 };
+        Ok(message.map(Letter::read))
+    }
+
+    /// Keeps a letter that was only looked at: a confirmed copy at the tail of the queue,
+    /// then the original acked (see the module documentation for why not a plain return).
+    async fn keep(&self, letter: Letter) -> anyhow::Result<()> {
+        let delivery = &letter.message.delivery;
+        self.publisher
+            .put_back(self.queue, delivery)
+            .await
+            .with_context(|| format!("putting {} back into {}", letter.batch_id, self.queue))?;
+        self.remove(letter).await
+    }
+
+    /// Acks the letter: it leaves the queue.
+    async fn remove(&self, letter: Letter) -> anyhow::Result<()> {
+        letter
+            .message
+            .delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .with_context(|| format!("removing {} from {}", letter.batch_id, self.queue))?;
+        Ok(())
+    }
+}
+
+async fn list(letters: &mut Letters<'_>, limit: usize) -> anyhow::Result<()> {
     println!("BATCH ID\tORG\tREASON\tATTEMPTS\tFIRST DEATH\tLAST DEATH\tBYTES");
     let mut seen = 0;
     while seen < limit {
-        let Some(letter) = next(channel, queue).await? else {
+        let Some(letter) = letters.next().await? else {
             break;
         };
         seen += 1;
@@ -289,14 +378,16 @@ async fn list(channel: &Channel, queue: &str, limit: usize) -> anyhow::Result<()
             time(letter.last_death),
             letter.size()
         );
+        letters.keep(letter).await?;
     }
-    eprintln!("{seen} dead letter(s) in {queue}");
+    eprintln!("{seen} dead letter(s) in {}", letters.queue);
     Ok(())
 }
 
-async fn show(channel: &Channel, queue: &str, id: &str) -> anyhow::Result<()> {
-    while let Some(letter) = next(channel, queue).await? {
+async fn show(letters: &mut Letters<'_>, id: &str) -> anyhow::Result<()> {
+    while let Some(letter) = letters.next().await? {
         if letter.batch_id != id {
+            letters.keep(letter).await?;
             continue;
         }
         let delivery = &letter.message.delivery;
@@ -304,8 +395,18 @@ async fn show(channel: &Channel, queue: &str, id: &str) -> anyhow::Result<()> {
         println!("org:      {}", letter.org);
         println!("reason:   {}", letter.reason);
         println!("attempts: {}", letter.attempts);
+        // 0 on a letter's first delivery from a queue with a delivery limit: nothing to say.
+        if let Some(returned) = letter.returned.filter(|n| *n > 0) {
+            println!(
+                "returned to the dead-letter queue: {returned} time(s) (the broker's \
+                 {DELIVERY_COUNT_HEADER}: letters read and not acked, not import attempts)"
+            );
+        }
         if let Some(headers) = delivery.properties.headers() {
             for (name, value) in headers.inner() {
+                if name.as_str() == DELIVERY_COUNT_HEADER {
+                    continue;
+                }
                 println!("header {name}: {}", readable(value));
             }
         }
@@ -321,41 +422,27 @@ async fn show(channel: &Channel, queue: &str, id: &str) -> anyhow::Result<()> {
             ),
             Err(_) => println!("{}", String::from_utf8_lossy(&delivery.data)),
         }
-        return Ok(());
+        return letters.keep(letter).await;
     }
-    bail!("no dead letter with batch id {id} in {queue}")
+    bail!("no dead letter with batch id {id} in {}", letters.queue)
 }
 
 async fn replay(
-    channel: &Channel,
-    queue: &str,
+    letters: &mut Letters<'_>,
     publisher: &Publisher,
     wanted: impl Fn(&Letter) -> bool,
     limit: Option<usize>,
     replayer: Option<&str>,
 ) -> anyhow::Result<()> {
-    // Only the letters there now: a replayed batch that fails again comes back as a new
-    // letter, and must not be replayed again in the same run.
-    let present = channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?
-        .message_count();
+    // Only the letters there now (`Letters`): a replayed batch that fails again comes back
+    // as a new letter, and must not be replayed again in the same run.
     let mut replayed = 0;
-    for _ in 0..present {
-        if limit.is_some_and(|limit| replayed >= limit) {
-            break;
-        }
-        let Some(letter) = next(channel, queue).await? else {
+    while limit.is_none_or(|limit| replayed < limit) {
+        let Some(letter) = letters.next().await? else {
             break;
         };
         if !wanted(&letter) {
+            letters.keep(letter).await?;
             continue;
         }
         let delivery = &letter.message.delivery;
@@ -367,13 +454,10 @@ async fn replay(
             .publish_batch(&delivery.data, properties)
             .await
             .with_context(|| format!("republishing {}", letter.batch_id))?;
-        delivery
-            .acker
-            .ack(BasicAckOptions::default())
-            .await
-            .with_context(|| format!("removing {} from {queue}", letter.batch_id))?;
+        let (batch_id, reason) = (letter.batch_id.clone(), letter.reason.clone());
+        letters.remove(letter).await?;
         replayed += 1;
-        eprintln!("replayed {} ({})", letter.batch_id, letter.reason);
+        eprintln!("replayed {batch_id} ({reason})");
     }
     eprintln!("{replayed} dead letter(s) replayed");
     Ok(())
@@ -403,30 +487,22 @@ fn fresh_properties(original: &BasicProperties) -> BasicProperties {
     original.clone().with_headers(kept)
 }
 
-async fn purge(
-    channel: &Channel,
-    queue: &str,
-    older_than: Duration,
-    yes: bool,
-) -> anyhow::Result<()> {
+async fn purge(letters: &mut Letters<'_>, older_than: Duration, yes: bool) -> anyhow::Result<()> {
     let cutoff = SystemTime::now() - older_than;
     let mut matched = 0;
-    while let Some(letter) = next(channel, queue).await? {
+    while let Some(letter) = letters.next().await? {
         // A letter with no death time is kept: nothing says it is old.
-        if letter.last_death.is_none_or(|t| t > cutoff) {
-            continue;
+        let old = letter.last_death.is_some_and(|t| t <= cutoff);
+        if old {
+            matched += 1;
         }
-        matched += 1;
-        if yes {
-            letter
-                .message
-                .delivery
-                .acker
-                .ack(BasicAckOptions::default())
-                .await
-                .with_context(|| format!("removing {}", letter.batch_id))?;
+        if old && yes {
+            letters.remove(letter).await?;
+        } else {
+            letters.keep(letter).await?;
         }
     }
+    let queue = letters.queue;
     if yes {
         eprintln!("removed {matched} dead letter(s) older than {older_than:?} from {queue}");
     } else {

@@ -590,7 +590,7 @@ impl Pipeline {
         reply: &Requester,
         rejection: Rejection,
     ) -> Settlement {
-        warn!(code = %rejection.code, message = %rejection.message, "batch rejected");
+        warn!(code = %rejection.code, detail = %rejection.message, "batch rejected");
         let code = rejection.code.as_str();
         let mut result = BatchResult::rejected(batch_id, &rejection, Utc::now());
         result.detail = self.result_detail(delivery);

@@ -295,6 +295,9 @@ async fn close(connections: &[Connection]) {
 /// Waits for in-flight batches up to `grace`; the ones still running after it are abandoned
 /// uncommitted and their deliveries return to the queue.
 async fn drain(in_flight: &mut JoinSet<()>, grace: Duration) {
+    // The set still holds batches that finished while the session waited for a delivery
+    // (they are reaped only when the next one arrives): not in flight, not waited for.
+    while in_flight.try_join_next().is_some() {}
     if in_flight.is_empty() {
         return;
     }

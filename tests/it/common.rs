@@ -40,7 +40,12 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new() -> Self {
-        let amqp_url = env::amqp_url();
+        Self::on(env::amqp_url()).await
+    }
+
+    /// A world on the broker of `amqp_url` (a node of the test's own, say, whose policies it
+    /// may set) rather than the shared one.
+    pub async fn on(amqp_url: String) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
 
         let database =

@@ -1,5 +1,15 @@
 use crate::common::{ORG, TestEnv, batch};
+use crate::support::{database, env as support_env, strict_json};
+use lapin::options::QueueDeleteOptions;
 use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Parses every line of `log` with a parser that refuses a repeated key.
+fn strict_lines(log: &str) -> Vec<Value> {
+    log.lines()
+        .map(|line| strict_json::parse(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
 
 #[tokio::test]
 async fn logs_are_json_lines_off_a_terminal_and_batch_lines_carry_batch_org_and_delivery_tag() {
@@ -154,4 +164,120 @@ async fn no_rust_log_level_lets_contact_data_into_the_log() {
     let env = TestEnv::new().await;
     let (log, secrets) = run_unbound(&env, "trace", 3).await;
     assert_no_secret(&log, &secrets);
+}
+
+/// A run that stores a batch, rejects and dead-letters one (the rejection carries a detail
+/// beside its message), answers one to a `reply_to` queue nobody declared (a returned
+/// message), and reconnects after the broker cancelled its consumer: no line of it holds a
+/// key twice.
+#[tokio::test]
+async fn every_line_a_worker_writes_is_json_with_each_key_once() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker_with(&[], &[("RUST_LOG", "debug")]).await;
+    env.publish_json("stored", &batch(ORG, json!([{"displayName": "Stored"}])))
+        .await;
+    assert_eq!(env.next_result().await.2["status"], "succeeded");
+    env.publish(b"not json", env.props("rejected")).await;
+    assert_eq!(env.next_result().await.2["status"], "rejected");
+    env.next_dead_letter().await;
+    let nobody = format!("t{}.nobody.declared.this", env.id);
+    let props = env.props("returned").with_reply_to(nobody.as_str().into());
+    env.publish(
+        &serde_json::to_vec(&batch(ORG, json!([{"displayName": "Returned"}]))).unwrap(),
+        props,
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while worker
+        .metric_sum("contact_import_results_unroutable_total")
+        .await
+        .unwrap()
+        < 1.0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no returned result");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.channel()
+        .queue_delete(
+            env.broker.import_queue.as_str().into(),
+            QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    while worker
+        .metric("contact_import_broker_reconnects_total")
+        .await
+        < 1.0
+        || worker.get("/readyz").await.0 != 200
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no reconnect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log_path = worker.log.clone();
+    assert!(worker.terminate().await.success());
+
+    let log = std::fs::read_to_string(log_path).unwrap();
+    let lines = strict_lines(&log);
+    let rejected = lines
+        .iter()
+        .find(|l| l["message"] == "batch rejected")
+        .unwrap_or_else(|| panic!("no 'batch rejected' line in:\n{log}"));
+    assert!(rejected["detail"].is_string(), "{rejected}");
+    for wanted in ["the reply_to queue does not exist", "reconnecting"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["message"].as_str().is_some_and(|m| m.contains(wanted))),
+            "no line about {wanted:?} in:\n{log}"
+        );
+    }
+}
+
+/// refinery logs through the `log` crate; its lines keep their text and name refinery as
+/// their target, without the source paths inside the cargo registry.
+#[tokio::test]
+async fn migration_lines_carry_the_event_without_the_dependencys_source_paths() {
+    let server = support_env::database_url();
+    let admin = database::connect(&server).await.unwrap();
+    let name = format!(
+        "logs_migrate_{}",
+        crate::support::ports::random_u64() % 1_000_000_000
+    );
+    database::create_database(&admin, &name).await.unwrap();
+    let migrate = tokio::process::Command::new(support_env::bin())
+        .arg("migrate")
+        .env("DATABASE_URL", database::url_of(&server, &name))
+        .env("RUST_LOG", "info")
+        .output()
+        .await
+        .unwrap();
+    database::drop_database(&admin, &name).await.unwrap();
+    let log = String::from_utf8_lossy(&migrate.stderr);
+    assert!(migrate.status.success(), "{log}");
+    let lines = strict_lines(&log);
+    let applying: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("applying migration"))
+        })
+        .collect();
+    assert!(!applying.is_empty(), "no migration line in:\n{log}");
+    for line in &lines {
+        let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
+        assert!(
+            keys.iter().all(|k| !k.starts_with("log.")),
+            "a log.* field: {line}"
+        );
+        assert!(!line.to_string().contains(".cargo/registry"), "{line}");
+    }
+    for line in applying {
+        assert!(
+            line["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("refinery")),
+            "{line}"
+        );
+    }
 }

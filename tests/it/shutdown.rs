@@ -58,3 +58,35 @@ async fn readiness_and_liveness_answer() {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
 }
+
+/// A batch that finished is no longer in flight: an idle worker's gauge reads 0, and on
+/// SIGTERM it waits for no batch (it used to count finished batches nobody had reaped yet).
+#[tokio::test]
+async fn an_idle_worker_counts_no_batch_in_flight_and_waits_for_none_on_sigterm() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker(&[]).await;
+    for id in ["first", "second"] {
+        env.publish_json(id, &batch(ORG, json!([{ "displayName": id }])))
+            .await;
+        assert_eq!(env.next_result().await.2["status"], "succeeded");
+    }
+    env.expect_queue_depth(&env.broker.import_queue, 0, "both batches acked")
+        .await;
+    worker
+        .expect_metric("contact_import_batches_in_flight", 0.0)
+        .await;
+    // Still 0 a moment later: nothing is left running.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(worker.metric("contact_import_batches_in_flight").await, 0.0);
+    let log_path = worker.log.clone();
+    assert!(worker.terminate().await.success());
+    let log = std::fs::read_to_string(log_path).unwrap();
+    let waiting: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("waiting for in-flight batches"))
+        .collect();
+    assert!(
+        waiting.is_empty(),
+        "an idle worker waited for batches: {waiting:?}"
+    );
+}

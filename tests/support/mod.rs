@@ -15,4 +15,5 @@ pub mod env;
 pub mod ports;
 pub mod process;
 pub mod servers;
+pub mod strict_json;
 pub mod worker;
