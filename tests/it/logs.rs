@@ -248,6 +248,8 @@ async fn migration_lines_carry_the_event_without_the_dependencys_source_paths() 
         .arg("migrate")
         .env("DATABASE_URL", database::url_of(&server, &name))
         .env("RUST_LOG", "info")
+        // A command logs text by default; JSON as a log collector (the migrate Job) asks.
+        .env("CONTACT_IMPORT_LOG_FORMAT", "json")
         .output()
         .await
         .unwrap();
