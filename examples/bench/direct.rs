@@ -131,7 +131,11 @@ async fn ceiling(store: &Store, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
             batch,
             sha,
             &Answer::Common,
-            (Mode::Apply, ResultDetail::Full),
+            store::Apply {
+                mode: Mode::Apply,
+                detail: ResultDetail::Full,
+                send_id: None,
+            },
             deadline,
         )
         .await?

@@ -31,7 +31,7 @@ static UPSERT_ONE: std::sync::LazyLock<String> =
 pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Result<Expected> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let Claim::New = batches::claim(&tx, batch.org_id(), batch.batch_id(), sha).await? else {
+    let Claim::New = batches::claim(&tx, batch.org_id(), batch.batch_id(), sha, None).await? else {
         anyhow::bail!("batch {} was applied before", batch.batch_id());
     };
     let statement = tx.prepare_cached(&UPSERT_ONE).await?;

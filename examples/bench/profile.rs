@@ -94,7 +94,7 @@ pub async fn run(database_url: &str, shape: &Shape) -> anyhow::Result<Profile> {
         let tx = client.transaction().await?;
         step(1);
         let Claim::New =
-            batches::claim(&tx, validated.org_id(), validated.batch_id(), &sha).await?
+            batches::claim(&tx, validated.org_id(), validated.batch_id(), &sha, None).await?
         else {
             anyhow::bail!("profile batch applied before");
         };

@@ -99,6 +99,16 @@ pub fn wants_common_result(delivery: &Delivery) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("result"))
 }
 
+/// Set by a publisher to a new value for every message it sends (`contact-import publish`:
+/// a UUID), so that the worker can tell a resend of an applied batch (another send id) from
+/// the same message delivered again.
+pub const SEND_ID_HEADER: &str = "x-send-id";
+
+/// The message's `x-send-id`, if it has one.
+pub fn send_id(delivery: &Delivery) -> Option<&str> {
+    header_str(delivery.properties.headers().as_ref(), SEND_ID_HEADER).filter(|id| !id.is_empty())
+}
+
 /// Set by a publisher to choose how much of the stored contacts its result carries
 /// (`full` or `summary`, see [`ResultDetail`]).
 pub const RESULT_DETAIL_HEADER: &str = "x-result-detail";

@@ -16,6 +16,8 @@ pub struct StoredResult {
     pub status: BatchStatus,
     /// The result's JSON, byte for byte as first published.
     pub body: Vec<u8>,
+    /// The `x-send-id` of the message that applied the batch, if it had one.
+    pub send_id: Option<String>,
 }
 
 /// The `status` column. A committed row holds a final status; anything else is an error
@@ -62,14 +64,15 @@ pub async fn claim(
     org: &OrgId,
     batch: &BatchId,
     body_sha256: &str,
+    send_id: Option<&str>,
 ) -> Result<Claim, tokio_postgres::Error> {
     let inserted = tx
         .execute(
             "INSERT INTO import_batches \
-                 (org_id, batch_id, body_sha256, status, received, created, updated, failed, result) \
-             VALUES ($1, $2, $3, 'processing', 0, 0, 0, 0, '') \
+                 (org_id, batch_id, body_sha256, status, received, created, updated, failed, result, send_id) \
+             VALUES ($1, $2, $3, 'processing', 0, 0, 0, 0, '', $4) \
              ON CONFLICT (org_id, batch_id) DO NOTHING",
-            &[&org.as_str(), &batch.as_str(), &body_sha256],
+            &[&org.as_str(), &batch.as_str(), &body_sha256, &send_id],
         )
         .await?;
     if inserted == 1 {
@@ -77,7 +80,7 @@ pub async fn claim(
     }
     let row = tx
         .query_one(
-            "SELECT body_sha256, status, result FROM import_batches \
+            "SELECT body_sha256, status, result, send_id FROM import_batches \
              WHERE org_id = $1 AND batch_id = $2",
             &[&org.as_str(), &batch.as_str()],
         )
@@ -87,6 +90,7 @@ pub async fn claim(
         result: StoredResult {
             status: status(&row, 1)?,
             body: row.get(2),
+            send_id: row.get(3),
         },
     })
 }
@@ -128,7 +132,7 @@ pub async fn stored_result(
 ) -> Result<Option<StoredResult>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT status, result FROM import_batches \
+            "SELECT status, result, send_id FROM import_batches \
              WHERE org_id = $1 AND batch_id = $2 AND body_sha256 = $3",
             &[&org.as_str(), &batch.as_str(), &body_sha256],
         )
@@ -137,6 +141,7 @@ pub async fn stored_result(
         Ok(StoredResult {
             status: status(&row, 0)?,
             body: row.get(1),
+            send_id: row.get(2),
         })
     })
     .transpose()

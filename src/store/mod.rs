@@ -169,7 +169,7 @@ impl Store {
         batch: &ValidatedBatch,
         body_sha256: &str,
         answer: &Answer,
-        (mode, detail): (Mode, ResultDetail),
+        how: Apply<'_>,
         deadline: Instant,
     ) -> Result<Applied, StoreError> {
         let timed_out = || StoreError::DeadlineExceeded { last_error: None };
@@ -178,9 +178,9 @@ impl Store {
         }
         let work = async {
             let mut client = Abandonable(Some(self.pool.get().await?), self.tls.clone());
-            let applied = match mode {
-                Mode::Apply => apply(client.get(), batch, body_sha256, answer, detail).await,
-                Mode::DryRun => dry_run(client.get(), batch, answer, detail).await,
+            let applied = match how.mode {
+                Mode::Apply => apply(client.get(), batch, body_sha256, answer, how).await,
+                Mode::DryRun => dry_run(client.get(), batch, answer, how.detail).await,
             };
             match &applied {
                 // The server went read-only under a pooled connection (demoted, or made a
@@ -248,6 +248,17 @@ impl Store {
         let client = self.pool.get().await?;
         Ok(batches::stored_result(&client, org, batch, body_sha256).await?)
     }
+}
+
+/// How [`Store::apply_batch`] applies a batch and shapes its result.
+#[derive(Debug, Clone, Copy)]
+pub struct Apply<'a> {
+    /// Applied, or only tried.
+    pub mode: Mode,
+    /// The result's contacts in full, or their ids.
+    pub detail: ResultDetail,
+    /// The message's `x-send-id`, stored with the batch (see [`batches::claim`]).
+    pub send_id: Option<&'a str>,
 }
 
 /// Whether a batch is applied or only tried.
@@ -321,10 +332,17 @@ async fn apply(
     batch: &ValidatedBatch,
     body_sha256: &str,
     answer: &Answer,
-    detail: ResultDetail,
+    how: Apply<'_>,
 ) -> Result<Applied, StoreError> {
     let tx = client.transaction().await?;
-    match batches::claim(&tx, batch.org_id(), batch.batch_id(), body_sha256).await? {
+    let claim = batches::claim(
+        &tx,
+        batch.org_id(),
+        batch.batch_id(),
+        body_sha256,
+        how.send_id,
+    );
+    match claim.await? {
         Claim::New => {}
         Claim::Done {
             body_sha256: stored,
@@ -335,7 +353,7 @@ async fn apply(
     let outcomes = upsert::write_contacts(&tx, batch).await?;
     let mut result = BatchResult::applied(batch.batch_id(), batch.org_id(), outcomes, Utc::now());
     answer.complete(&mut result);
-    result.detail = detail;
+    result.detail = how.detail;
     let body = result.to_json();
     batches::finish(&tx, batch.org_id(), batch.batch_id(), &result, &body).await?;
     tx.commit().await?;

@@ -18,7 +18,7 @@ use crate::rejection::{RejectCode, Rejection};
 use crate::result::{BatchResult, BatchStatus, ResultDetail};
 use crate::store::availability::Availability;
 use crate::store::batches::StoredResult;
-use crate::store::{Applied, Mode, Store, StoreError};
+use crate::store::{Applied, Apply, Mode, Store, StoreError};
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use lapin::message::Delivery;
@@ -243,18 +243,18 @@ impl Pipeline {
         } else {
             Mode::Apply
         };
-        let detail = self.result_detail(delivery);
-        // Whether the stored result is replayed for a message that wrote nothing: a resend
-        // of a batch an earlier message applied. A redelivery of this message, or a COMMIT
-        // that went through after its deadline, answers for this message's own write.
-        let mut replayed = !delivery.redelivered;
+        let send_id = consume::send_id(delivery);
+        let how = Apply {
+            mode,
+            detail: self.result_detail(delivery),
+            send_id,
+        };
         let applied = match self
-            .apply(&batch, body_sha256, &answer, mode, detail, deadline)
+            .apply(&batch, body_sha256, &answer, how, deadline)
             .await
         {
             // The time may have run out during COMMIT, which then went through after all.
             Err(e @ StoreError::DeadlineExceeded { .. }) if mode == Mode::Apply => {
-                replayed = false;
                 match self.committed_anyway(&batch, body_sha256).await {
                     Some(stored) => Ok(Applied::Replayed(stored)),
                     None => Err(e),
@@ -277,6 +277,13 @@ impl Pipeline {
                 Ok(Applied::Replayed(stored)) => {
                     metrics::replayed();
                     info!("batch was applied before; publishing its stored result again");
+                    // A resend: another message (another send id) applied the batch. The
+                    // same message again (redelivered, or retried after a lost COMMIT
+                    // reply) answers for its own write.
+                    let replayed = match (&stored.send_id, send_id) {
+                        (Some(stored), Some(this)) => stored != this,
+                        _ => false,
+                    };
                     let about = ResultHeaders {
                         status: stored.status,
                         replayed,
@@ -406,13 +413,12 @@ impl Pipeline {
         batch: &ValidatedBatch,
         body_sha256: &str,
         answer: &Answer,
-        mode: Mode,
-        detail: ResultDetail,
+        how: Apply<'_>,
         deadline: tokio::time::Instant,
     ) -> Result<Applied, StoreError> {
         self.with_database(deadline, || {
             self.store
-                .apply_batch(batch, body_sha256, answer, (mode, detail), deadline)
+                .apply_batch(batch, body_sha256, answer, how, deadline)
         })
         .await
     }

@@ -417,3 +417,46 @@ async fn a_docusign_csv_over_the_batch_size_is_split_and_failures_keep_their_fil
     assert_eq!(rows[0]["index"], 1700, "the position in the file: {rows:?}");
     assert_eq!(rows[0]["statusCode"], 400, "{rows:?}");
 }
+
+/// `replayed: true` marks the answer to a message whose batch id another message applied:
+/// told apart by `x-send-id`, so the same message delivered again is never called a resend.
+#[tokio::test]
+async fn only_a_resend_under_another_send_id_is_answered_as_replayed() {
+    use lapin::types::{AMQPValue, FieldTable, LongString};
+    let env = TestEnv::new().await;
+    let _worker = env.spawn_worker(&[]).await;
+    let body = serde_json::to_vec(&crate::common::batch(
+        ORG,
+        serde_json::json!([{"displayName": "Once Only"}]),
+    ))
+    .unwrap();
+    let sent_as = |send_id: Option<&str>| {
+        let mut headers = FieldTable::default();
+        if let Some(id) = send_id {
+            headers.insert(
+                "x-send-id".into(),
+                AMQPValue::LongString(LongString::from(id)),
+            );
+        }
+        env.props("resend-1").with_headers(headers)
+    };
+    let replayed = |properties: &lapin::BasicProperties| {
+        properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("replayed").cloned())
+    };
+    let mut answers = Vec::new();
+    for send_id in [Some("first"), Some("first"), Some("second"), None] {
+        env.publish(&body, sent_as(send_id)).await;
+        let (_, properties, result) = env.next_result().await;
+        assert_eq!(result["counts"]["created"], 1, "{result}");
+        answers.push(replayed(&properties));
+    }
+    assert_eq!(
+        answers,
+        [None, None, Some(AMQPValue::Boolean(true)), None],
+        "applied; the same message again; a resend; a message without a send id"
+    );
+    assert_eq!(env.contact_count().await, 1);
+}

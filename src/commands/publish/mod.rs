@@ -16,6 +16,7 @@ mod report;
 use crate::broker;
 use crate::broker::consume::{
     DIRECT_REPLY_TO, DRY_RUN_HEADER, ORG_ID_HEADER, REPLY_FORMAT_HEADER, RESULT_DETAIL_HEADER,
+    SEND_ID_HEADER,
 };
 use crate::broker::publish::REPLAYED_HEADER;
 use crate::commands::NotAllStored;
@@ -542,6 +543,11 @@ impl Sender<'_> {
     }
 }
 
+/// A new `x-send-id`: tells the worker this message from every other one with its batch id.
+fn new_send_id() -> AMQPValue {
+    AMQPValue::LongString(uuid::Uuid::new_v4().to_string().into())
+}
+
 /// A message's properties: what it is, how its result is matched and answered, who sends it.
 fn properties(
     args: &PublishArgs,
@@ -551,6 +557,7 @@ fn properties(
     user_id: Option<&ShortString>,
 ) -> BasicProperties {
     let mut headers = org_headers(message.org, message.kind);
+    headers.insert(SEND_ID_HEADER.into(), new_send_id());
     if args.dry_run {
         headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
     }

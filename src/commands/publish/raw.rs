@@ -6,7 +6,7 @@
 use super::PublishArgs;
 use super::input::{Format, format_of};
 use crate::broker;
-use crate::broker::consume::{DRY_RUN_HEADER, RESULT_DETAIL_HEADER, header_str};
+use crate::broker::consume::{DRY_RUN_HEADER, RESULT_DETAIL_HEADER, SEND_ID_HEADER, header_str};
 use crate::commands::NotAllStored;
 use crate::result::BatchStatus;
 use anyhow::{Context, bail};
@@ -50,6 +50,7 @@ pub async fn run(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
         properties = properties.with_user_id(user_id);
     }
     let mut headers = super::org_headers(args.org.as_deref(), chosen.kind);
+    headers.insert(SEND_ID_HEADER.into(), super::new_send_id());
     if args.dry_run {
         headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
     }
