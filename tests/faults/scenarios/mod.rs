@@ -1,7 +1,7 @@
 //! One module per fault. Each test names the behaviour it proves.
 
 mod broker_restart;
-mod database_failover;
+mod postgres_failover;
 mod database_restart;
 mod network_cut;
 mod poison;

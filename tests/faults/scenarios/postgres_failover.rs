@@ -25,8 +25,8 @@ fn both_hosts(primary: &Postgres, standby: &Postgres) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_failover_to_a_synchronous_standby_loses_nothing() {
-    let mut s = Scenario::start("database_failover").await;
+async fn postgres_failover_to_a_synchronous_standby_loses_nothing() {
+    let mut s = Scenario::start("postgres_failover").await;
     let mut standby = s
         .cluster
         .postgres
@@ -64,8 +64,8 @@ async fn database_failover_to_a_synchronous_standby_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_failover_to_an_asynchronous_standby_loses_answered_batches() {
-    let mut s = Scenario::start("database_failover_async").await;
+async fn postgres_failover_async_loses_the_batches_answered_while_the_standby_lagged() {
+    let mut s = Scenario::start("postgres_failover_async").await;
     // The standby streams through a link the test can cut.
     let link = Proxy::start(([127, 0, 0, 1], s.cluster.postgres.port).into()).await;
     let standby = s
@@ -106,7 +106,7 @@ async fn database_failover_to_an_asynchronous_standby_loses_answered_batches() {
         .collect();
     let lost: Vec<&String> = answered.difference(&on_new_primary).collect();
     eprintln!(
-        "database_failover_async: {} batches answered, {} of them missing after the failover",
+        "postgres_failover_async: {} batches answered, {} of them missing after the failover",
         answered.len(),
         lost.len()
     );
@@ -131,8 +131,8 @@ async fn database_failover_to_an_asynchronous_standby_loses_answered_batches() {
 /// must not keep the worker on it: the connection that hit SQLSTATE 25006 is closed and the
 /// next one, with `target_session_attrs=read-write`, goes to the writable host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_turned_read_only_is_left_for_the_writable_host() {
-    let mut s = Scenario::start("database_read_only").await;
+async fn postgres_read_only_server_is_left_for_the_writable_host() {
+    let mut s = Scenario::start("postgres_read_only").await;
     let other = Postgres::start(s.cluster.dir.join("other")).await;
     migrate(&env::bin(), &other.url())
         .await
@@ -150,6 +150,21 @@ async fn a_server_turned_read_only_is_left_for_the_writable_host() {
     ] {
         first.batch_execute(statement).await.unwrap();
     }
+    // pg_reload_conf only asks for the reload: wait until a new session sees it, after which
+    // the postmaster has signalled every backend, the pooled ones included.
+    crate::harness::eventually(
+        Duration::from_secs(10),
+        "the reload took effect",
+        || async {
+            let row = s
+                .db()
+                .await
+                .query_one("SHOW default_transaction_read_only", &[])
+                .await;
+            row.is_ok_and(|row| row.get::<_, String>(0) == "on")
+        },
+    )
+    .await;
     s.publish(stream::batches(10, 10, 30)).await;
     s.wait_for_results(20).await;
     worker.assert_running();
