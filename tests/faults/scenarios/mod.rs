@@ -1,10 +1,10 @@
 //! One module per fault. Each test names the behaviour it proves.
 
 mod broker_restart;
-mod postgres_failover;
 mod database_restart;
 mod network_cut;
 mod poison;
+mod postgres_failover;
 mod rabbitmq_cluster;
 mod resource_alarm;
 mod sigterm_drain;
