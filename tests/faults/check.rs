@@ -108,6 +108,19 @@ impl Summary {
         );
     }
 
+    /// Records whether `worker` requeued a batch for a database error during `fault`: the
+    /// batches in hand must wait for the database instead of spending their deliveries.
+    pub async fn expect_no_database_requeues(&mut self, worker: &Worker, fault: &str) {
+        let requeued = worker
+            .try_metric(r#"contact_import_batches_requeued_total{reason="database"}"#)
+            .await
+            .unwrap_or(0.0);
+        self.expect(
+            requeued == 0.0,
+            format!("{requeued} batches were requeued during the {fault} instead of waiting"),
+        );
+    }
+
     /// Writes the row, then fails the test with every broken invariant listed.
     pub fn finish(self) {
         self.write();

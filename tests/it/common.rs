@@ -10,7 +10,7 @@ use crate::support::worker::{Worker, WorkerSettings};
 use contact_import::broker::topology;
 use contact_import::config::BrokerConfig;
 use futures_lite::StreamExt;
-use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use serde_json::Value;
@@ -128,11 +128,6 @@ impl TestEnv {
         )
     }
 
-    /// The test's own confirm-mode channel.
-    pub fn channel(&self) -> &Channel {
-        &self.channel
-    }
-
     pub fn props(&self, message_id: &str) -> BasicProperties {
         amqp::webex_properties(message_id)
     }
@@ -238,6 +233,31 @@ impl TestEnv {
             )
             .await
             .unwrap();
+    }
+
+    /// Deletes the import queue, which makes the broker cancel `worker`'s consumer
+    /// (basic.cancel), and waits until the worker has reconnected and is ready again.
+    pub async fn cancel_consumer_and_wait_for_resubscribe(&self, worker: &Worker) {
+        self.channel
+            .queue_delete(
+                self.broker.import_queue.as_str().into(),
+                QueueDeleteOptions::default(),
+            )
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while worker
+            .metric("contact_import_broker_reconnects_total")
+            .await
+            < 1.0
+            || worker.get("/readyz").await.0 != 200
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the worker did not resubscribe"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn contact_count(&self) -> i64 {

@@ -1,6 +1,5 @@
 use crate::common::{ORG, TestEnv, batch};
 use crate::support::{database, env as support_env, strict_json};
-use lapin::options::QueueDeleteOptions;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -197,22 +196,7 @@ async fn every_line_a_worker_writes_is_json_with_each_key_once() {
         assert!(tokio::time::Instant::now() < deadline, "no returned result");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    env.channel()
-        .queue_delete(
-            env.broker.import_queue.as_str().into(),
-            QueueDeleteOptions::default(),
-        )
-        .await
-        .unwrap();
-    while worker
-        .metric("contact_import_broker_reconnects_total")
-        .await
-        < 1.0
-        || worker.get("/readyz").await.0 != 200
-    {
-        assert!(tokio::time::Instant::now() < deadline, "no reconnect");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    env.cancel_consumer_and_wait_for_resubscribe(&worker).await;
     let log_path = worker.log.clone();
     assert!(worker.terminate().await.success());
 

@@ -1,7 +1,5 @@
 use crate::common::{ORG, TestEnv, batch};
-use lapin::options::QueueDeleteOptions;
 use serde_json::json;
-use std::time::Duration;
 
 #[tokio::test]
 async fn a_consumer_cancelled_by_the_broker_subscribes_again_without_a_restart() {
@@ -11,27 +9,7 @@ async fn a_consumer_cancelled_by_the_broker_subscribes_again_without_a_restart()
         .await;
     assert_eq!(env.next_result().await.2["status"], "succeeded");
 
-    // Deleting the queue makes the broker cancel the worker's consumer (basic.cancel).
-    env.channel()
-        .queue_delete(
-            env.broker.import_queue.as_str().into(),
-            QueueDeleteOptions::default(),
-        )
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while worker
-        .metric("contact_import_broker_reconnects_total")
-        .await
-        < 1.0
-        || worker.get("/readyz").await.0 != 200
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker did not resubscribe"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    env.cancel_consumer_and_wait_for_resubscribe(&worker).await;
 
     worker.expect_metric("contact_import_ready", 1.0).await;
 

@@ -598,16 +598,7 @@ impl Postgres {
     }
 
     async fn start_with(dir: PathBuf, tls: Option<&Certs>) -> Self {
-        std::fs::create_dir_all(&dir).unwrap();
-        if is_root() {
-            let chown = Command::new("chown")
-                .arg("postgres:")
-                .arg(&dir)
-                .status()
-                .await
-                .unwrap();
-            assert!(chown.success(), "chown postgres {}", dir.display());
-        }
+        own_dir(&dir).await;
         let initdb = as_postgres(&format!("{}/initdb", pg_bin()))
             .arg("-D")
             .arg(dir.join("data"))
@@ -632,25 +623,31 @@ impl Postgres {
         if let Some(certs) = tls {
             configure_tls(&dir.join("data"), certs).await;
         }
+        let cluster = Self::boot_on_a_free_port(dir, tls.map(|certs| certs.ca.clone())).await;
+        cluster
+            .admin()
+            .await
+            .batch_execute("CREATE DATABASE contact_import")
+            .await
+            .unwrap();
+        cluster
+    }
+
+    /// Starts the server of `dir` on a free port, trying another when one is taken meanwhile.
+    async fn boot_on_a_free_port(dir: PathBuf, tls_ca: Option<PathBuf>) -> Self {
         for _ in 0..3 {
-            let mut cluster = Self {
+            let mut server = Self {
                 dir: dir.clone(),
                 port: free_port(),
-                tls_ca: tls.map(|certs| certs.ca.clone()),
+                tls_ca: tls_ca.clone(),
                 postmaster: None,
             };
-            if cluster.boot().await {
-                cluster
-                    .admin()
-                    .await
-                    .batch_execute("CREATE DATABASE contact_import")
-                    .await
-                    .unwrap();
-                return cluster;
+            if server.boot().await {
+                return server;
             }
             eprintln!(
                 "postgres did not start on port {}; trying another",
-                cluster.port
+                server.port
             );
         }
         panic!(
@@ -791,16 +788,7 @@ impl Postgres {
             self.tls_ca.is_none(),
             "a standby of a TLS server is not needed yet"
         );
-        std::fs::create_dir_all(&dir).unwrap();
-        if is_root() {
-            let chown = Command::new("chown")
-                .arg("postgres:")
-                .arg(&dir)
-                .status()
-                .await
-                .unwrap();
-            assert!(chown.success(), "chown postgres {}", dir.display());
-        }
+        own_dir(&dir).await;
         let backup = as_postgres(&format!("{}/pg_basebackup", pg_bin()))
             .arg("-D")
             .arg(dir.join("data"))
@@ -817,25 +805,7 @@ impl Postgres {
             "pg_basebackup failed: {}",
             String::from_utf8_lossy(&backup.stderr)
         );
-        for _ in 0..3 {
-            let mut standby = Self {
-                dir: dir.clone(),
-                port: free_port(),
-                tls_ca: None,
-                postmaster: None,
-            };
-            if standby.boot().await {
-                return standby;
-            }
-            eprintln!(
-                "standby did not start on port {}; trying another",
-                standby.port
-            );
-        }
-        panic!(
-            "standby did not start:\n{}",
-            tail(&dir.join("server.log"), 40)
-        );
+        Self::boot_on_a_free_port(dir, None).await
     }
 
     /// Makes every commit wait until a standby has it (`synchronous_standby_names = '*'`,
@@ -850,40 +820,29 @@ impl Postgres {
         ] {
             admin.batch_execute(statement).await.unwrap();
         }
-        let deadline = Instant::now() + SERVICE_WAIT;
-        loop {
-            let sync = admin
-                .query(
-                    "SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync'",
-                    &[],
-                )
-                .await
-                .unwrap();
-            if !sync.is_empty() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "no standby became synchronous");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_for_a_row(
+            "SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync'",
+            "no standby became synchronous",
+        )
+        .await;
     }
 
     /// Waits until a standby has replayed everything this primary has written so far.
     pub async fn wait_for_standby_replay(&self) {
+        self.wait_for_a_row(
+            "SELECT 1 FROM pg_stat_replication WHERE replay_lsn >= pg_current_wal_lsn()",
+            "the standby did not catch up",
+        )
+        .await;
+    }
+
+    /// Polls `query` (on the `postgres` database) until it returns a row, failing with
+    /// `what` after [`SERVICE_WAIT`].
+    async fn wait_for_a_row(&self, query: &str, what: &str) {
         let admin = self.admin().await;
         let deadline = Instant::now() + SERVICE_WAIT;
-        loop {
-            let caught_up = admin
-                .query(
-                    "SELECT 1 FROM pg_stat_replication
-                     WHERE replay_lsn >= pg_current_wal_lsn()",
-                    &[],
-                )
-                .await
-                .unwrap();
-            if !caught_up.is_empty() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the standby did not catch up");
+        while admin.query(query, &[]).await.unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "{what}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -993,6 +952,21 @@ fn as_postgres(program: &str) -> Command {
     }
     command.args(["--", program]);
     command
+}
+
+/// Creates `dir` for a PostgreSQL cluster, owned by the `postgres` user when we are root
+/// (PostgreSQL refuses to run as root).
+async fn own_dir(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    if is_root() {
+        let chown = Command::new("chown")
+            .arg("postgres:")
+            .arg(dir)
+            .status()
+            .await
+            .unwrap();
+        assert!(chown.success(), "chown postgres {}", dir.display());
+    }
 }
 
 fn is_root() -> bool {

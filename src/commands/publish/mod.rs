@@ -543,9 +543,30 @@ impl Sender<'_> {
     }
 }
 
-/// A new `x-send-id`: tells the worker this message from every other one with its batch id.
-fn new_send_id() -> AMQPValue {
-    AMQPValue::LongString(uuid::Uuid::new_v4().to_string().into())
+/// The headers of every message `publish` sends, in every mode: the org, a new `x-send-id`
+/// (tells the worker this message from every other one with its batch id), `x-dry-run` and
+/// `x-result-detail` as asked.
+fn request_headers(
+    args: &PublishArgs,
+    org: Option<&str>,
+    kind: MessageType,
+    detail: Option<ResultDetail>,
+) -> FieldTable {
+    let mut headers = org_headers(org, kind);
+    headers.insert(
+        SEND_ID_HEADER.into(),
+        AMQPValue::LongString(uuid::Uuid::new_v4().to_string().into()),
+    );
+    if args.dry_run {
+        headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
+    }
+    if let Some(detail) = detail {
+        headers.insert(
+            RESULT_DETAIL_HEADER.into(),
+            AMQPValue::LongString(detail.as_str().into()),
+        );
+    }
+    headers
 }
 
 /// A message's properties: what it is, how its result is matched and answered, who sends it.
@@ -556,22 +577,12 @@ fn properties(
     reply_to: &ShortString,
     user_id: Option<&ShortString>,
 ) -> BasicProperties {
-    let mut headers = org_headers(message.org, message.kind);
-    headers.insert(SEND_ID_HEADER.into(), new_send_id());
-    if args.dry_run {
-        headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
-    }
+    // --wait needs only counts and failures: a summary, unless told otherwise.
     let detail = match (args.result_detail, args.wait) {
-        (Some(chosen), _) => Some(chosen),
         (None, true) => Some(ResultDetail::Summary),
-        (None, false) => None,
+        (chosen, _) => chosen,
     };
-    if let Some(detail) = detail {
-        headers.insert(
-            RESULT_DETAIL_HEADER.into(),
-            AMQPValue::LongString(detail.as_str().into()),
-        );
-    }
+    let mut headers = request_headers(args, message.org, message.kind, detail);
     if args.wait {
         // Counted and reported from the common result, whatever the dialect answers in.
         headers.insert(

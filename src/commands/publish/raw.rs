@@ -6,14 +6,13 @@
 use super::PublishArgs;
 use super::input::{Format, format_of};
 use crate::broker;
-use crate::broker::consume::{DRY_RUN_HEADER, RESULT_DETAIL_HEADER, SEND_ID_HEADER, header_str};
+use crate::broker::consume::header_str;
 use crate::commands::NotAllStored;
 use crate::result::BatchStatus;
 use anyhow::{Context, bail};
 use futures_lite::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::ConfirmSelectOptions;
-use lapin::types::AMQPValue;
 use std::path::Path;
 use std::time::Duration;
 
@@ -49,17 +48,8 @@ pub async fn run(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
     if let Some(user_id) = super::user_id(&args.broker)? {
         properties = properties.with_user_id(user_id);
     }
-    let mut headers = super::org_headers(args.org.as_deref(), chosen.kind);
-    headers.insert(SEND_ID_HEADER.into(), super::new_send_id());
-    if args.dry_run {
-        headers.insert(DRY_RUN_HEADER.into(), AMQPValue::Boolean(true));
-    }
-    if let Some(detail) = args.result_detail {
-        headers.insert(
-            RESULT_DETAIL_HEADER.into(),
-            AMQPValue::LongString(detail.as_str().into()),
-        );
-    }
+    let headers =
+        super::request_headers(args, args.org.as_deref(), chosen.kind, args.result_detail);
     properties = properties.with_headers(headers);
     super::publish_confirmed(&channel, &args.broker, &body, properties).await?;
     eprintln!(

@@ -52,14 +52,9 @@ async fn postgres_failover_to_a_synchronous_standby_loses_nothing() {
 
     let mut summary = s.settle_and_check(&[]).await;
     worker.assert_running();
-    let requeued = worker
-        .try_metric(r#"contact_import_batches_requeued_total{reason="database"}"#)
-        .await
-        .unwrap_or(0.0);
-    summary.expect(
-        requeued == 0.0,
-        format!("{requeued} batches were requeued during the failover instead of waiting"),
-    );
+    summary
+        .expect_no_database_requeues(&worker, "failover")
+        .await;
     summary.finish();
 }
 
