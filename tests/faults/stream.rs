@@ -255,6 +255,9 @@ enum Reading {
 /// How long a stream subscription may stay silent before it is made again.
 const STREAM_IDLE: Duration = Duration::from_secs(5);
 
+/// How long an ack may take before the subscription is given up and made again.
+const ACK_WITHIN: Duration = Duration::from_secs(5);
+
 impl<T: Clone + Send + 'static> Collector<T> {
     fn start(amqp_url: &str, queue: &'static str, how: Reading, read: fn(&Delivery) -> T) -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -262,8 +265,18 @@ impl<T: Clone + Send + 'static> Collector<T> {
         let sink = received.clone();
         let task = tokio::spawn(async move {
             let mut next_offset = 0;
+            let mut last_error = String::new();
             loop {
-                let _ = consume(&url, queue, how, read, &sink, &mut next_offset).await;
+                // Each new kind of failure is printed once: a collector that stops
+                // collecting must say why in the test's output.
+                let error = match consume(&url, queue, how, read, &sink, &mut next_offset).await {
+                    Ok(()) => "subscription ended".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                if error != last_error {
+                    eprintln!("collector of {queue}: {error} (next offset {next_offset})");
+                    last_error = error;
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
@@ -398,7 +411,11 @@ async fn consume<T>(
         if keep {
             sink.lock().unwrap().push(read(&delivery));
         }
-        delivery.acker.ack(BasicAckOptions::default()).await?;
+        // Bounded: an ack in flight when the broker goes down was seen (under load) never
+        // to complete, which left the collector stuck for good after a broker restart.
+        tokio::time::timeout(ACK_WITHIN, delivery.acker.ack(BasicAckOptions::default()))
+            .await
+            .map_err(|_| "an ack did not complete")??;
     }
     if how == Reading::Stream {
         // Nothing is lost if the close never completes: a stream keeps its messages.
