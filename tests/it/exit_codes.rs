@@ -68,6 +68,12 @@ async fn publish_exits_0_when_all_is_stored_and_1_when_a_contact_fails_in_every_
         "a rejected batch: {}",
         assert_plain(&mismatch)
     );
+    // The closing sentence names the status and the rejection's reason.
+    let said = assert_plain(&mismatch);
+    assert!(
+        said.contains("the worker answered rejected (org.id.mismatch: "),
+        "{said}"
+    );
     let raw_bad = write(
         &env,
         "raw-bad.json",

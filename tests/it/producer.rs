@@ -129,9 +129,13 @@ async fn an_ndjson_dry_run_writes_nothing_and_the_real_run_exits_zero() {
         ])
         .await;
     assert!(ok, "{summary}{said}");
+    // The table's line for the file and the summary under it both say it was a dry run.
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(lines.len(), 3, "{summary}");
+    assert!(lines[1].contains("dry run, nothing written"), "{summary}");
     assert!(
-        summary.starts_with("dry run, nothing written: ")
-            && summary.contains("25 would be created, 0 would be updated, 0 would fail"),
+        lines[2].starts_with("dry run, nothing written: ")
+            && lines[2].contains("25 would be created, 0 would be updated, 0 would fail"),
         "{summary}"
     );
     assert_eq!(env.contact_count().await, 0);
@@ -459,4 +463,97 @@ async fn only_a_resend_under_another_send_id_is_answered_as_replayed() {
         "applied; the same message again; a resend; a message without a send id"
     );
     assert_eq!(env.contact_count().await, 1);
+}
+
+#[tokio::test]
+async fn with_wait_each_input_gets_a_line_with_its_type_status_counts_codes_and_changed_contact() {
+    let env = TestEnv::new().await;
+    let _worker = env.spawn_worker(&[]).await;
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let files = [
+        "webex-bulk-create.json",
+        "webex-bulk-mixed.json",
+        "docusign-contacts.xml",
+        "user-contact-update.json",
+    ];
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| examples.join(f).to_str().unwrap().to_owned())
+        .collect();
+    let mut args = vec![
+        "publish",
+        "--org",
+        ORG,
+        "--wait",
+        "--result-detail",
+        "full",
+        // In order: the update changes a contact the first file creates.
+        "--max-in-flight",
+        "1",
+    ];
+    args.extend(paths.iter().map(String::as_str));
+    // The table's cells, split on its column gaps.
+    let table = |out: &str| -> Vec<Vec<String>> {
+        out.lines()
+            .take_while(|l| !l.starts_with("batches:"))
+            .map(|l| {
+                l.split("  ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect()
+    };
+
+    let (ok, out, said) = env.cli(&args).await;
+    assert!(!ok, "the mixed file has failures: {out}{said}");
+    let lines = table(&out);
+    assert_eq!(lines.len(), 1 + files.len(), "{out}");
+    assert_eq!(
+        lines[0],
+        [
+            "FILE", "TYPE", "STATUS", "CREATED", "UPDATED", "FAILED", "FAILURES", "NOTE"
+        ]
+    );
+    let cells = |i: usize| lines[i][1..7].join(" ");
+    assert!(lines[1][0].ends_with("webex-bulk-create.json"), "{out}");
+    assert_eq!(cells(1), "webex.contacts.bulk succeeded 2 0 0 -", "{out}");
+    assert_eq!(
+        cells(2),
+        "webex.contacts.bulk partial 1 0 4 contact.not.found, invalid.email, invalid.phone, missing.name",
+        "{out}"
+    );
+    assert_eq!(
+        cells(3),
+        "docusign.contacts.create succeeded 2 0 0 -",
+        "{out}"
+    );
+    assert_eq!(cells(4), "user-contact.update succeeded 0 1 0 -", "{out}");
+    // The update names the contact it changed: the row the database holds for it.
+    let changed: String = env
+        .db
+        .query_one(
+            "SELECT contact_id::text FROM contacts WHERE emails->0->>'value' = 'maria.rossi@example.com'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        lines[4][7],
+        format!("changed contact {changed} (maria.rossi@example.com)"),
+        "{out}"
+    );
+
+    // Sent again: every line says its file was applied already.
+    let (_, again, said) = env.cli(&args).await;
+    let lines = table(&again);
+    assert_eq!(lines.len(), 1 + files.len(), "{again}{said}");
+    for line in &lines[1..] {
+        assert!(
+            line[7].starts_with("already applied by an earlier message"),
+            "{again}"
+        );
+    }
 }

@@ -188,6 +188,8 @@ fn user_id(broker: &BrokerConfig) -> anyhow::Result<Option<ShortString>> {
 struct Pending {
     batch_id: String,
     source: Source,
+    /// The input it was read from: its line in the tally.
+    file: usize,
 }
 
 /// What the publishing loop and the result collector share, under one lock: a result is
@@ -270,8 +272,15 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
         permits: &permits,
         progress: &progress,
         sequence: 0,
+        file: 0,
     };
     for (input, whole) in &inputs {
+        let kind = whole.map_or(MessageType::default_type(), |d| d.kind);
+        sender.file = ledger
+            .lock()
+            .expect("ledger lock")
+            .tally
+            .start_file(&input.name, kind);
         match whole {
             Some(detected) => send_whole_file(&mut sender, input, detected).await?,
             None => send_split_batches(&mut sender, input).await?,
@@ -344,9 +353,13 @@ async fn collect_results(
                 .and_then(|h| h.inner().get(REPLAYED_HEADER)),
             Some(AMQPValue::Boolean(true))
         );
-        let contacts = ledger
-            .tally
-            .add(&batch.batch_id, &result, &batch.source, replayed);
+        let contacts = ledger.tally.add(
+            batch.file,
+            &batch.batch_id,
+            &result,
+            &batch.source,
+            replayed,
+        );
         progress.answered(contacts);
         permits.add_permits(1);
     }
@@ -449,6 +462,7 @@ async fn wait_for_results(args: &PublishArgs, ledger: &Mutex<Ledger>) {
 
 /// Prints the summary, writes `--report`, and fails unless every contact was stored.
 fn report_results(args: &PublishArgs, tally: &Tally) -> anyhow::Result<()> {
+    print!("{}", tally.table());
     println!("{}", tally.summary());
     if let Some(path) = &args.report {
         report::write(path, &tally.failures)
@@ -494,6 +508,8 @@ struct Sender<'a> {
     progress: &'a Progress,
     /// The last correlation id used: unique within this run, it is how a result is matched.
     sequence: u64,
+    /// The input being sent: its line in the tally.
+    file: usize,
 }
 
 impl Sender<'_> {
@@ -523,6 +539,7 @@ impl Sender<'_> {
             let pending = Pending {
                 batch_id: message.batch_id.clone(),
                 source,
+                file: self.file,
             };
             self.ledger
                 .lock()
@@ -534,7 +551,11 @@ impl Sender<'_> {
         publish_confirmed(self.channel, &args.broker, &message.body, properties)
             .await
             .with_context(|| format!("publishing batch {}", message.batch_id))?;
-        self.ledger.lock().expect("ledger lock").tally.batches += 1;
+        self.ledger
+            .lock()
+            .expect("ledger lock")
+            .tally
+            .published(self.file);
         self.progress.published(contacts);
         if !args.wait {
             self.permits.add_permits(1);

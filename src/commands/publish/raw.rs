@@ -85,21 +85,35 @@ pub async fn run(args: &PublishArgs, file: &Path) -> anyhow::Result<()> {
             )
         })??;
     // The requester's answer: JSON for most dialects, the seed's XML for DocuSign XML and CSV.
-    match serde_json::from_slice::<serde_json::Value>(&result) {
-        Ok(json) => println!("{}", serde_json::to_string_pretty(&json)?),
-        Err(_) => println!("{}", String::from_utf8_lossy(&result)),
+    let json = serde_json::from_slice::<serde_json::Value>(&result).ok();
+    match &json {
+        Some(json) => println!("{}", serde_json::to_string_pretty(json)?),
+        None => println!("{}", String::from_utf8_lossy(&result)),
     }
     let _ = connection.close(200, "done".into()).await;
     // Every dialect's answer carries the batch's `status` header: the exit status is the
     // same as publish --wait's, whatever the answer's shape.
     match status {
         Some(BatchStatus::Succeeded) => Ok(()),
-        Some(status) => Err(NotAllStored(format!(
-            "{}: the batch was {} (see its answer above)",
-            file.display(),
-            status.as_str()
-        ))
-        .into()),
+        Some(status) => {
+            // A rejection's reason, where the answer is the common result.
+            let reason = json
+                .as_ref()
+                .and_then(|j| {
+                    Some((
+                        j["error"]["code"].as_str()?,
+                        j["error"]["message"].as_str()?,
+                    ))
+                })
+                .map(|(code, message)| format!(" ({code}: {message})"))
+                .unwrap_or_default();
+            Err(NotAllStored(format!(
+                "{}: the worker answered {}{reason}, not every contact was stored (see the answer above)",
+                file.display(),
+                status.as_str()
+            ))
+            .into())
+        }
         None => bail!("{}: the answer has no status header", file.display()),
     }
 }

@@ -2,8 +2,11 @@
 //! to their source for `--report`.
 
 use super::input::{Origin, Position};
+use crate::dialect::{MessageType, update};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::Path;
 
 #[derive(Debug, Default)]
@@ -22,6 +25,29 @@ pub struct Tally {
     /// Every batch was a dry run: nothing was written, the counts say what would be.
     pub dry_run: bool,
     pub failures: Vec<FailedRow>,
+    /// One per input, in the order they were sent: the lines of [`Tally::table`].
+    pub files: Vec<FileTally>,
+}
+
+/// What one input's messages came to.
+#[derive(Debug)]
+pub struct FileTally {
+    file: String,
+    /// The AMQP `type` its messages were sent as.
+    kind: MessageType,
+    batches: usize,
+    answered: usize,
+    /// The statuses its answered messages had.
+    statuses: BTreeSet<String>,
+    /// Created, updated, failed, as its results say (for a replay, what the earlier message
+    /// did).
+    counts: (u64, u64, u64),
+    replayed: usize,
+    /// Each failure code, with how many contacts (or whole messages) failed with it.
+    codes: BTreeMap<String, usize>,
+    /// The contacts an Update User Contact message changed: the one contact its request names
+    /// by email address or chat id, which its answer otherwise does not identify.
+    changed: Vec<String>,
 }
 
 /// A contact the worker did not store, and where it came from.
@@ -69,23 +95,83 @@ impl Source {
 }
 
 impl Tally {
-    /// Counts one result (or, for Update User Contact, the chat-bot reply made from it);
-    /// returns how many contacts it answered for.
+    /// Starts the line of an input whose messages are sent as `kind`; its index, for
+    /// [`Tally::published`] and [`Tally::add`].
+    pub fn start_file(&mut self, file: &str, kind: MessageType) -> usize {
+        self.files.push(FileTally {
+            file: file.to_owned(),
+            kind,
+            batches: 0,
+            answered: 0,
+            statuses: BTreeSet::new(),
+            counts: (0, 0, 0),
+            replayed: 0,
+            codes: BTreeMap::new(),
+            changed: Vec::new(),
+        });
+        self.files.len() - 1
+    }
+
+    /// One more message of input `file` was published and confirmed.
+    pub fn published(&mut self, file: usize) {
+        self.batches += 1;
+        self.files[file].batches += 1;
+    }
+
+    /// Counts one result (or, for Update User Contact, the chat-bot reply made from it) of a
+    /// message of input `file`; returns how many contacts it answered for.
     /// `replayed`: the result's `replayed` header, the batch applied by an earlier message.
     pub fn add(
         &mut self,
+        file: usize,
         batch_id: &str,
         result: &Value,
         source: &Source,
         replayed: bool,
     ) -> usize {
         let first_failure = self.failures.len();
+        let before = self.all_counts();
         let answered = self.count(batch_id, result, source, replayed);
+        let after = self.all_counts();
         let dry_run = self.dry_run;
         for row in &mut self.failures[first_failure..] {
             row.dry_run = dry_run;
         }
+
+        let line = &mut self.files[file];
+        line.answered += 1;
+        line.counts.0 += after.0 - before.0;
+        line.counts.1 += after.1 - before.1;
+        line.counts.2 += after.2 - before.2;
+        line.replayed += usize::from(replayed);
+        let status = match result["status"].as_str() {
+            Some(status) => status.to_owned(),
+            // The chat-bot reply has no status, only its HTTP-style code.
+            None if after.1 > before.1 => "succeeded".to_owned(),
+            None => "failed".to_owned(),
+        };
+        for row in &self.failures[first_failure..] {
+            let code = match row.error_code.as_str() {
+                "" => format!("status {}", row.status_code),
+                code => code.to_owned(),
+            };
+            *line.codes.entry(code).or_default() += 1;
+        }
+        if line.kind == update::TYPE && status == "succeeded" {
+            line.changed.extend(changed_contact(result));
+        }
+        line.statuses.insert(status);
         answered
+    }
+
+    /// Created, updated and failed, whether by this run or by the earlier run a replay
+    /// reports.
+    fn all_counts(&self) -> (u64, u64, u64) {
+        (
+            self.created + self.earlier.0,
+            self.updated + self.earlier.1,
+            self.failed + self.earlier.2,
+        )
     }
 
     fn count(&mut self, batch_id: &str, result: &Value, source: &Source, replayed: bool) -> usize {
@@ -226,6 +312,111 @@ impl Tally {
     }
 }
 
+impl Tally {
+    /// One line per input, aligned for a terminal: what its messages came to, the codes
+    /// its contacts failed with, and what the counts alone do not say (a replay, a dry run,
+    /// the contact an update changed).
+    pub fn table(&self) -> String {
+        let mut table = tabwriter::TabWriter::new(Vec::new()).padding(2);
+        let _ = writeln!(
+            table,
+            "FILE\tTYPE\tSTATUS\tCREATED\tUPDATED\tFAILED\tFAILURES\tNOTE"
+        );
+        for line in &self.files {
+            let (created, updated, failed) = line.counts;
+            let _ = writeln!(
+                table,
+                "{}\t{}\t{}\t{created}\t{updated}\t{failed}\t{}\t{}",
+                line.file,
+                line.kind.as_str(),
+                line.status(),
+                line.failure_codes(),
+                line.note(self.dry_run),
+            );
+        }
+        let bytes = table.into_inner().unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl FileTally {
+    fn status(&self) -> &str {
+        match (self.answered, self.statuses.len()) {
+            (0, _) => "unanswered",
+            (_, 1) => self
+                .statuses
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default(),
+            // Its batches fared differently: some of its contacts were stored.
+            _ => "partial",
+        }
+    }
+
+    fn failure_codes(&self) -> String {
+        if self.codes.is_empty() {
+            return "-".into();
+        }
+        let codes: Vec<String> = self
+            .codes
+            .iter()
+            .map(|(code, n)| match n {
+                1 => code.clone(),
+                n => format!("{code} ({n})"),
+            })
+            .collect();
+        codes.join(", ")
+    }
+
+    fn note(&self, dry_run: bool) -> String {
+        let mut notes = Vec::new();
+        if dry_run {
+            notes.push("dry run, nothing written: the counts say what would be".to_owned());
+        }
+        if self.answered < self.batches {
+            notes.push(format!(
+                "{} of {} messages unanswered",
+                self.batches - self.answered,
+                self.batches
+            ));
+        }
+        match self.replayed {
+            0 => {}
+            n if n == self.answered => {
+                notes.push("already applied by an earlier message, nothing written now".into())
+            }
+            n => notes.push(format!(
+                "{n} of {} messages already applied by an earlier message",
+                self.answered
+            )),
+        }
+        for contact in &self.changed {
+            notes.push(format!("changed {contact}"));
+        }
+        match notes.is_empty() {
+            true => "-".into(),
+            false => notes.join("; "),
+        }
+    }
+}
+
+/// The contact an Update User Contact result says it stored: its id, and with a full
+/// result the email address or name it is known by.
+fn changed_contact(result: &Value) -> Option<String> {
+    if let Some(id) = result["contactIds"][0].as_str() {
+        return Some(format!("contact {id}"));
+    }
+    let contact = &result["contacts"][0];
+    let id = contact["contactId"].as_str()?;
+    let known_as = contact["emails"][0]["value"]
+        .as_str()
+        .or(contact["displayName"].as_str());
+    Some(match known_as {
+        Some(name) => format!("contact {id} ({name})"),
+        None => format!("contact {id}"),
+    })
+}
+
 fn row(
     origin: &Origin,
     index: Option<usize>,
@@ -294,9 +485,10 @@ mod tests {
             batches: 1,
             ..Tally::default()
         };
+        tally.start_file("input", MessageType::default_type());
         let result = json!({"status": "partial", "counts": {"created": 1, "updated": 0, "failed": 1},
             "failedContacts": [{"id": "1", "errorCode": "invalid.email", "errorMessage": "bad", "statusCode": 400}]});
-        assert_eq!(tally.add("b1", &result, &origins("a.csv", 2), false), 2);
+        assert_eq!(tally.add(0, "b1", &result, &origins("a.csv", 2), false), 2);
         assert_eq!((tally.created, tally.failed), (1, 1));
         let row = &tally.failures[0];
         assert_eq!((row.row, row.line, row.index), (Some(3), None, Some(1)));
@@ -310,10 +502,11 @@ mod tests {
             batches: 2,
             ..Tally::default()
         };
+        tally.start_file("input", MessageType::default_type());
         let source = Source::File("save.json".into());
         let result = json!({"status": "partial", "counts": {"created": 2, "updated": 0, "failed": 1},
             "failedContacts": [{"id": "2", "errorCode": "missing.field", "errorMessage": "no lastName", "statusCode": 400}]});
-        assert_eq!(tally.add("b1", &result, &source, false), 3);
+        assert_eq!(tally.add(0, "b1", &result, &source, false), 3);
         let row = &tally.failures[0];
         assert_eq!(
             (row.file.as_str(), row.line, row.index),
@@ -321,7 +514,7 @@ mod tests {
         );
 
         let rejected = json!({"status": "rejected", "error": {"code": "missing.org.id", "message": "no org", "statusCode": 400}});
-        assert_eq!(tally.add("b2", &rejected, &source, false), 0);
+        assert_eq!(tally.add(0, "b2", &rejected, &source, false), 0);
         assert_eq!(tally.rejected, 1);
         let row = &tally.failures[1];
         assert_eq!(
@@ -336,12 +529,14 @@ mod tests {
             batches: 2,
             ..Tally::default()
         };
+        tally.start_file("input", MessageType::default_type());
         let source = Source::File("update.json".into());
         let reply = |text: &str, status: u64| {
             json!({"responseType": "text", "responseId": "b",
                 "responseMessages": [{"simpleResponse": {"responseText": text}}], "statusCode": status})
         };
         tally.add(
+            0,
             "b1",
             &reply("User Contact details updated successfully ", 200),
             &source,
@@ -349,6 +544,7 @@ mod tests {
         );
         assert_eq!((tally.updated, tally.failed), (1, 0));
         tally.add(
+            0,
             "b2",
             &reply("User Contact details could not be updated: no contact", 404),
             &source,
@@ -363,5 +559,74 @@ mod tests {
         );
         assert_eq!(tally.answered, 2);
         assert!(!tally.all_stored());
+    }
+
+    #[test]
+    fn the_table_has_a_line_per_input_with_its_codes_a_replay_and_the_contact_an_update_changed() {
+        let mut tally = Tally::default();
+        let csv = tally.start_file("people.csv", MessageType::default_type());
+        let update = tally.start_file("update.json", update::TYPE);
+        for _ in 0..2 {
+            tally.published(csv);
+        }
+        tally.published(update);
+        let partial = json!({"status": "partial", "counts": {"created": 1, "updated": 0, "failed": 2},
+            "failedContacts": [
+                {"id": "1", "errorCode": "invalid.email", "errorMessage": "bad", "statusCode": 400},
+                {"id": "2", "errorCode": "invalid.email", "errorMessage": "bad", "statusCode": 400}]});
+        tally.add(csv, "b1", &partial, &origins("people.csv", 3), false);
+        let stored =
+            json!({"status": "succeeded", "counts": {"created": 0, "updated": 2, "failed": 0}});
+        tally.add(csv, "b2", &stored, &origins("people.csv", 2), true);
+        let changed = json!({"status": "succeeded", "counts": {"created": 0, "updated": 1, "failed": 0},
+            "contactIds": ["9f0c"]});
+        tally.add(
+            update,
+            "b3",
+            &changed,
+            &Source::File("update.json".into()),
+            false,
+        );
+
+        let table = tally.table();
+        let lines: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| {
+                l.split("  ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert_eq!(lines[0][..3], ["FILE", "TYPE", "STATUS"], "{table}");
+        assert_eq!(
+            lines[1],
+            [
+                "people.csv",
+                "webex.contacts.bulk",
+                "partial",
+                "1",
+                "2",
+                "2",
+                "invalid.email (2)",
+                "1 of 2 messages already applied by an earlier message"
+            ],
+            "{table}"
+        );
+        assert_eq!(
+            lines[2],
+            [
+                "update.json",
+                "user-contact.update",
+                "succeeded",
+                "0",
+                "1",
+                "0",
+                "-",
+                "changed contact 9f0c"
+            ],
+            "{table}"
+        );
     }
 }
