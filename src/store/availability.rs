@@ -110,16 +110,17 @@ impl Availability {
         }
     }
 
-    /// One round trip to the database, reporting what it finds. Waiting for a free pooled
+    /// One round trip to the database, reporting what it finds: whether it answers, and
+    /// whether its schema has this binary's migrations (a worker started before `migrate`
+    /// would otherwise fail and dead-letter every batch). Waiting for a free pooled
     /// connection is bounded by the pool's own timeouts, which tell a busy pool (not an
     /// outage) from a database that cannot be connected to (one).
     pub async fn probe(&self) -> Result<(), StoreError> {
         let answered = async {
             let client = self.pool.get().await?;
-            tokio::time::timeout(PROBE_TIMEOUT, client.simple_query("SELECT 1"))
+            tokio::time::timeout(PROBE_TIMEOUT, super::migrate::check_schema(&client))
                 .await
-                .map_err(|_| StoreError::NoAnswer(PROBE_TIMEOUT))??;
-            Ok::<(), StoreError>(())
+                .map_err(|_| StoreError::NoAnswer(PROBE_TIMEOUT))?
         }
         .await;
         match &answered {

@@ -18,3 +18,35 @@ pub async fn run(database_url: &str) -> anyhow::Result<usize> {
         .await?;
     Ok(report?.applied_migrations().len())
 }
+
+/// The latest migration this binary carries: the schema version its statements need.
+pub fn latest() -> i64 {
+    migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Checks that the schema `client` sees has every migration this binary carries. A newer
+/// schema is fine: migrations are additive, so workers one release behind keep running
+/// during a rolling upgrade.
+pub async fn check_schema(client: &tokio_postgres::Client) -> Result<(), super::StoreError> {
+    let needed = latest();
+    let found = match client
+        .query_one(
+            "SELECT max(version)::bigint FROM refinery_schema_history",
+            &[],
+        )
+        .await
+    {
+        Ok(row) => row.get::<_, Option<i64>>(0),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match found {
+        Some(found) if found >= needed => Ok(()),
+        found => Err(super::StoreError::SchemaBehind { found, needed }),
+    }
+}

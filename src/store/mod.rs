@@ -37,6 +37,15 @@ pub enum StoreError {
     /// A statement got no answer within this time.
     #[error("the database did not answer within {0:?}")]
     NoAnswer(Duration),
+    /// The database's schema is older than this binary's migrations (or has none): its
+    /// statements would fail on every batch.
+    #[error("{}", describe_schema(*.found, *.needed))]
+    SchemaBehind {
+        /// The latest migration applied, `None` without a schema history.
+        found: Option<i64>,
+        /// The latest migration this binary carries.
+        needed: i64,
+    },
     /// The batch ran out of time and its transaction was abandoned.
     #[error("the batch did not finish within its time limit{}", last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
     DeadlineExceeded {
@@ -53,7 +62,7 @@ impl StoreError {
         match self {
             Self::Pool(PoolError::Backend(e)) | Self::Db(e) => is_outage_db(e),
             Self::Pool(PoolError::Timeout(kind)) => !matches!(kind, TimeoutType::Wait),
-            Self::NoAnswer(_) => true,
+            Self::NoAnswer(_) | Self::SchemaBehind { .. } => true,
             Self::Pool(_) | Self::DeadlineExceeded { .. } => false,
         }
     }
@@ -104,6 +113,19 @@ fn describe_pool(e: &PoolError) -> String {
     match e {
         PoolError::Backend(e) => describe(e),
         other => other.to_string(),
+    }
+}
+
+fn describe_schema(found: Option<i64>, needed: i64) -> String {
+    match found {
+        Some(found) => format!(
+            "the database schema is at migration V{found} and this worker needs V{needed}: \
+             run `contact-import migrate`"
+        ),
+        None => format!(
+            "the database has no schema history (refinery_schema_history) and this worker \
+             needs migration V{needed}: run `contact-import migrate`"
+        ),
     }
 }
 

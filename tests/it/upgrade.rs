@@ -1,12 +1,18 @@
 //! Upgrading a deployment: the broker must accept this release's declaration of queues an
 //! earlier release declared, or every upgraded worker would stop at start. (Adding
 //! `x-quorum-initial-group-size` did exactly that: RabbitMQ compares it on redeclaration.)
+//! And a worker started before `migrate` waits for it instead of failing every batch.
 
+use crate::common::{ORG, TestEnv};
 use crate::support::broker::names;
+use crate::support::database::{self, FreshDatabase};
 use crate::support::env;
+use crate::support::worker::{Worker, WorkerSettings};
 use contact_import::broker::topology;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
+use serde_json::json;
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn queues_declared_without_an_initial_group_size_are_accepted_by_the_new_declaration() {
@@ -46,4 +52,68 @@ async fn queues_declared_without_an_initial_group_size_are_accepted_by_the_new_d
             .await;
     }
     redeclared.expect("the queues of an earlier release are accepted as they are");
+}
+
+#[tokio::test]
+async fn a_worker_started_before_migrate_takes_no_batch_until_the_schema_is_there() {
+    let env = TestEnv::new().await;
+    // The worker's database: created, never migrated.
+    let empty = FreshDatabase::create_unmigrated(
+        &env::database_url(),
+        &format!("test_{}_unmigrated", env.id),
+    )
+    .await
+    .unwrap();
+    let settings = WorkerSettings::new(
+        env::bin(),
+        env.broker.clone(),
+        empty.url.clone(),
+        env::target_tmpdir(),
+    );
+    let mut worker = Worker::spawn_unready("unmigrated", &settings).unwrap();
+    env.publish_json(
+        "before-migrate",
+        &json!({"orgId": ORG, "contacts": [{"displayName": "Early Bird"}]}),
+    )
+    .await;
+
+    // Not ready, saying what to do; the batch stays queued (neither failed nor dead-lettered).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        worker.assert_running();
+        if let Some((status, body)) = worker.try_get("/readyz").await {
+            assert_ne!(status, 200, "ready without a schema: {body}");
+            if body.contains("run `contact-import migrate`") {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never named the missing schema"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.queue_depth(&env.broker.import_queue).await, 1);
+    assert_eq!(env.queue_depth(&env.broker.dead_letter_queue).await, 0);
+    let log = std::fs::read_to_string(&worker.log).unwrap();
+    assert!(
+        log.contains("no schema history") && log.contains("run `contact-import migrate`"),
+        "{log}"
+    );
+
+    // Migrated: the worker finds the schema on its next probe and imports the batch.
+    database::migrate(&env::bin(), &empty.url).await.unwrap();
+    let (_, _, result) = env.next_result().await;
+    assert_eq!(result["batchId"], "before-migrate");
+    assert_eq!(result["status"], "succeeded", "{result}");
+    let stored: i64 = database::connect(&empty.url)
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM contacts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1);
+    assert_eq!(worker.readyz().await, Some(200));
 }

@@ -69,18 +69,24 @@ pub struct FreshDatabase {
 impl FreshDatabase {
     /// Creates `name` beside the database of `server_url` and migrates it with `bin`.
     pub async fn create(bin: &Path, server_url: &str, name: &str) -> anyhow::Result<Self> {
+        // Once it exists it is dropped, even if the migration fails.
+        let database = Self::create_unmigrated(server_url, name).await?;
+        migrate(bin, &database.url).await?;
+        Ok(database)
+    }
+
+    /// Creates `name` beside the database of `server_url`, empty: as a worker finds a
+    /// database nobody has run `migrate` on.
+    pub async fn create_unmigrated(server_url: &str, name: &str) -> anyhow::Result<Self> {
         let admin = connect(server_url)
             .await
             .context("connecting to the database server")?;
         create_database(&admin, name).await?;
-        // From here on the database exists: dropped even if the migration fails.
-        let database = Self {
+        Ok(Self {
             name: name.to_owned(),
             url: url_of(server_url, name),
             server_url: server_url.to_owned(),
-        };
-        migrate(bin, &database.url).await?;
-        Ok(database)
+        })
     }
 }
 
