@@ -698,6 +698,9 @@ struct Progress {
 }
 
 struct ProgressState {
+    /// Messages published and confirmed.
+    messages: u64,
+    /// Contacts in them, as far as known: a file sent whole is counted when answered.
     published: u64,
     answered: u64,
     started: Instant,
@@ -720,6 +723,7 @@ impl Progress {
         Self {
             bar,
             state: Arc::new(Mutex::new(ProgressState {
+                messages: 0,
                 published: 0,
                 answered: 0,
                 started: now,
@@ -730,6 +734,7 @@ impl Progress {
 
     fn published(&self, contacts: usize) {
         let mut state = self.state.lock().expect("progress lock");
+        state.messages += 1;
         state.published += contacts as u64;
         self.show(&mut state);
         if let Some(bar) = &self.bar {
@@ -749,11 +754,15 @@ impl Progress {
             None if state.last_line.elapsed() >= Duration::from_secs(5) => {
                 state.last_line = Instant::now();
                 let secs = state.started.elapsed().as_secs_f64().max(0.001);
+                // Files sent whole add no contacts until answered: the larger count is the
+                // better rate.
+                let contacts = state.published.max(state.answered);
                 eprintln!(
-                    "published {} contacts, {} answered, {:.0} contacts/s",
+                    "published {} message(s) ({} contacts), {} contacts answered, {:.0} contacts/s",
+                    state.messages,
                     state.published,
                     state.answered,
-                    state.published as f64 / secs
+                    contacts as f64 / secs
                 );
             }
             None => {}
