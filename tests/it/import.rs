@@ -225,6 +225,71 @@ async fn an_update_changes_the_given_fields_and_keeps_the_rest() {
 }
 
 #[tokio::test]
+async fn a_contact_sent_again_unchanged_is_counted_updated_and_not_rewritten() {
+    let env = TestEnv::new().await;
+    let _worker = env.spawn_worker(&[]).await;
+    let other = json!({"displayName": "Grace Hopper", "title": "Rear Admiral"});
+    env.publish_json("sync-1", &batch(ORG, json!([seed_contact(), other])))
+        .await;
+    let (_, _, first) = env.next_result().await;
+    let ids: Vec<String> = (0..2)
+        .map(|i| {
+            first["contacts"][i]["contactId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    // The row's version: a rewrite makes a new one (xmin) even with equal values.
+    let version = |id: String| {
+        let db = &env.db;
+        async move {
+            let uuid: uuid::Uuid = id.parse().unwrap();
+            db.query_one(
+                "SELECT xmin::text, updated_at, title FROM contacts WHERE contact_id = $1",
+                &[&uuid],
+            )
+            .await
+            .map(|row| {
+                (
+                    row.get::<_, String>(0),
+                    row.get::<_, chrono::DateTime<chrono::Utc>>(1),
+                    row.get::<_, String>(2),
+                )
+            })
+            .unwrap()
+        }
+    };
+    let before = (version(ids[0].clone()).await, version(ids[1].clone()).await);
+
+    // The next day's re-sync: the same two contacts by id, the second with a new title.
+    let mut same = seed_contact();
+    same["contactId"] = json!(ids[0]);
+    let changed = json!({"contactId": ids[1], "displayName": "Grace Hopper", "title": "Admiral"});
+    env.publish_json("sync-2", &batch(ORG, json!([same, changed])))
+        .await;
+    let (_, _, second) = env.next_result().await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert_eq!(
+        second["counts"],
+        json!({"received": 2, "created": 0, "updated": 2, "failed": 0})
+    );
+    assert_eq!(second["contacts"][0]["contactId"], ids[0].as_str());
+    assert_eq!(
+        second["contacts"][0]["meta"], first["contacts"][0]["meta"],
+        "an unchanged contact keeps its lastModified"
+    );
+    assert_eq!(second["contacts"][0]["displayName"], "John Andersen");
+    assert_eq!(second["contacts"][1]["title"], "Admiral");
+
+    let after = (version(ids[0].clone()).await, version(ids[1].clone()).await);
+    assert_eq!(after.0, before.0, "the unchanged row was rewritten");
+    assert_ne!(after.1.0, before.1.0, "the changed row was not written");
+    assert_eq!(after.1.2, "Admiral");
+    assert!(after.1.1 > before.1.1);
+}
+
+#[tokio::test]
 async fn an_update_of_an_unknown_contact_or_of_another_orgs_contact_is_404() {
     let env = TestEnv::new().await;
     let _worker = env.spawn_worker(&[]).await;
