@@ -81,10 +81,24 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
                     ContactOutcome::Updated(stored)
                 }
             }
-            None => ContactOutcome::Failed(ContactError::new(
-                ErrorCode::ContactNotFound,
-                format!("contactId {id} does not exist in org {}", batch.org_id()),
-            )),
+            // Not written: unknown (404), or sent as it is stored (the same rule as the
+            // worker's: not rewritten, answered as stored).
+            None => match tx
+                .query_opt(
+                    upsert::STORED,
+                    &[&batch.org_id().as_str(), &vec![id.as_uuid()]],
+                )
+                .await?
+            {
+                Some(row) => {
+                    let at = upsert::Returned::of(row.columns());
+                    ContactOutcome::Updated(upsert::stored_contact(batch, &row, &at)?)
+                }
+                None => ContactOutcome::Failed(ContactError::new(
+                    ErrorCode::ContactNotFound,
+                    format!("contactId {id} does not exist in org {}", batch.org_id()),
+                )),
+            },
         });
     }
     let result = BatchResult::applied(batch.batch_id(), batch.org_id(), outcomes, Utc::now());

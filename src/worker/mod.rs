@@ -47,11 +47,6 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     tokio::spawn(metrics::run_upkeep(metrics_handle.clone()));
     let (pool, tls) = connect::pool(&cfg.database.database_url, cfg.db_pool_size())?;
     let availability = Arc::new(Availability::new(pool.clone()));
-    // Before the first batch: a database that does not answer, or whose schema lacks this
-    // binary's migrations, keeps the worker from consuming (and not ready) until it does.
-    if let Err(e) = availability.probe().await {
-        warn!(error = %e, "the database is not ready for this worker");
-    }
     let readiness = Arc::new(Readiness::new(availability.clone()));
 
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
@@ -76,6 +71,14 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             let _ = http_stopped.await;
         },
     ));
+
+    // Before the first batch: a database that does not answer, or whose schema lacks this
+    // binary's migrations, is an outage (logged by the probe), so the worker does not
+    // consume until it is fixed.
+    tokio::select! {
+        _ = shutdown.wait() => {}
+        _ = availability.probe() => {}
+    }
 
     let reconnect_policy = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))

@@ -341,15 +341,23 @@ impl Tally {
 
 impl FileTally {
     fn status(&self) -> &str {
-        match (self.answered, self.statuses.len()) {
-            (0, _) => "unanswered",
-            (_, 1) => self
+        let stored_some = self
+            .statuses
+            .iter()
+            .any(|s| s == "succeeded" || s == "partial");
+        match (self.batches, self.answered, self.statuses.len()) {
+            (0, _, _) => "empty",
+            (_, 0, _) => "unanswered",
+            // Some answered, the rest not (see the note).
+            (batches, answered, _) if answered < batches => "incomplete",
+            (_, _, 1) => self
                 .statuses
                 .first()
                 .map(String::as_str)
                 .unwrap_or_default(),
-            // Its batches fared differently: some of its contacts were stored.
-            _ => "partial",
+            // Its batches fared differently: some of its contacts were stored, or none.
+            _ if stored_some => "partial",
+            _ => "failed",
         }
     }
 
