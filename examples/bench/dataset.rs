@@ -219,31 +219,31 @@ fn invalid(rng: &mut fastrand::Rng, n: usize) -> Value {
 }
 
 /// A made-up person, consistent across fields (the email matches the name and company).
-struct Person {
-    first: &'static str,
-    last: &'static str,
-    middle: Option<char>,
-    company: &'static str,
-    domain: String,
-    title: &'static str,
-    street: String,
-    city: (&'static str, &'static str, &'static str, &'static str),
-    zip: String,
-    phones: Vec<(String, &'static str)>,
-    primary_method: &'static str,
-    source: &'static str,
-    avatar: String,
-    groups: Vec<&'static str>,
-    im: Option<&'static str>,
-    address_as_string: bool,
-    home_email: bool,
+pub struct Person {
+    pub first: &'static str,
+    pub last: &'static str,
+    pub middle: Option<char>,
+    pub company: &'static str,
+    pub domain: String,
+    pub title: &'static str,
+    pub street: String,
+    pub city: (&'static str, &'static str, &'static str, &'static str),
+    pub zip: String,
+    pub phones: Vec<(String, &'static str)>,
+    pub primary_method: &'static str,
+    pub source: &'static str,
+    pub avatar: String,
+    pub groups: Vec<&'static str>,
+    pub im: Option<&'static str>,
+    pub address_as_string: bool,
+    pub home_email: bool,
 }
 
 fn pick<T: Copy>(rng: &mut fastrand::Rng, items: &[T]) -> T {
     items[rng.usize(..items.len())]
 }
 
-fn person(rng: &mut fastrand::Rng) -> Person {
+pub fn person(rng: &mut fastrand::Rng) -> Person {
     let company = pick(rng, COMPANIES);
     let domain = format!(
         "{}.com",
@@ -312,7 +312,7 @@ fn phone(rng: &mut fastrand::Rng, country_code: &str) -> String {
 
 impl Person {
     /// `first.last`, folded to ASCII as mail systems do.
-    fn local_part(&self) -> String {
+    pub fn local_part(&self) -> String {
         format!("{}.{}", self.first, self.last)
             .to_lowercase()
             .chars()
@@ -325,7 +325,7 @@ impl Person {
             .collect()
     }
 
-    fn work_email(&self) -> String {
+    pub fn work_email(&self) -> String {
         format!("{}@{}", self.local_part(), self.domain)
     }
 
@@ -333,11 +333,25 @@ impl Person {
         format!("{}{}@gmail.com", self.local_part(), &self.zip[3..])
     }
 
-    fn contact(&self, contact_id: Option<&str>) -> Value {
-        let display = match self.middle {
+    /// `First M. Last`, or `First Last`.
+    pub fn display_name(&self) -> String {
+        match self.middle {
             Some(m) => format!("{} {m}. {}", self.first, self.last),
             None => format!("{} {}", self.first, self.last),
-        };
+        }
+    }
+
+    /// The SIP address a Webex calling domain gives the person.
+    pub fn sip_address(&self) -> String {
+        format!(
+            "{}@{}.calls.webex.com",
+            self.local_part(),
+            self.domain.trim_end_matches(".com")
+        )
+    }
+
+    fn contact(&self, contact_id: Option<&str>) -> Value {
+        let display = self.display_name();
         let address = json!({
             "street": self.street, "city": self.city.0, "state": self.city.1,
             "country": self.city.2, "zipCode": self.zip,
@@ -374,7 +388,7 @@ impl Person {
             "source": self.source,
             "emails": emails,
             "phoneNumbers": phones,
-            "sipAddresses": [{"value": format!("{}@{}.calls.webex.com", self.local_part(), self.domain.trim_end_matches(".com")), "type": "enterprise", "primary": true}],
+            "sipAddresses": [{"value": self.sip_address(), "type": "enterprise", "primary": true}],
             "ims": ims,
             "groups": self.groups,
         });

@@ -297,7 +297,7 @@ pub fn diff(before: &CpuUse, after: &CpuUse) -> CpuUse {
 }
 
 /// Leaves the broker as it was: the run's queues and exchanges are deleted.
-async fn delete_topology(channel: &Channel, broker: &BrokerConfig) {
+pub async fn delete_topology(channel: &Channel, broker: &BrokerConfig) {
     for queue in [&broker.import_queue, &broker.dead_letter_queue] {
         let _ = channel
             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())

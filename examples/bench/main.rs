@@ -12,7 +12,9 @@
 //! into PostgreSQL) and the naive baseline (one `INSERT … ON CONFLICT` per contact). Then it
 //! sweeps the worker's concurrency (saturated, and paced at a fraction of the measured
 //! maximum for latency), compares one worker with several on one queue, and profiles one
-//! batch's transaction. See docs/benchmarks.md for how to read the numbers.
+//! batch's transaction. With `--csv`, it also times what a user runs: `contact-import
+//! publish` of a generated CSV file with `--wait --report` against one worker, next to the
+//! prefilled batches. See docs/benchmarks.md for how to read the numbers.
 
 mod chart;
 mod dataset;
@@ -22,11 +24,13 @@ mod naive;
 mod perf;
 mod procfs;
 mod profile;
+mod publish_csv;
 mod report;
 mod services;
 mod stats;
 #[path = "../../tests/support/mod.rs"]
 mod support;
+mod webex_csv;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -102,6 +106,14 @@ pub struct Args {
     /// Keep the run's databases instead of dropping them.
     #[arg(long)]
     pub keep_databases: bool,
+    /// Also time `contact-import publish FILE --wait --report failed.csv` of a generated
+    /// Webex CSV file of --csv-rows rows (10% bad) against one worker, after the contact
+    /// counts (whose end-to-end runs it is compared with).
+    #[arg(long)]
+    pub csv: bool,
+    /// Rows of the --csv file.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub csv_rows: usize,
 }
 
 #[tokio::main]
@@ -208,6 +220,10 @@ impl Bench {
             if n == self.args.sweep_contacts {
                 sweep = Some(data);
             }
+        }
+        if self.args.csv {
+            // Right after the prefilled runs it is compared with, on the same machine state.
+            self.report.csv = Some(self.publish_csv().await?);
         }
         let sweep = match sweep {
             Some(data) => data,
@@ -416,6 +432,50 @@ impl Bench {
             ceiling,
             naive,
         })
+    }
+
+    /// `publish --wait --report` of a generated CSV file, on an empty database.
+    async fn publish_csv(&mut self) -> anyhow::Result<publish_csv::CsvRun> {
+        let rows = self.args.csv_rows;
+        let tag = format!("bench{}.csv{rows}", self.run_id);
+        let csv = self
+            .log_dir
+            .join(format!("webex-{}-{rows}.csv", self.run_id));
+        let report = self
+            .log_dir
+            .join(format!("failed-{}-{rows}.csv", self.run_id));
+        let t = Instant::now();
+        let file = webex_csv::write(&csv, rows, self.args.seed)?;
+        eprintln!(
+            "bench: {rows} CSV rows ({} bad) written ({:.0} MiB) in {:.1} s",
+            file.bad_rows.len(),
+            file.bytes as f64 / (1 << 20) as f64,
+            t.elapsed().as_secs_f64()
+        );
+        let db = format!("bench_{}_csv{rows}", self.run_id);
+        let url = self.services.create_migrated(&db, &self.bin).await?;
+        self.databases.push(db.clone());
+        // As for the other modes' copies: the run does not pay for the migration's pages.
+        self.services.checkpoint().await?;
+        let cfg = publish_csv::Config {
+            bin: &self.bin,
+            database_url: &url,
+            concurrency: self.args.base_concurrency,
+            prefetch: self.args.prefetch,
+            tag: &tag,
+            log_dir: &self.log_dir,
+            csv: &csv,
+            report: &report,
+        };
+        let run = publish_csv::run(&self.services, &cfg, &file)
+            .await
+            .with_context(|| format!("publish --wait of {} ({rows} CSV rows)", csv.display()))?;
+        eprintln!("bench: {}", report::csv_line(&run));
+        // Checked, and regenerated from the seed by the next run: not kept.
+        let _ = std::fs::remove_file(&csv);
+        let _ = std::fs::remove_file(&report);
+        self.drop_unless_kept(&db).await;
+        Ok(run)
     }
 
     async fn sweep(&mut self, data: &Prepared, concurrency: u16) -> anyhow::Result<SweepRow> {

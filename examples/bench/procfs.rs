@@ -109,6 +109,11 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmHWM:")
 }
 
+/// Current resident set size (VmRSS), KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
 /// The process listening on a local TCP port, if it runs on this machine and we may see it.
 pub fn listener_pid(port: u16) -> Option<u32> {
     let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
@@ -158,7 +163,7 @@ mod tests {
         assert!(own_cpu_seconds() >= 0.0);
         let me = std::process::id();
         // Read at different instants, so only their presence is checked.
-        assert!(peak_rss_kib(me).unwrap() > 0 && status_kib(me, "VmRSS:").unwrap() > 0);
+        assert!(peak_rss_kib(me).unwrap() > 0 && rss_kib(me).unwrap() > 0);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         assert_eq!(listener_pid(port), Some(me));

@@ -3,6 +3,7 @@
 
 use crate::Args;
 use crate::profile::Profile;
+use crate::publish_csv::CsvRun;
 use crate::stats::Measurement;
 use anyhow::Context;
 use std::fmt::Write;
@@ -45,6 +46,8 @@ pub struct Report {
     pub sweep: Vec<SweepRow>,
     pub workers: Vec<(usize, Measurement)>,
     pub profile: Option<Profile>,
+    /// `publish --wait --report` of a CSV file (`--csv`).
+    pub csv: Option<CsvRun>,
     /// Set once the concurrency sweep runs (the `--perf` recordings belong to it).
     pub sweep_started: bool,
 }
@@ -125,6 +128,7 @@ impl Report {
         self.cost_table(&mut s);
         self.sweep_table(&mut s, args);
         self.workers_table(&mut s, args);
+        self.csv_table(&mut s, args);
         if let Some(profile) = &self.profile {
             profile.markdown(&mut s);
         }
@@ -234,6 +238,38 @@ impl Report {
                     Some(growth <= 1.25),
                 );
             }
+        }
+        if let Some(csv) = &self.csv {
+            match self.prefilled_for(csv) {
+                Some(r) => {
+                    let ratio = csv.contacts_per_s() / r.e2e_summary.contacts_per_s();
+                    row(
+                        &format!(
+                            "{}-row CSV `publish --wait` ≥ 80% of prefilled end to end",
+                            short(csv.rows)
+                        ),
+                        format!(
+                            "{:.0}% ({:.0} vs {:.0} contacts/s, prefilled summary results at {} contacts)",
+                            ratio * 100.0,
+                            csv.contacts_per_s(),
+                            r.e2e_summary.contacts_per_s(),
+                            r.contacts
+                        ),
+                        Some(ratio >= 0.8),
+                    );
+                }
+                None => row(
+                    "CSV `publish --wait` ≥ 80% of prefilled end to end",
+                    "no prefilled run".into(),
+                    None,
+                ),
+            }
+            let rss = csv.producer_peak_rss_kib as f64 / 1024.0;
+            row(
+                "producer peak RSS ≤ 100 MiB",
+                format!("{rss:.0} MiB at {} rows", short(csv.rows)),
+                Some(rss <= 100.0),
+            );
         }
         if let [(1, one), more @ ..] = self.workers.as_slice() {
             for (n, many) in more {
@@ -464,6 +500,116 @@ impl Report {
              the results' counts add up to the generated contacts and the database holds exactly the expected rows.\n"
         );
     }
+}
+
+impl Report {
+    /// The prefilled run a CSV run is compared with: the same number of contacts, else the
+    /// largest.
+    fn prefilled_for(&self, csv: &CsvRun) -> Option<&ScalingRow> {
+        self.scaling
+            .iter()
+            .find(|r| r.contacts == csv.rows)
+            .or_else(|| self.scaling.iter().max_by_key(|r| r.contacts))
+    }
+
+    fn csv_table(&self, s: &mut String, args: &Args) {
+        let Some(csv) = &self.csv else { return };
+        let _ = writeln!(
+            s,
+            "### A CSV file with `publish --wait --report` (1 worker, concurrency {}; publish's defaults: batches of 1000, 8 in flight, summary results)\n",
+            args.base_concurrency
+        );
+        let _ = writeln!(
+            s,
+            "```sh\ncontact-import publish webex-{}.csv --org {} --wait --report failed.csv\n```\n",
+            csv.rows,
+            crate::dataset::ORG
+        );
+        let _ = writeln!(
+            s,
+            "| rows | bad rows | report rows | rows in the database | wall s | contacts/s | ÷ prefilled e2e (summary / full) | producer peak RSS MiB | worker peak RSS MiB | CPU s per 1k: producer / worker / PostgreSQL / RabbitMQ / other load |"
+        );
+        let _ = writeln!(
+            s,
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        let vs = match self.prefilled_for(csv) {
+            Some(r) => format!(
+                "{:.0}% / {:.0}% (at {})",
+                csv.contacts_per_s() / r.e2e_summary.contacts_per_s() * 100.0,
+                csv.contacts_per_s() / r.e2e.contacts_per_s() * 100.0,
+                short(r.contacts)
+            ),
+            None => "–".into(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.1} | {:.0} | {vs} | {:.0} | {:.0} | {} / {} / {} / {} / {:.3} |",
+            csv.rows,
+            csv.bad_rows,
+            csv.report_rows,
+            csv.database_rows,
+            csv.wall.as_secs_f64(),
+            csv.contacts_per_s(),
+            csv.producer_peak_rss_kib as f64 / 1024.0,
+            csv.worker_peak_rss_kib as f64 / 1024.0,
+            opt(csv.per_1k(csv.producer_cpu)),
+            opt(csv.per_1k(csv.cpu.worker)),
+            opt(csv.per_1k(csv.cpu.postgres)),
+            opt(csv.per_1k(csv.cpu.broker)),
+            csv.other_load() * 1_000.0 / csv.rows as f64,
+        );
+        let codes: Vec<String> = csv
+            .report_codes
+            .iter()
+            .map(|(code, n)| format!("`{code}` {n}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "\nThe file: {:.0} MiB, the README's 19 columns, one bad row in every ten (report by code: {}). \
+             publish said: `{}`. Producer RSS (VmRSS) through the run, one sample per tenth of the wall time, MiB: {}.\n",
+            csv.file_bytes as f64 / (1 << 20) as f64,
+            codes.join(", "),
+            csv.summary,
+            rss_by_tenth(csv)
+        );
+    }
+}
+
+/// The producer's VmRSS at each tenth of its run: flat if it holds nothing per row.
+fn rss_by_tenth(csv: &CsvRun) -> String {
+    let wall = csv.wall.as_secs_f64();
+    (1..=10)
+        .filter_map(|tenth| {
+            let at = wall * tenth as f64 / 10.0;
+            csv.producer_rss
+                .iter()
+                .rev()
+                .find(|(t, _)| *t <= at)
+                .map(|(_, kib)| format!("{:.0}", *kib as f64 / 1024.0))
+        })
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// A progress line for stderr about the CSV run.
+pub fn csv_line(run: &CsvRun) -> String {
+    format!(
+        "publish --wait of {} CSV rows: {:.1} s = {:.0} contacts/s; producer peak RSS {:.0} MiB, worker {:.0} MiB; report {} rows = {} bad; {} rows in the database; cpu s per 1k: producer {} worker {} postgres {} broker {} others {:.3}",
+        run.rows,
+        run.wall.as_secs_f64(),
+        run.contacts_per_s(),
+        run.producer_peak_rss_kib as f64 / 1024.0,
+        run.worker_peak_rss_kib as f64 / 1024.0,
+        run.report_rows,
+        run.bad_rows,
+        run.database_rows,
+        opt(run.per_1k(run.producer_cpu)),
+        opt(run.per_1k(run.cpu.worker)),
+        opt(run.per_1k(run.cpu.postgres)),
+        opt(run.per_1k(run.cpu.broker)),
+        run.other_load() * 1_000.0 / run.rows as f64,
+    )
 }
 
 /// CPU seconds per second of wall time (cores kept busy) of the workers, PostgreSQL,

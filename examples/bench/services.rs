@@ -80,6 +80,12 @@ impl Services {
         Ok(self.url_of(name))
     }
 
+    /// Flushes dirty pages, so a run does not pay for what was written before it.
+    pub async fn checkpoint(&self) -> anyhow::Result<()> {
+        self.admin.execute("CHECKPOINT", &[]).await?;
+        Ok(())
+    }
+
     pub async fn drop_database(&self, name: &str) {
         if let Err(e) = database::drop_database(&self.admin, name).await {
             eprintln!("bench: {e:#}");
