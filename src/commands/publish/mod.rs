@@ -34,7 +34,7 @@ use input::{Format, Input};
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Consumer};
-use report::{Source, Tally};
+use report::{ReportFile, Source, Tally};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -201,6 +201,10 @@ struct Ledger {
     /// share a batch id, the second being a replay).
     pending: HashMap<u64, Pending>,
     tally: Tally,
+    /// `--report`, written as results come in.
+    report: Option<ReportFile>,
+    /// The first failure to write the report, reported at the end.
+    report_error: Option<String>,
 }
 
 /// The most of a file read to tell its dialect: the worker's default largest message. A JSON
@@ -255,6 +259,11 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
     let progress = Progress::new(total);
     let mut ledger = Ledger::default();
     ledger.tally.dry_run = args.dry_run;
+    // Before anything is sent: a report that cannot be written fails the run now.
+    if let Some(path) = &args.report {
+        ledger.report =
+            Some(ReportFile::create(path).with_context(|| format!("creating {}", path.display()))?);
+    }
     let ledger = Arc::new(Mutex::new(ledger));
     let permits = Arc::new(Semaphore::new(args.max_in_flight as usize));
     let collector = tokio::spawn(collect_results(
@@ -291,7 +300,7 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
         wait_for_results(args, &ledger).await;
         collector.abort();
         progress.finish();
-        report_results(args, &ledger.lock().expect("ledger lock").tally)
+        report_results(args, &mut ledger.lock().expect("ledger lock"))
     } else {
         collector.abort();
         progress.finish();
@@ -353,13 +362,27 @@ async fn collect_results(
                 .and_then(|h| h.inner().get(REPLAYED_HEADER)),
             Some(AMQPValue::Boolean(true))
         );
-        let contacts = ledger.tally.add(
+        let Ledger {
+            tally,
+            report,
+            report_error,
+            ..
+        } = &mut *ledger;
+        let contacts = tally.add(
             batch.file,
             &batch.batch_id,
             &result,
             &batch.source,
             replayed,
         );
+        // Written now, not kept: a big file's failed contacts would otherwise all sit in
+        // memory until the end.
+        let failures = std::mem::take(&mut tally.failures);
+        if let (Some(file), None) = (report.as_mut(), report_error.as_ref()) {
+            if let Err(e) = file.append(&failures) {
+                *report_error = Some(format!("{e:#}"));
+            }
+        }
         progress.answered(contacts);
         permits.add_permits(1);
     }
@@ -460,18 +483,19 @@ async fn wait_for_results(args: &PublishArgs, ledger: &Mutex<Ledger>) {
     }
 }
 
-/// Prints the summary, writes `--report`, and fails unless every contact was stored.
-fn report_results(args: &PublishArgs, tally: &Tally) -> anyhow::Result<()> {
+/// Prints the summary, completes `--report`, and fails unless every contact was stored.
+fn report_results(args: &PublishArgs, ledger: &mut Ledger) -> anyhow::Result<()> {
+    let tally = &ledger.tally;
     print!("{}", tally.table());
     println!("{}", tally.summary());
-    if let Some(path) = &args.report {
-        report::write(path, &tally.failures)
+    if let (Some(path), Some(file)) = (&args.report, ledger.report.take()) {
+        if let Some(e) = &ledger.report_error {
+            bail!("writing {}: {e}", path.display());
+        }
+        let rows = file
+            .finish()
             .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!(
-            "{} failed contact(s) written to {}",
-            tally.failures.len(),
-            path.display()
-        );
+        eprintln!("{rows} failed contact(s) written to {}", path.display());
     }
     if tally.all_stored() {
         Ok(())

@@ -452,22 +452,65 @@ fn row(
     }
 }
 
-/// Writes the failed contacts as CSV (`.csv`) or JSON (anything else).
-pub fn write(path: &Path, failures: &[FailedRow]) -> anyhow::Result<()> {
-    let is_csv = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if is_csv {
-        let mut writer = csv::Writer::from_path(path)?;
-        for failure in failures {
-            writer.serialize(failure)?;
-        }
-        writer.flush()?;
-    } else {
-        std::fs::write(path, serde_json::to_vec_pretty(failures)?)?;
+/// `--report` as it is written: each result's failed contacts are appended as the result is
+/// counted, so a run holds no more of them than one result has (a million-row file with 10%
+/// bad rows held 100,000 of them, ≈ 400 bytes each, until the end). CSV for `.csv`, else a
+/// JSON array.
+pub struct ReportFile {
+    writer: ReportWriter,
+    /// Rows written so far.
+    pub rows: usize,
+}
+
+enum ReportWriter {
+    Csv(csv::Writer<std::fs::File>),
+    Json(std::io::BufWriter<std::fs::File>),
+}
+
+impl ReportFile {
+    /// Creates (or truncates) the report at `path`.
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let is_csv = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let file = std::fs::File::create(path)?;
+        let writer = if is_csv {
+            ReportWriter::Csv(csv::Writer::from_writer(file))
+        } else {
+            let mut out = std::io::BufWriter::new(file);
+            out.write_all(b"[")?;
+            ReportWriter::Json(out)
+        };
+        Ok(Self { writer, rows: 0 })
     }
-    Ok(())
+
+    /// Appends `failures`.
+    pub fn append(&mut self, failures: &[FailedRow]) -> anyhow::Result<()> {
+        for failure in failures {
+            match &mut self.writer {
+                ReportWriter::Csv(writer) => writer.serialize(failure)?,
+                ReportWriter::Json(out) => {
+                    out.write_all(if self.rows == 0 { b"\n" } else { b",\n" })?;
+                    serde_json::to_writer_pretty(&mut *out, failure)?;
+                }
+            }
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    /// Completes the file; how many rows it has.
+    pub fn finish(self) -> anyhow::Result<usize> {
+        match self.writer {
+            ReportWriter::Csv(mut writer) => writer.flush()?,
+            ReportWriter::Json(mut out) => {
+                out.write_all(if self.rows == 0 { b"]\n" } else { b"\n]\n" })?;
+                out.flush()?;
+            }
+        }
+        Ok(self.rows)
+    }
 }
 
 #[cfg(test)]
@@ -636,5 +679,38 @@ mod tests {
             ],
             "{table}"
         );
+    }
+
+    #[test]
+    fn a_report_written_row_by_row_is_one_json_array_or_one_csv() {
+        let dir = std::env::temp_dir().join(format!("report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut tally = Tally::default();
+        tally.start_file("a.csv", MessageType::default_type());
+        let result = json!({"status": "partial", "counts": {"created": 0, "updated": 0, "failed": 2},
+            "failedContacts": [
+                {"id": "0", "errorCode": "invalid.email", "errorMessage": "bad", "statusCode": 400},
+                {"id": "1", "errorCode": "missing.name", "errorMessage": "no name", "statusCode": 400}]});
+        tally.add(0, "b1", &result, &origins("a.csv", 2), false);
+        for (name, rows) in [("none.json", 0), ("two.json", 2), ("two.csv", 2)] {
+            let path = dir.join(name);
+            let mut report = ReportFile::create(&path).unwrap();
+            // Appended in two steps, as two results would be.
+            report.append(&tally.failures[..rows.min(1)]).unwrap();
+            report.append(&tally.failures[rows.min(1)..rows]).unwrap();
+            assert_eq!(report.finish().unwrap(), rows);
+            let text = std::fs::read_to_string(&path).unwrap();
+            if name.ends_with(".json") {
+                let rows_read: Vec<Value> = serde_json::from_str(&text).unwrap();
+                assert_eq!(rows_read.len(), rows, "{text}");
+                if rows > 0 {
+                    assert_eq!(rows_read[1]["errorCode"], "missing.name");
+                }
+            } else {
+                let mut reader = csv::Reader::from_reader(text.as_bytes());
+                assert_eq!(reader.records().count(), rows, "{text}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
