@@ -378,10 +378,10 @@ async fn collect_results(
         // Written now, not kept: a big file's failed contacts would otherwise all sit in
         // memory until the end.
         let failures = std::mem::take(&mut tally.failures);
-        if let (Some(file), None) = (report.as_mut(), report_error.as_ref()) {
-            if let Err(e) = file.append(&failures) {
-                *report_error = Some(format!("{e:#}"));
-            }
+        if let (Some(file), None) = (report.as_mut(), report_error.as_ref())
+            && let Err(e) = file.append(&failures)
+        {
+            *report_error = Some(format!("{e:#}"));
         }
         progress.answered(contacts);
         permits.add_permits(1);

@@ -463,7 +463,7 @@ pub struct ReportFile {
 }
 
 enum ReportWriter {
-    Csv(csv::Writer<std::fs::File>),
+    Csv(Box<csv::Writer<std::fs::File>>),
     Json(std::io::BufWriter<std::fs::File>),
 }
 
@@ -476,7 +476,7 @@ impl ReportFile {
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         let file = std::fs::File::create(path)?;
         let writer = if is_csv {
-            ReportWriter::Csv(csv::Writer::from_writer(file))
+            ReportWriter::Csv(Box::new(csv::Writer::from_writer(file)))
         } else {
             let mut out = std::io::BufWriter::new(file);
             out.write_all(b"[")?;
