@@ -19,6 +19,7 @@ use anyhow::{Context, ensure};
 use contact_import::contact::ValidatedBatch;
 use contact_import::dialect::Answer;
 use contact_import::result::ResultDetail;
+use contact_import::store::upsert::WritePath;
 use contact_import::store::{self, Applied, Mode, Store};
 use deadpool_postgres::Pool;
 use std::sync::Arc;
@@ -29,6 +30,19 @@ use std::time::{Duration, Instant};
 pub enum Strategy {
     Ceiling,
     Naive,
+    /// The ceiling writing by COPY into a staging table (`--compare-write-paths`).
+    CeilingCopyStaging,
+    /// A plain COPY of the validated rows into `contacts_copy` ([`crate::write_paths`]).
+    PlainCopy,
+}
+
+impl Strategy {
+    fn write_path(self) -> WritePath {
+        match self {
+            Strategy::CeilingCopyStaging => WritePath::CopyStaging,
+            _ => WritePath::Unnest,
+        }
+    }
 }
 
 /// Batches validated ahead of the clock per wave, per unit of concurrency.
@@ -44,8 +58,9 @@ pub async fn run(
     perf: Option<&std::path::Path>,
 ) -> anyhow::Result<Measurement> {
     let recording = perf.and_then(crate::perf::start);
-    let (pool, tls) = store::connect::pool(database_url, concurrency + 1)?;
-    let store = Store::new(pool.clone(), tls);
+    let path = strategy.write_path();
+    let (pool, tls) = store::connect::pool_for(database_url, concurrency + 1, path)?;
+    let store = Store::new(pool.clone(), tls).with_write_path(path);
     let mut m = Measurement {
         contacts: expected.received,
         batches: batches.len(),
@@ -80,8 +95,11 @@ pub async fn run(
                     };
                     let t = Instant::now();
                     let c = match strategy {
-                        Strategy::Ceiling => ceiling(&store, batch, sha).await?,
+                        Strategy::Ceiling | Strategy::CeilingCopyStaging => {
+                            ceiling(&store, batch, sha).await?
+                        }
                         Strategy::Naive => crate::naive::apply(&pool, batch, sha).await?,
+                        Strategy::PlainCopy => crate::write_paths::plain_copy(&pool, batch).await?,
                     };
                     latencies.push(t.elapsed());
                     counts.received += c.received;
@@ -116,8 +134,9 @@ pub async fn run(
             &[std::process::id()],
         )?);
     }
+    // The plain COPY has no database answers (404s): it writes every validated row.
     ensure!(
-        got == expected,
+        got == expected || strategy == Strategy::PlainCopy,
         "{strategy:?} counted {got:?}, the dataset has {expected:?}"
     );
     pool.close();

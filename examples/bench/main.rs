@@ -27,6 +27,7 @@ mod services;
 mod stats;
 #[path = "../../tests/support/mod.rs"]
 mod support;
+mod write_paths;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -102,6 +103,10 @@ pub struct Args {
     /// Keep the run's databases instead of dropping them.
     #[arg(long)]
     pub keep_databases: bool,
+    /// Also measure, for each contact count, the ceiling writing by `unnest` and by COPY
+    /// into a staging table, and a plain COPY of the same rows (issue 15).
+    #[arg(long)]
+    pub compare_write_paths: bool,
 }
 
 #[tokio::main]
@@ -130,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
         run_id,
         databases: Vec::new(),
         report: Report::new(&args),
+        write_paths: Vec::new(),
     };
     let outcome = bench.run_all().await;
     if !args.keep_databases {
@@ -148,6 +154,15 @@ async fn main() -> anyhow::Result<()> {
         report::write_docs(&docs, &text)?;
         chart::write(&docs, report)?;
         println!("bench: wrote docs/benchmarks.md and its charts");
+    }
+    if !bench.write_paths.is_empty() {
+        let table = write_paths::markdown(&bench.write_paths);
+        println!("{table}");
+        let file = bench
+            .log_dir
+            .join(format!("write-paths-{}.md", bench.run_id));
+        std::fs::write(&file, format!("{}\n\n{table}", bench.report.command))?;
+        eprintln!("bench: wrote {}", file.display());
     }
     Ok(())
 }
@@ -186,6 +201,7 @@ struct Bench {
     run_id: String,
     databases: Vec<String>,
     report: Report,
+    write_paths: Vec<write_paths::Comparison>,
 }
 
 /// A dataset with its seeded template database.
@@ -204,6 +220,10 @@ impl Bench {
         for &n in &counts {
             let data = self.prepare(n).await?;
             let row = self.scaling(&data).await?;
+            if self.args.compare_write_paths {
+                let cmp = self.compare_write_paths(&data, Some(&row.e2e)).await?;
+                self.write_paths.push(cmp);
+            }
             self.report.scaling.push(row);
             if n == self.args.sweep_contacts {
                 sweep = Some(data);

@@ -18,8 +18,9 @@
 //! default `~/.postgresql/root.crt` is used when it exists (and required by the `verify-*`
 //! modes). `sslcert` and `sslkey` are a client certificate and its key.
 
+use super::upsert::WritePath;
 use crate::tls::{self, Identity, Roots, TlsSettings, Verify};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_postgres::config::SslMode;
@@ -313,6 +314,16 @@ fn ordinal(n: usize) -> String {
 /// verified with a round trip before reuse (`RecyclingMethod::Verified`), so a connection
 /// that died in a database restart is dropped instead of failing the next batch.
 pub fn pool(database_url: &str, max_size: usize) -> Result<(Pool, Tls), ConnectError> {
+    pool_for(database_url, max_size, WritePath::default())
+}
+
+/// [`pool`] for a store writing by `path`: for [`WritePath::CopyStaging`] each connection
+/// makes its staging table once, when it connects.
+pub fn pool_for(
+    database_url: &str,
+    max_size: usize,
+    path: WritePath,
+) -> Result<(Pool, Tls), ConnectError> {
     let Target { config, tls } = Target::parse(database_url)?;
     let manager_config = ManagerConfig {
         recycling_method: RecyclingMethod::Verified,
@@ -321,7 +332,18 @@ pub fn pool(database_url: &str, max_size: usize) -> Result<(Pool, Tls), ConnectE
         Tls::None => Manager::from_config(config, NoTls, manager_config),
         Tls::Rustls(rustls) => Manager::from_config(config, rustls.clone(), manager_config),
     };
-    let pool = Pool::builder(manager)
+    let mut builder = Pool::builder(manager);
+    if path == WritePath::CopyStaging {
+        builder = builder.post_create(Hook::async_fn(|client, _| {
+            Box::pin(async move {
+                client
+                    .batch_execute(super::staging::CREATE_STAGING)
+                    .await
+                    .map_err(HookError::Backend)
+            })
+        }));
+    }
+    let pool = builder
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(30)))

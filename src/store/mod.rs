@@ -8,6 +8,7 @@ pub mod connect;
 pub mod grants;
 pub mod login_failures;
 pub(crate) mod migrate;
+pub mod staging;
 pub mod upsert;
 
 use crate::contact::ValidatedBatch;
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::warn;
+use upsert::WritePath;
 
 /// Why a database call failed. Callers act on [`StoreError::is_outage`] (wait for the
 /// database) and [`StoreError::is_transient`] (retry the transaction); anything else is a
@@ -174,12 +176,24 @@ pub struct Store {
     pool: Pool,
     /// How the pool's connections are made, for cancelling a statement alike.
     tls: connect::Tls,
+    /// How batches' rows are written.
+    write_path: WritePath,
 }
 
 impl Store {
     /// A store on this pool, whose connections are made with `tls`.
     pub fn new(pool: Pool, tls: connect::Tls) -> Self {
-        Self { pool, tls }
+        Self {
+            pool,
+            tls,
+            write_path: WritePath::default(),
+        }
+    }
+
+    /// Writes batches by `path`; the pool must be made for it ([`connect::pool_for`]).
+    pub fn with_write_path(mut self, path: WritePath) -> Self {
+        self.write_path = path;
+        self
     }
 
     /// Applies a batch exactly once: the batch row, the contacts and the result commit
@@ -201,8 +215,13 @@ impl Store {
         let work = async {
             let mut client = Abandonable(Some(self.pool.get().await?), self.tls.clone());
             let applied = match how.mode {
-                Mode::Apply => apply(client.get(), batch, body_sha256, answer, how).await,
-                Mode::DryRun => dry_run(client.get(), batch, answer, how.detail).await,
+                Mode::Apply => {
+                    let path = self.write_path;
+                    apply(client.get(), batch, body_sha256, answer, how, path).await
+                }
+                Mode::DryRun => {
+                    dry_run(client.get(), batch, answer, how.detail, self.write_path).await
+                }
             };
             match &applied {
                 // The server went read-only under a pooled connection (demoted, or made a
@@ -337,9 +356,10 @@ async fn dry_run(
     batch: &ValidatedBatch,
     answer: &Answer,
     detail: ResultDetail,
+    path: WritePath,
 ) -> Result<Applied, StoreError> {
     let tx = client.transaction().await?;
-    let outcomes = upsert::write_contacts(&tx, batch).await?;
+    let outcomes = upsert::write_contacts_with(&tx, batch, path).await?;
     tx.rollback().await?;
     let mut result = BatchResult::applied(batch.batch_id(), batch.org_id(), outcomes, Utc::now());
     answer.complete(&mut result);
@@ -355,6 +375,7 @@ async fn apply(
     body_sha256: &str,
     answer: &Answer,
     how: Apply<'_>,
+    path: WritePath,
 ) -> Result<Applied, StoreError> {
     let tx = client.transaction().await?;
     let claim = batches::claim(
@@ -372,7 +393,7 @@ async fn apply(
         } if stored == body_sha256 => return Ok(Applied::Replayed(result)),
         Claim::Done { .. } => return Ok(Applied::IdConflict),
     }
-    let outcomes = upsert::write_contacts(&tx, batch).await?;
+    let outcomes = upsert::write_contacts_with(&tx, batch, path).await?;
     let mut result = BatchResult::applied(batch.batch_id(), batch.org_id(), outcomes, Utc::now());
     answer.complete(&mut result);
     result.detail = how.detail;

@@ -59,6 +59,9 @@ RETURNING c.contact_id, (c.xmax = 0) AS inserted, c.created_at, c.updated_at,
     };
 }
 
+/// For the staging path's statement (`super::staging`).
+pub(crate) use merge_and_return;
+
 /// [`merge_and_return!`] as a constant, for statements built at run time.
 pub const MERGE_AND_RETURN: &str = merge_and_return!();
 
@@ -263,10 +266,31 @@ impl<'a> UpsertInput<'a> {
     }
 }
 
+/// How a batch's rows reach the upsert; both paths write and return the same rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WritePath {
+    /// [`UPSERT`]: the rows as one array parameter per column, `unnest`ed by the statement.
+    #[default]
+    Unnest,
+    /// Binary `COPY` into the connection's staging table, then
+    /// [`super::staging::MERGE_STAGED`]. The connection must have the table (see
+    /// [`super::connect::pool_for`]).
+    CopyStaging,
+}
+
 /// Writes the batch's valid contacts and returns every contact's outcome in request order.
 pub async fn write_contacts(
     tx: &Transaction<'_>,
     batch: &ValidatedBatch,
+) -> Result<Vec<ContactOutcome>, tokio_postgres::Error> {
+    write_contacts_with(tx, batch, WritePath::default()).await
+}
+
+/// [`write_contacts`] by the given path.
+pub async fn write_contacts_with(
+    tx: &Transaction<'_>,
+    batch: &ValidatedBatch,
+    path: WritePath,
 ) -> Result<Vec<ContactOutcome>, tokio_postgres::Error> {
     let mut steps = steps(batch);
     if steps
@@ -275,11 +299,18 @@ pub async fn write_contacts(
     {
         resolve_targets(tx, batch.org_id(), &mut steps).await?;
     }
-    let input = UpsertInput::of(batch.org_id(), &steps);
-    let mut stored: HashMap<Uuid, (bool, StoredContact)> = HashMap::with_capacity(input.rows);
-    if input.rows > 0 {
-        let statement = tx.prepare_cached(UPSERT).await?;
-        let rows = tx.query(&statement, &input.params()).await?;
+    let writes = steps.iter().filter(|s| matches!(s, Step::Write(_))).count();
+    let mut stored: HashMap<Uuid, (bool, StoredContact)> = HashMap::with_capacity(writes);
+    if writes > 0 {
+        let (statement, rows) = match path {
+            WritePath::Unnest => {
+                let input = UpsertInput::of(batch.org_id(), &steps);
+                let statement = tx.prepare_cached(UPSERT).await?;
+                let rows = tx.query(&statement, &input.params()).await?;
+                (statement, rows)
+            }
+            WritePath::CopyStaging => super::staging::write(tx, batch.org_id(), &steps).await?,
+        };
         let at = Returned::of(statement.columns());
         for row in rows {
             let id: Uuid = row.try_get(at.contact_id)?;
@@ -289,7 +320,6 @@ pub async fn write_contacts(
         record_groups(tx, batch, &stored).await?;
     }
 
-    drop(input);
     Ok(steps
         .into_iter()
         .map(|step| match step {
