@@ -107,6 +107,9 @@ pub struct Args {
     /// into a staging table, and a plain COPY of the same rows (issue 15).
     #[arg(long)]
     pub compare_write_paths: bool,
+    /// Rounds of --compare-write-paths, the paths' order alternating; the table sums them.
+    #[arg(long, default_value_t = 2)]
+    pub write_path_rounds: usize,
 }
 
 #[tokio::main]
@@ -221,7 +224,9 @@ impl Bench {
             let data = self.prepare(n).await?;
             let row = self.scaling(&data).await?;
             if self.args.compare_write_paths {
-                let cmp = self.compare_write_paths(&data, Some(&row.e2e)).await?;
+                let cmp = self
+                    .compare_write_paths(&data, Some(&row.e2e), self.args.write_path_rounds)
+                    .await?;
                 self.write_paths.push(cmp);
             }
             self.report.scaling.push(row);

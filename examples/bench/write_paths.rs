@@ -22,6 +22,8 @@ const LIMIT_TABLE: &str = "contacts_copy";
 pub struct Comparison {
     pub contacts: usize,
     pub concurrency: u16,
+    /// Each measurement below sums this many rounds.
+    pub rounds: usize,
     pub unnest: Measurement,
     pub copy: Measurement,
     pub limit: Measurement,
@@ -32,31 +34,67 @@ pub struct Comparison {
 }
 
 impl Bench {
+    /// `rounds` rounds, the order of the two paths alternating (unnest first in odd rounds),
+    /// summed: a disturbance or a checkpoint then falls on both paths alike.
     pub async fn compare_write_paths(
         &mut self,
         data: &Prepared,
         e2e: Option<&Measurement>,
+        rounds: usize,
     ) -> anyhow::Result<Comparison> {
-        let c = self.args.base_concurrency;
-        let unnest_db = self.copy(data, "wp_unnest").await?;
-        let unnest = self.measure(data, &unnest_db, Strategy::Ceiling).await?;
-        let copy_db = self.copy(data, "wp_copy").await?;
-        let copy = self
-            .measure(data, &copy_db, Strategy::CeilingCopyStaging)
-            .await?;
-        let (a, b) = (
-            fingerprint(&self.services.url_of(&unnest_db)).await?,
-            fingerprint(&self.services.url_of(&copy_db)).await?,
-        );
-        ensure!(
-            a == b,
-            "the two write paths left different rows: unnest {a:?}, copy {b:?}"
-        );
-        eprintln!("bench: both write paths left identical contacts and batch records ({a:?})");
-        self.drop_unless_kept(&unnest_db).await;
-        self.drop_unless_kept(&copy_db).await;
+        let (mut unnest, mut copy, mut limit) = Default::default();
+        let mut limit_rows = 0;
+        for round in 0..rounds.max(1) {
+            let paths = if round % 2 == 0 {
+                [Strategy::Ceiling, Strategy::CeilingCopyStaging]
+            } else {
+                [Strategy::CeilingCopyStaging, Strategy::Ceiling]
+            };
+            let mut dbs = Vec::new();
+            for strategy in paths {
+                let mode = format!("wp{round}_{strategy:?}").to_lowercase();
+                let db = self.copy(data, &mode).await?;
+                let m = self.measure(data, &db, strategy).await?;
+                add(
+                    match strategy {
+                        Strategy::Ceiling => &mut unnest,
+                        _ => &mut copy,
+                    },
+                    m,
+                );
+                dbs.push(db);
+            }
+            let (a, b) = (
+                fingerprint(&self.services.url_of(&dbs[0])).await?,
+                fingerprint(&self.services.url_of(&dbs[1])).await?,
+            );
+            ensure!(
+                a == b,
+                "the two write paths left different rows: {a:?} and {b:?}"
+            );
+            eprintln!("bench: both write paths left identical contacts and batch records ({a:?})");
+            for db in dbs {
+                self.drop_unless_kept(&db).await;
+            }
+            let (m, rows) = self.limit(data, round).await?;
+            add(&mut limit, m);
+            limit_rows = rows;
+        }
+        Ok(Comparison {
+            contacts: data.shape.contacts,
+            concurrency: self.args.base_concurrency,
+            rounds: rounds.max(1),
+            unnest,
+            copy,
+            limit,
+            limit_rows,
+            e2e: e2e.map(Measurement::contacts_per_s),
+        })
+    }
 
-        let limit_db = self.copy(data, "wp_limit").await?;
+    /// The plain COPY into an empty `contacts_copy` of a fresh copy of the seeded database.
+    async fn limit(&mut self, data: &Prepared, round: usize) -> anyhow::Result<(Measurement, i64)> {
+        let limit_db = self.copy(data, &format!("wp{round}_limit")).await?;
         let url = self.services.url_of(&limit_db);
         let client = contact_import::store::connect::client(&url).await?;
         client
@@ -78,15 +116,7 @@ impl Bench {
         );
         drop(client);
         self.drop_unless_kept(&limit_db).await;
-        Ok(Comparison {
-            contacts: data.shape.contacts,
-            concurrency: c,
-            unnest,
-            copy,
-            limit,
-            limit_rows,
-            e2e: e2e.map(Measurement::contacts_per_s),
-        })
+        Ok((limit, limit_rows))
     }
 
     async fn measure(
@@ -116,6 +146,15 @@ impl Bench {
         eprintln!("bench: {}", report::one_line(&mode, &m));
         Ok(m)
     }
+}
+
+/// Sums a round into the total: contacts/s and CPU per 1k then cover every round.
+fn add(total: &mut Measurement, m: Measurement) {
+    total.contacts += m.contacts;
+    total.batches += m.batches;
+    total.wall += m.wall;
+    total.latencies.extend(m.latencies);
+    total.cpu.add(&m.cpu);
 }
 
 /// What both paths must leave alike: every contact but its timestamps, and every batch's
@@ -166,8 +205,8 @@ pub fn markdown(rows: &[Comparison]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "### Write path: COPY staging vs unnest ({} contacts, concurrency {}, ceiling mode)\n",
-            r.contacts, r.concurrency
+            "### Write path: COPY staging vs unnest ({} contacts, concurrency {}, ceiling mode, {} round(s) summed)\n",
+            r.contacts, r.concurrency, r.rounds
         );
         let _ = writeln!(
             s,
@@ -200,7 +239,7 @@ pub fn markdown(rows: &[Comparison]) -> String {
         let _ = writeln!(
             s,
             "\ncontacts/s counts every contact of the dataset (invalid ones included) for all three; \
-             the limit copied {} rows.",
+             the limit copied {} rows per round.",
             r.limit_rows
         );
         if let Some(e2e) = r.e2e {
