@@ -220,7 +220,8 @@ impl Store {
                     apply(client.get(), batch, body_sha256, answer, how, path).await
                 }
                 Mode::DryRun => {
-                    dry_run(client.get(), batch, answer, how.detail, self.write_path).await
+                    let path = self.write_path;
+                    dry_run(client.get(), batch, answer, how.detail, path).await
                 }
             };
             match &applied {

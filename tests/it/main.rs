@@ -23,3 +23,4 @@ mod support;
 mod throttle;
 mod tls;
 mod upgrade;
+mod write_paths;
