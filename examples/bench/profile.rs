@@ -204,7 +204,6 @@ async fn upsert_variants(
 ) -> anyhow::Result<Vec<(String, f64)>> {
     const EXISTS: &str = "FROM input i\nWHERE NOT i.is_update\n   OR EXISTS (SELECT 1 FROM contacts e WHERE e.org_id = $1 AND e.contact_id = i.contact_id)";
     const JOIN: &str = "FROM input i\nLEFT JOIN contacts e ON e.org_id = $1 AND e.contact_id = i.contact_id\nWHERE NOT i.is_update OR e.contact_id IS NOT NULL";
-    let returning_at = sql.find("RETURNING");
     // Only for a statement that ends with its RETURNING: the worker's returns its written
     // rows from a CTE (and its unchanged ones from another), whose columns must agree.
     let lean = |sql: &str| -> Option<String> {
@@ -226,7 +225,7 @@ async fn upsert_variants(
             j.clone(),
         ));
     }
-    if let (Some(_), Some(lean_sql)) = (returning_at, lean(sql)) {
+    if let Some(lean_sql) = lean(sql) {
         variants.push(("RETURNING only id, inserted, timestamps".into(), lean_sql));
         if let Some(both) = joined.as_deref().and_then(lean) {
             variants.push(("both".into(), both));

@@ -24,6 +24,8 @@ pub struct Tally {
     pub earlier: (u64, u64, u64),
     /// Every batch was a dry run: nothing was written, the counts say what would be.
     pub dry_run: bool,
+    /// The failed contacts of the results counted since the caller last took them (`publish`
+    /// takes them after each result, to write them to `--report`).
     pub failures: Vec<FailedRow>,
     /// One per input, in the order they were sent: the lines of [`Tally::table`].
     pub files: Vec<FileTally>,
