@@ -6,7 +6,7 @@ use crate::rejection::RejectCode;
 use crate::result::BatchStatus;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Counter: batches finished, by `status`.
 pub const BATCHES: &str = "contact_import_batches_total";
@@ -45,6 +45,19 @@ pub const UNAUTHORIZED: &str = "contact_import_unauthorized_total";
 /// Counter: Save User Contacts userName/password pairs refused unverified by the per-account
 /// throttle (`too.many.attempts`).
 pub const LOGIN_THROTTLED: &str = "contact_import_login_throttled_total";
+/// Gauge, seconds: how long the oldest batch in flight has been in flight (0 with none).
+pub const BATCH_OLDEST: &str = "contact_import_batch_in_flight_oldest_seconds";
+/// Gauge: batches whose COMMIT was sent and has not returned.
+pub const COMMITTING: &str = "contact_import_batches_committing";
+/// Gauge, seconds: how long the oldest COMMIT in flight has waited (0 with none).
+pub const COMMIT_WAIT_OLDEST: &str = "contact_import_commit_wait_oldest_seconds";
+/// Counter: commits that ended without a definite answer (the connection closed under the
+/// COMMIT, or its wait for the synchronous standby was cancelled); each is resolved by
+/// reading back and confirming before its batch is answered.
+pub const COMMIT_OUTCOME_UNKNOWN: &str = "contact_import_commit_outcome_unknown_total";
+/// Counter: commits whose wait for the synchronous standby was cancelled (by an operator's
+/// `pg_cancel_backend`, a pooler, a server shutdown): committed on the primary only.
+pub const SYNC_WAIT_CANCELLED: &str = "contact_import_sync_wait_cancelled_total";
 
 /// Why a delivery went back to the queue: the `reason` of [`REQUEUED`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +152,28 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Database attempts retried after a transient error."
     );
     describe_gauge!(IN_FLIGHT, "Batches being processed now.");
+    describe_gauge!(
+        BATCH_OLDEST,
+        metrics::Unit::Seconds,
+        "How long the oldest batch in flight has been in flight; 0 with none. Unlike the latency histogram, it grows while batches hang."
+    );
+    describe_gauge!(
+        COMMITTING,
+        "Batches whose COMMIT was sent and has not returned (with a synchronous standby away, they wait for it)."
+    );
+    describe_gauge!(
+        COMMIT_WAIT_OLDEST,
+        metrics::Unit::Seconds,
+        "How long the oldest COMMIT in flight has waited; 0 with none."
+    );
+    describe_counter!(
+        COMMIT_OUTCOME_UNKNOWN,
+        "Commits that ended without a definite answer (connection lost under the COMMIT, or its wait for the synchronous standby cancelled); their batches are answered only once the commit is read back and confirmed replicated."
+    );
+    describe_counter!(
+        SYNC_WAIT_CANCELLED,
+        "Commits whose wait for the synchronous standby was cancelled (pg_cancel_backend, a pooler, a server shutdown): committed on the primary only, so not answered."
+    );
     describe_counter!(
         DEAD_LETTERED,
         "Messages this worker dead-lettered, by reason."
@@ -209,6 +244,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     counter!(BROKER_RECONNECTS).increment(0);
     counter!(DRY_RUNS).increment(0);
     counter!(LOGIN_THROTTLED).increment(0);
+    counter!(COMMIT_OUTCOME_UNKNOWN).increment(0);
+    counter!(SYNC_WAIT_CANCELLED).increment(0);
+    gauge!(BATCH_OLDEST).set(0.0);
+    gauge!(COMMITTING).set(0.0);
+    gauge!(COMMIT_WAIT_OLDEST).set(0.0);
     for reason in RejectCode::ALL.into_iter().filter(|c| c.requester_only()) {
         counter!(UNAUTHORIZED, "reason" => reason.as_str()).increment(0);
     }
@@ -307,19 +347,97 @@ pub fn result_unroutable(target: UnroutableTarget) {
     counter!(RESULTS_UNROUTABLE, "target" => target.as_str()).increment(1);
 }
 
-/// Counts a batch in flight for as long as it lives.
-pub struct InFlight(());
+/// Counts a batch in flight for as long as it lives, and remembers since when (see
+/// [`Started`]).
+pub struct InFlight(u64);
+
+/// The batches in flight and when each started: [`BATCH_OLDEST`].
+static BATCHES_IN_FLIGHT: Started = Started::new();
 
 impl InFlight {
     /// Counts one more batch in flight until the guard is dropped.
     pub fn enter() -> Self {
         gauge!(IN_FLIGHT).increment(1.0);
-        Self(())
+        Self(BATCHES_IN_FLIGHT.enter())
+    }
+
+    /// How long the oldest batch in flight has been in flight.
+    pub fn oldest() -> Option<Duration> {
+        BATCHES_IN_FLIGHT.oldest()
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        BATCHES_IN_FLIGHT.leave(self.0);
         gauge!(IN_FLIGHT).decrement(1.0);
     }
+}
+
+/// Things in flight, each with the instant it started, for an "oldest" gauge: a histogram
+/// sees only what finishes, so it stays quiet while something hangs.
+pub struct Started {
+    since: std::sync::Mutex<std::collections::BTreeMap<u64, Instant>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl Started {
+    /// Nothing in flight.
+    pub const fn new() -> Self {
+        Self {
+            since: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// One more in flight, from now; the number given back takes it out again.
+    pub fn enter(&self) -> u64 {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.since
+            .lock()
+            .expect("started lock")
+            .insert(id, Instant::now());
+        id
+    }
+
+    /// Takes `id` out.
+    pub fn leave(&self, id: u64) {
+        self.since.lock().expect("started lock").remove(&id);
+    }
+
+    /// How long the oldest one in flight has been in flight.
+    pub fn oldest(&self) -> Option<Duration> {
+        // Ids grow with time, so the first entry is the oldest.
+        let since = self.since.lock().expect("started lock");
+        since.values().next().map(Instant::elapsed)
+    }
+}
+
+impl Default for Started {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Sets the gauges of what is oldest in flight: batches, and commits in flight (`commits`).
+pub fn oldest_in_flight(commits: Option<Duration>) {
+    gauge!(BATCH_OLDEST).set(InFlight::oldest().unwrap_or_default().as_secs_f64());
+    gauge!(COMMIT_WAIT_OLDEST).set(commits.unwrap_or_default().as_secs_f64());
+}
+
+/// Counts a COMMIT sent (`1.0`) or returned (`-1.0`) in [`COMMITTING`].
+pub fn committing(change: f64) {
+    gauge!(COMMITTING).increment(change);
+}
+
+/// Counts a commit whose outcome is unknown.
+pub fn commit_outcome_unknown() {
+    counter!(COMMIT_OUTCOME_UNKNOWN).increment(1);
+}
+
+/// Counts a commit whose wait for the synchronous standby was cancelled.
+pub fn sync_wait_cancelled() {
+    counter!(SYNC_WAIT_CANCELLED).increment(1);
 }

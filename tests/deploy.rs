@@ -33,6 +33,7 @@ const REQUIRED_ALERTS: &[&str] = &[
     "ContactImportWorkerDown",
     "ContactImportDatabaseUnavailable",
     "ContactImportBrokerBlocked",
+    "ContactImportCommitWaiting",
 ];
 
 fn root() -> &'static Path {

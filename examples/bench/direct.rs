@@ -45,7 +45,7 @@ pub async fn run(
 ) -> anyhow::Result<Measurement> {
     let recording = perf.and_then(crate::perf::start);
     let (pool, tls) = store::connect::pool(database_url, concurrency + 1)?;
-    let store = Store::new(pool.clone(), tls);
+    let store = Store::new(pool.clone(), tls, Default::default());
     let mut m = Measurement {
         contacts: expected.received,
         batches: batches.len(),
@@ -190,7 +190,7 @@ pub async fn verify_rows(
 /// updates name) and leaves the statistics fresh.
 pub async fn seed(database_url: &str, seeds: &[Batch]) -> anyhow::Result<()> {
     let (pool, tls): (Pool, _) = store::connect::pool(database_url, 2)?;
-    let store = Store::new(pool.clone(), tls);
+    let store = Store::new(pool.clone(), tls, Default::default());
     for batch in seeds {
         ceiling(&store, &batch.validated(), &batch.sha256).await?;
     }

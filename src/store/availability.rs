@@ -1,12 +1,14 @@
 //! Whether PostgreSQL can take batches. A batch that meets an outage reports it; the consume
 //! loop then takes no new deliveries (each would fail and spend one of its limited
-//! deliveries) and `/readyz` says why, until a probe gets an answer again.
+//! deliveries) and `/readyz` says why, until a probe gets an answer again. Commits that wait
+//! for the synchronous standby ([`Commits`]) stop new deliveries the same way.
 
 use super::StoreError;
+use super::commits::Commits;
 use crate::metrics;
 use backon::BackoffBuilder;
 use deadpool_postgres::Pool;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -22,6 +24,8 @@ pub struct Availability {
     last_error: Mutex<String>,
     /// Held by the one waiter that probes; the others wait for its news.
     prober: tokio::sync::Mutex<()>,
+    /// The commits in flight, and whether commits wait for the synchronous standby.
+    commits: Arc<Commits>,
 }
 
 impl Availability {
@@ -33,7 +37,13 @@ impl Availability {
             up: watch::Sender::new(true),
             last_error: Mutex::new(String::new()),
             prober: tokio::sync::Mutex::new(()),
+            commits: Arc::default(),
         }
+    }
+
+    /// The commits in flight; see [`Commits::watch`] for what keeps their stall current.
+    pub fn commits(&self) -> &Arc<Commits> {
+        &self.commits
     }
 
     /// Follows the availability: `true` while batches can be stored.

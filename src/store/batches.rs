@@ -123,30 +123,6 @@ pub async fn finish(
     Ok(())
 }
 
-/// The result stored for `batch` if it was applied with this body.
-pub async fn stored_result(
-    client: &impl GenericClient,
-    org: &OrgId,
-    batch: &BatchId,
-    body_sha256: &str,
-) -> Result<Option<StoredResult>, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
-            "SELECT status, result, send_id FROM import_batches \
-             WHERE org_id = $1 AND batch_id = $2 AND body_sha256 = $3",
-            &[&org.as_str(), &batch.as_str(), &body_sha256],
-        )
-        .await?;
-    row.map(|row| {
-        Ok(StoredResult {
-            status: status(&row, 0)?,
-            body: row.get(1),
-            send_id: row.get(2),
-        })
-    })
-    .transpose()
-}
-
 /// A processed batch as `contact-import batches show` prints it.
 #[derive(Debug)]
 pub struct ProcessedBatch {

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::MakeTlsConnect;
-use tokio_postgres::{Client, NoTls, Socket};
+use tokio_postgres::{AsyncMessage, Client, NoTls, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Why the database could not be reached at start.
@@ -318,8 +318,10 @@ pub fn pool(database_url: &str, max_size: usize) -> Result<(Pool, Tls), ConnectE
         recycling_method: RecyclingMethod::Verified,
     };
     let manager = match &tls {
-        Tls::None => Manager::from_config(config, NoTls, manager_config),
-        Tls::Rustls(rustls) => Manager::from_config(config, rustls.clone(), manager_config),
+        Tls::None => Manager::from_connect(config, Watched(NoTls), manager_config),
+        Tls::Rustls(rustls) => {
+            Manager::from_connect(config, Watched(rustls.clone()), manager_config)
+        }
     };
     let pool = Pool::builder(manager)
         .max_size(max_size)
@@ -346,12 +348,90 @@ where
     T::Stream: Send + 'static,
 {
     let (client, connection) = config.connect(tls).await.map_err(ConnectError::Connect)?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %super::describe(&e), "the database connection failed");
-        }
-    });
+    tokio::spawn(drive(connection));
     Ok(client)
+}
+
+/// deadpool's way of making the pool's connections, driven by [`drive`].
+struct Watched<T>(T);
+
+impl<T> deadpool_postgres::Connect for Watched<T>
+where
+    T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
+    T::Stream: Sync + Send,
+    T::TlsConnect: Sync + Send,
+    <T::TlsConnect as tokio_postgres::tls::TlsConnect<Socket>>::Future: Send,
+{
+    fn connect(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> std::pin::Pin<
+        Box<
+            dyn Future<
+                    Output = Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+                > + Send
+                + '_,
+        >,
+    > {
+        let tls = self.0.clone();
+        let config = config.clone();
+        Box::pin(async move {
+            let (client, connection) = config.connect(tls).await?;
+            Ok((client, tokio::spawn(drive(connection))))
+        })
+    }
+}
+
+/// Runs a connection until it ends, reading the server's notices on the way.
+///
+/// One notice ends it at once: the warning that a COMMIT's wait for the synchronous standby
+/// was cancelled (by `pg_cancel_backend`, a pooler, a server shutdown). That transaction has
+/// committed on this server and perhaps on no other, and the COMMIT's reply, which follows
+/// the warning, would report success. Closing the connection before the reply is read turns
+/// that success into what it is: an unknown outcome, which the caller resolves as after any
+/// connection lost under a COMMIT, by reading the batch back and confirming it replicated.
+async fn drive<S, T>(mut connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(AsyncMessage::Notice(notice))) if is_sync_wait_cancelled(&notice) => {
+                crate::metrics::sync_wait_cancelled();
+                tracing::warn!(
+                    notice = notice.message(),
+                    "a commit's wait for the synchronous standby was cancelled: it is on the \
+                     primary only; closing the connection so that it is not taken for a \
+                     success, and its batch stays unanswered until it is replicated"
+                );
+                return;
+            }
+            Some(Ok(AsyncMessage::Notice(notice))) => {
+                tracing::info!(
+                    severity = notice.severity(),
+                    notice = notice.message(),
+                    "database notice"
+                );
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                tracing::warn!(error = %super::describe(&e), "the database connection failed");
+                return;
+            }
+            None => return,
+        }
+    }
+}
+
+/// Whether a notice says a commit's wait for synchronous replication was cut short. The
+/// routine is the server's function name, which no `lc_messages` translates; the English
+/// text is the fallback for a server that does not send it.
+fn is_sync_wait_cancelled(notice: &tokio_postgres::error::DbError) -> bool {
+    notice.routine() == Some("SyncRepWaitForLSN")
+        || notice
+            .message()
+            .contains("wait for synchronous replication")
 }
 
 impl Tls {

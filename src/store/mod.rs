@@ -1,9 +1,11 @@
 //! Everything that talks SQL. One batch is one transaction: claim the batch id, upsert its
-//! contacts in one statement, store its result, commit.
+//! contacts in one statement, store its result, commit. The batch's time limit bounds the
+//! work up to COMMIT; the COMMIT itself is never cancelled (see [`commits`]).
 
 pub mod accounts;
 pub mod availability;
 pub mod batches;
+pub mod commits;
 pub mod connect;
 pub mod grants;
 pub mod login_failures;
@@ -13,12 +15,15 @@ pub mod upsert;
 use crate::contact::ValidatedBatch;
 use crate::contact::credentials::Known;
 use crate::dialect::Answer;
-use crate::ids::{BatchId, OrgId};
+use crate::ids::OrgId;
 use crate::result::{BatchResult, ResultDetail};
 use batches::{Claim, StoredResult};
 use chrono::Utc;
-use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
+use commits::Commits;
+use deadpool_postgres::{Object, Pool, PoolError, TimeoutType, Transaction};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::warn;
@@ -46,6 +51,11 @@ pub enum StoreError {
         /// The latest migration this binary carries.
         needed: i64,
     },
+    /// The COMMIT got no definite answer: the connection closed under it, or its wait for the
+    /// synchronous standby was cancelled (see [`connect`]). The transaction may have
+    /// committed, on the primary alone; only reading the batch back tells.
+    #[error("the commit's outcome is unknown: {}", describe(.0))]
+    CommitOutcomeUnknown(tokio_postgres::Error),
     /// The batch ran out of time and its transaction was abandoned.
     #[error("the batch did not finish within its time limit{}", last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
     DeadlineExceeded {
@@ -63,7 +73,7 @@ impl StoreError {
             Self::Pool(PoolError::Backend(e)) | Self::Db(e) => is_outage_db(e),
             Self::Pool(PoolError::Timeout(kind)) => !matches!(kind, TimeoutType::Wait),
             Self::NoAnswer(_) | Self::SchemaBehind { .. } => true,
-            Self::Pool(_) | Self::DeadlineExceeded { .. } => false,
+            Self::Pool(_) | Self::DeadlineExceeded { .. } | Self::CommitOutcomeUnknown(_) => false,
         }
     }
 
@@ -162,7 +172,8 @@ pub enum Applied {
         /// `result` as published to the requester; never stored.
         body: Vec<u8>,
     },
-    /// Applied before (a redelivery): the result stored then, to publish again.
+    /// Applied before (a redelivery, a resend, a commit whose outcome was unknown): the
+    /// result stored then, to publish again, confirmed replicated.
     Replayed(StoredResult),
     /// The batch id was used before for a different body; nothing written.
     IdConflict,
@@ -174,18 +185,26 @@ pub struct Store {
     pool: Pool,
     /// How the pool's connections are made, for cancelling a statement alike.
     tls: connect::Tls,
+    /// The commits in flight, shared with the worker's gauges, gate and `/readyz`.
+    commits: Arc<Commits>,
 }
 
 impl Store {
-    /// A store on this pool, whose connections are made with `tls`.
-    pub fn new(pool: Pool, tls: connect::Tls) -> Self {
-        Self { pool, tls }
+    /// A store on this pool, whose connections are made with `tls`, counting its commits in
+    /// `commits`.
+    pub fn new(pool: Pool, tls: connect::Tls, commits: Arc<Commits>) -> Self {
+        Self { pool, tls, commits }
     }
 
     /// Applies a batch exactly once: the batch row, the contacts and the result commit
     /// together or not at all. Safe to call again after any error.
     ///
-    /// Past `deadline` the transaction is abandoned (see [`Abandonable`]).
+    /// Past `deadline` the transaction is abandoned (see [`Abandonable`]), but only before its
+    /// COMMIT is sent: a COMMIT waits for as long as the database takes (with a synchronous
+    /// standby away, until it is back) and ends in a definite answer or in
+    /// [`StoreError::CommitOutcomeUnknown`]. A batch found applied before is answered from its
+    /// stored result only once that result is known to be replicated: its transaction
+    /// commits too (see [`apply`]).
     pub async fn apply_batch(
         &self,
         batch: &ValidatedBatch,
@@ -198,26 +217,46 @@ impl Store {
         if Instant::now() >= deadline {
             return Err(timed_out());
         }
-        let work = async {
-            let mut client = Abandonable(Some(self.pool.get().await?), self.tls.clone());
-            let applied = match how.mode {
-                Mode::Apply => apply(client.get(), batch, body_sha256, answer, how).await,
-                Mode::DryRun => dry_run(client.get(), batch, answer, how.detail).await,
-            };
-            match &applied {
-                // The server went read-only under a pooled connection (demoted, or made a
-                // reader by a managed failover that keeps connections open): this
-                // connection will never write again, so the next attempt must make a new
-                // one, which `target_session_attrs=read-write` steers to the primary.
-                Err(e) if e.is_read_only() => client.discard(),
-                // Committed, or rolled back by the dropped transaction: safe to pool again.
-                _ => client.release(),
-            }
-            applied
-        };
-        tokio::time::timeout_at(deadline, work)
+        let connection = tokio::time::timeout_at(deadline, self.pool.get())
             .await
-            .unwrap_or_else(|_| Err(timed_out()))
+            .map_err(|_| timed_out())??;
+        let mut client = Abandonable::new(connection, self.tls.clone());
+        let applied = match how.mode {
+            Mode::Apply => {
+                let commit = Commit {
+                    commits: &self.commits,
+                    sent: client.commit_sent.clone(),
+                };
+                apply(
+                    client.get(),
+                    batch,
+                    body_sha256,
+                    answer,
+                    how,
+                    deadline,
+                    commit,
+                )
+                .await
+            }
+            Mode::DryRun => {
+                tokio::time::timeout_at(deadline, dry_run(client.get(), batch, answer, how.detail))
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out()))
+            }
+        };
+        match &applied {
+            // The server went read-only under a pooled connection (demoted, or made a reader
+            // by a managed failover that keeps connections open): this connection will never
+            // write again, so the next attempt must make a new one, which
+            // `target_session_attrs=read-write` steers to the primary.
+            Err(e) if e.is_read_only() => client.discard(),
+            // Out of time before COMMIT: the dropped transaction and connection are
+            // abandoned, the statement they ran cancelled.
+            Err(StoreError::DeadlineExceeded { .. }) => drop(client),
+            // Committed, or rolled back by the dropped transaction: safe to pool again.
+            _ => client.release(),
+        }
+        applied
     }
 
     /// What the store knows of the accounts `users` of `org` claim, on one connection: the
@@ -258,18 +297,6 @@ impl Store {
         let client = self.pool.get().await?;
         Ok(grants::is_granted(&**client, user, org.as_str()).await?)
     }
-
-    /// The stored result of a batch applied before, if any: after a time-out during `COMMIT`
-    /// nobody knows whether it committed.
-    pub async fn applied_result(
-        &self,
-        org: &OrgId,
-        batch: &BatchId,
-        body_sha256: &str,
-    ) -> Result<Option<StoredResult>, StoreError> {
-        let client = self.pool.get().await?;
-        Ok(batches::stored_result(&client, org, batch, body_sha256).await?)
-    }
 }
 
 /// How [`Store::apply_batch`] applies a batch and shapes its result.
@@ -296,21 +323,36 @@ pub enum Mode {
 /// A pooled connection in the middle of a transaction. Dropped before [`Abandonable::release`]
 /// (the batch's deadline passed, the worker aborted it at shutdown, a panic), it is not
 /// returned to the pool with the transaction open and a statement perhaps still holding row
-/// locks: its statement is cancelled and the connection closed.
-struct Abandonable(Option<Object>, connect::Tls);
+/// locks: the connection is closed, and its statement cancelled unless it is the COMMIT.
+/// A COMMIT is never cancelled: a cancelled wait for the synchronous standby would leave
+/// the transaction committed on the primary alone. Its server finishes it on its own.
+struct Abandonable {
+    client: Option<Object>,
+    tls: connect::Tls,
+    /// Set once the COMMIT is sent.
+    commit_sent: Arc<AtomicBool>,
+}
 
 impl Abandonable {
+    fn new(client: Object, tls: connect::Tls) -> Self {
+        Self {
+            client: Some(client),
+            tls,
+            commit_sent: Arc::default(),
+        }
+    }
+
     fn get(&mut self) -> &mut Object {
-        self.0.as_mut().expect("present until released")
+        self.client.as_mut().expect("present until released")
     }
 
     fn release(mut self) {
-        drop(self.0.take());
+        drop(self.client.take());
     }
 
     /// Closes the connection instead of pooling it again (no statement is running).
     fn discard(mut self) {
-        if let Some(client) = self.0.take() {
+        if let Some(client) = self.client.take() {
             drop(Object::take(client));
         }
     }
@@ -318,16 +360,48 @@ impl Abandonable {
 
 impl Drop for Abandonable {
     fn drop(&mut self) {
-        let Some(client) = self.0.take() else { return };
+        let Some(client) = self.client.take() else {
+            return;
+        };
         let cancel = client.cancel_token();
         drop(Object::take(client));
-        let tls = self.1.clone();
+        if self.commit_sent.load(Ordering::SeqCst) {
+            return;
+        }
+        let tls = self.tls.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 if let Err(e) = tls.cancel(&cancel).await {
                     warn!(error = %e, "cancelling an abandoned statement failed");
                 }
             });
+        }
+    }
+}
+
+/// Sends a transaction's COMMIT and waits for its answer, however long: marked sent first,
+/// so that nothing cancels it, and counted in [`Commits`] while it waits.
+struct Commit<'a> {
+    commits: &'a Commits,
+    sent: Arc<AtomicBool>,
+}
+
+impl Commit<'_> {
+    async fn commit(self, tx: Transaction<'_>) -> Result<(), StoreError> {
+        self.sent.store(true, Ordering::SeqCst);
+        let _waiting = self.commits.sent();
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            // An error the server sent (a deferred constraint, a serialization failure):
+            // the transaction rolled back.
+            Err(e) if e.as_db_error().is_some() => Err(StoreError::Db(e)),
+            // No answer: the connection closed under the COMMIT, or was closed because its
+            // wait for the standby was cancelled.
+            Err(e) => {
+                crate::metrics::commit_outcome_unknown();
+                warn!(error = %describe(&e), "the batch's COMMIT got no answer; its outcome is unknown until it is read back");
+                Err(StoreError::CommitOutcomeUnknown(e))
+            }
         }
     }
 }
@@ -349,35 +423,57 @@ async fn dry_run(
     Ok(Applied::DryRun { result, body })
 }
 
+/// Claims and writes the batch within `deadline`, then commits however long that takes. A
+/// batch applied before is not written again; its transaction still commits, after taking a
+/// transaction id, so that the commit waits for the synchronous standby like any other: WAL
+/// is replicated in order, so once it returns the stored result, committed earlier, is
+/// replicated too. On a server without synchronous standbys that commit waits for nothing.
 async fn apply(
     client: &mut Object,
     batch: &ValidatedBatch,
     body_sha256: &str,
     answer: &Answer,
     how: Apply<'_>,
+    deadline: Instant,
+    commit: Commit<'_>,
 ) -> Result<Applied, StoreError> {
-    let tx = client.transaction().await?;
-    let claim = batches::claim(
-        &tx,
-        batch.org_id(),
-        batch.batch_id(),
-        body_sha256,
-        how.send_id,
-    );
-    match claim.await? {
-        Claim::New => {}
-        Claim::Done {
-            body_sha256: stored,
-            result,
-        } if stored == body_sha256 => return Ok(Applied::Replayed(result)),
-        Claim::Done { .. } => return Ok(Applied::IdConflict),
-    }
-    let outcomes = upsert::write_contacts(&tx, batch).await?;
-    let mut result = BatchResult::applied(batch.batch_id(), batch.org_id(), outcomes, Utc::now());
-    answer.complete(&mut result);
-    result.detail = how.detail;
-    let body = result.to_json();
-    batches::finish(&tx, batch.org_id(), batch.batch_id(), &result, &body).await?;
-    tx.commit().await?;
-    Ok(Applied::Fresh { result, body })
+    let staged = async {
+        let tx = client.transaction().await?;
+        let claim = batches::claim(
+            &tx,
+            batch.org_id(),
+            batch.batch_id(),
+            body_sha256,
+            how.send_id,
+        );
+        let applied = match claim.await? {
+            Claim::New => {
+                let outcomes = upsert::write_contacts(&tx, batch).await?;
+                let mut result =
+                    BatchResult::applied(batch.batch_id(), batch.org_id(), outcomes, Utc::now());
+                answer.complete(&mut result);
+                result.detail = how.detail;
+                let body = result.to_json();
+                batches::finish(&tx, batch.org_id(), batch.batch_id(), &result, &body).await?;
+                Applied::Fresh { result, body }
+            }
+            Claim::Done {
+                body_sha256: stored,
+                result,
+            } => {
+                tx.execute("SELECT pg_current_xact_id()", &[]).await?;
+                if stored == body_sha256 {
+                    Applied::Replayed(result)
+                } else {
+                    Applied::IdConflict
+                }
+            }
+        };
+        Ok::<_, StoreError>((tx, applied))
+    };
+    let (tx, applied) = tokio::time::timeout_at(deadline, staged)
+        .await
+        .map_err(|_| StoreError::DeadlineExceeded { last_error: None })??;
+    commit.commit(tx).await?;
+    Ok(applied)
 }

@@ -1,13 +1,16 @@
 //! The gate in front of the consumer: closed while the database is away (each batch taken
-//! would fail and spend one of its limited deliveries) or while the broker blocks our
-//! publishing (results would pile up unconfirmed during a memory or disk alarm). Both sides
-//! are `watch` channels, so the consume loop wakes when either changes, never by polling.
+//! would fail and spend one of its limited deliveries), while commits wait for its
+//! synchronous standby (a batch taken would wait behind them, perhaps on a row a waiting
+//! commit holds, past its time), or while the broker blocks our publishing (results would
+//! pile up unconfirmed during a memory or disk alarm). All are `watch` channels, so the
+//! consume loop wakes when one changes, never by polling.
 
 use crate::metrics;
 use crate::store::availability::Availability;
 use futures_lite::StreamExt;
 use lapin::{Connection, Event};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -16,6 +19,8 @@ use tracing::{info, warn};
 pub struct Gate {
     availability: Arc<Availability>,
     database_up: watch::Receiver<bool>,
+    /// `Some` while commits wait for the synchronous standby.
+    commits_stalled: watch::Receiver<Option<Duration>>,
     broker_blocked: watch::Receiver<bool>,
     /// Follows the publishing connection's blocked/unblocked events; ends with the gate.
     watcher: JoinHandle<()>,
@@ -47,6 +52,7 @@ impl Gate {
         });
         Self {
             database_up: availability.subscribe(),
+            commits_stalled: availability.commits().subscribe(),
             availability,
             broker_blocked,
             watcher,
@@ -58,6 +64,8 @@ impl Gate {
     pub async fn opened(&mut self) {
         loop {
             self.availability.wait_up().await;
+            // The sender lives in the availability, which outlives the gate.
+            let _ = self.commits_stalled.wait_for(Option::is_none).await;
             if self
                 .broker_blocked
                 .wait_for(|blocked| !blocked)
@@ -77,12 +85,15 @@ impl Gate {
     pub async fn closed(&mut self) {
         tokio::select! {
             _ = self.database_up.wait_for(|up| !up) => {}
+            Ok(_) = self.commits_stalled.wait_for(Option::is_some) => {}
             Ok(_) = self.broker_blocked.wait_for(|blocked| *blocked) => {}
         }
     }
 
     fn is_open(&self) -> bool {
-        *self.database_up.borrow() && !*self.broker_blocked.borrow()
+        *self.database_up.borrow()
+            && self.commits_stalled.borrow().is_none()
+            && !*self.broker_blocked.borrow()
     }
 }
 

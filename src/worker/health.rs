@@ -1,7 +1,8 @@
 //! What `/readyz` reports: consuming on open channels, the broker not blocking our
-//! publishing, and the database answering.
+//! publishing, the database answering, and commits not waiting for its synchronous standby.
 
 use crate::store::availability::Availability;
+use crate::store::commits::{Commits, STALLED_ON_STANDBY};
 use lapin::{Channel, ConnectionStatus};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +37,11 @@ impl Readiness {
         *self.session.lock().expect("readiness lock") = None;
     }
 
+    /// The commits in flight.
+    pub fn commits(&self) -> &Commits {
+        self.availability.commits()
+    }
+
     /// `Err` names what is not ready.
     pub async fn check(&self) -> Result<(), String> {
         self.known_state()?;
@@ -49,6 +55,13 @@ impl Readiness {
     /// What is known without a round trip: consuming on open channels, not blocked, the
     /// database not known to be away. Feeds the `contact_import_ready` gauge.
     pub fn known_state(&self) -> Result<(), String> {
+        if let Some(oldest) = self.availability.commits().stalled() {
+            return Err(format!(
+                "{STALLED_ON_STANDBY} (the oldest for {} s); taking no new batches, and \
+                 answering none until its commit is replicated",
+                oldest.as_secs()
+            ));
+        }
         if let Some(outage) = self.availability.outage() {
             return Err(format!(
                 "database unavailable, not taking batches: {outage}"

@@ -47,6 +47,11 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     tokio::spawn(metrics::run_upkeep(metrics_handle.clone()));
     let (pool, tls) = connect::pool(&cfg.database.database_url, cfg.db_pool_size())?;
     let availability = Arc::new(Availability::new(pool.clone()));
+    let commit_watch = tokio::spawn({
+        let availability = availability.clone();
+        let pool = pool.clone();
+        async move { availability.commits().watch(pool).await }
+    });
     let readiness = Arc::new(Readiness::new(availability.clone()));
 
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
@@ -59,6 +64,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
             loop {
                 every.tick().await;
                 metrics::ready(readiness.known_state().is_ok());
+                metrics::oldest_in_flight(readiness.commits().oldest_wait());
             }
         }
     });
@@ -77,7 +83,10 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     // consume until it is fixed.
     tokio::select! {
         _ = shutdown.wait() => {}
-        _ = availability.probe() => {}
+        _ = async {
+            let _ = availability.probe().await;
+            availability.commits().refresh(&pool).await;
+        } => {}
     }
 
     let reconnect_policy = backon::ExponentialBuilder::default()
@@ -87,7 +96,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
         .with_jitter();
     let mut delays = reconnect_policy.build();
     let outcome = loop {
-        let store = Store::new(pool.clone(), tls.clone());
+        let store = Store::new(pool.clone(), tls.clone(), availability.commits().clone());
         match consume(&cfg, store, &availability, &readiness, &shutdown).await {
             SessionEnd::Shutdown => break Ok(()),
             SessionEnd::Fatal(e) => break Err(e),
@@ -110,6 +119,7 @@ pub async fn run(cfg: WorkerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     };
 
     ready_gauge.abort();
+    commit_watch.abort();
     metrics::ready(false);
     let _ = stop_http.send(());
     let _ = http.await;

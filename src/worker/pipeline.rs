@@ -1,8 +1,8 @@
 //! One batch from delivery to settlement:
 //! decode (dialect) → validate → store (one transaction, retried) → publish result → ack.
-//! A delivery is acked only after its transaction committed and its result was confirmed;
-//! everything else requeues it, and the queue's delivery limit dead-letters a batch that
-//! keeps failing.
+//! A delivery is answered and acked only after its transaction committed (on the synchronous
+//! standby too, when there is one) and its result was confirmed; everything else requeues
+//! it, and the queue's delivery limit dead-letters a batch that keeps failing.
 
 use crate::broker::consume;
 use crate::broker::publish::{
@@ -17,7 +17,6 @@ use crate::metrics::{self, InFlight, RequeueReason, UnroutableTarget};
 use crate::rejection::{RejectCode, Rejection};
 use crate::result::{BatchResult, BatchStatus, ResultDetail};
 use crate::store::availability::Availability;
-use crate::store::batches::StoredResult;
 use crate::store::{Applied, Apply, Mode, Store, StoreError};
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
@@ -34,6 +33,10 @@ enum Settlement {
     Ack { status: BatchStatus },
     /// Not done; back to the queue for another attempt, for this reason.
     Requeue { reason: RequeueReason },
+    /// The broker took the delivery back while the batch's commit waited (its channel
+    /// closed, at `consumer_timeout` for one): whoever takes it again answers it, from the
+    /// stored result once it is replicated.
+    TakenBack,
 }
 
 /// Who sent a batch and how they are answered, read once from the delivery.
@@ -134,8 +137,10 @@ impl Pipeline {
                 metrics::requeued(reason);
                 delivery.acker.nack(REQUEUE).await
             }
+            Settlement::TakenBack => Ok(false),
         };
         match (settled, settlement) {
+            (_, Settlement::TakenBack) => {}
             (Ok(true), Settlement::Ack { status }) => {
                 metrics::batch_finished(status, started.elapsed());
                 info!(
@@ -249,19 +254,16 @@ impl Pipeline {
             detail: self.result_detail(delivery),
             send_id,
         };
-        let applied = match self
+        let applied = self
             .apply(&batch, body_sha256, &answer, how, deadline)
-            .await
-        {
-            // The time may have run out during COMMIT, which then went through after all.
-            Err(e @ StoreError::DeadlineExceeded { .. }) if mode == Mode::Apply => {
-                match self.committed_anyway(&batch, body_sha256).await {
-                    Some(stored) => Ok(Applied::Replayed(stored)),
-                    None => Err(e),
-                }
-            }
-            other => other,
-        };
+            .await;
+        if delivery.acker.poisoned() {
+            warn!(
+                "the broker took the delivery back while the batch was being stored; \
+                 whoever takes it again answers it"
+            );
+            return Settlement::TakenBack;
+        }
 
         let (body, about) =
             match applied {
@@ -407,20 +409,35 @@ impl Pipeline {
         .await
     }
 
-    /// Applies the batch.
+    /// Applies the batch. A commit whose outcome is unknown is not given up: the batch is
+    /// applied again, with its time limit starting over, and its claim finds out what
+    /// happened: the batch's row, committed, is answered from once replicated; without
+    /// it the batch is written anew.
     async fn apply(
         &self,
         batch: &ValidatedBatch,
         body_sha256: &str,
         answer: &Answer,
         how: Apply<'_>,
-        deadline: tokio::time::Instant,
+        mut deadline: tokio::time::Instant,
     ) -> Result<Applied, StoreError> {
-        self.with_database(deadline, || {
-            self.store
-                .apply_batch(batch, body_sha256, answer, how, deadline)
-        })
-        .await
+        loop {
+            let applied = self
+                .with_database(deadline, || {
+                    self.store
+                        .apply_batch(batch, body_sha256, answer, how, deadline)
+                })
+                .await;
+            match applied {
+                Err(e @ StoreError::CommitOutcomeUnknown(_)) => {
+                    warn!(error = %e, "reading the batch back before it is answered");
+                    // A pooler that cancels every wait at once must not make this a busy loop.
+                    tokio::time::sleep(UNKNOWN_OUTCOME_PAUSE).await;
+                    deadline = tokio::time::Instant::now() + self.policy.batch_timeout;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Runs a database operation, retrying transient errors with backoff. While the database
@@ -475,25 +492,6 @@ impl Pipeline {
             self.availability.report_outage(e);
         }
         warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "transient database error, retrying");
-    }
-
-    /// The stored result of a batch whose deadline passed, if it committed after all.
-    async fn committed_anyway(
-        &self,
-        batch: &ValidatedBatch,
-        body_sha256: &str,
-    ) -> Option<StoredResult> {
-        let lookup = self
-            .store
-            .applied_result(batch.org_id(), batch.batch_id(), body_sha256);
-        match tokio::time::timeout(Duration::from_secs(5), lookup).await {
-            Ok(Ok(stored)) => stored,
-            Ok(Err(e)) => {
-                warn!(error = %e, "could not check whether the timed-out batch committed");
-                None
-            }
-            Err(_) => None,
-        }
     }
 
     /// A batch that could not be stored goes back to the queue, or, on its last allowed
@@ -670,6 +668,9 @@ impl Pipeline {
 async fn sleep_until_at_most(wait: Duration, deadline: tokio::time::Instant) {
     tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + wait)).await;
 }
+
+/// Pause before a batch whose commit's outcome is unknown is read back.
+const UNKNOWN_OUTCOME_PAUSE: Duration = Duration::from_millis(200);
 
 /// First pause before requeueing a batch after a database error that is not transient;
 /// doubles per delivery up to [`MAX_REQUEUE_PAUSE`].
