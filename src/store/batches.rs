@@ -48,7 +48,8 @@ fn status(row: &Row, index: usize) -> Result<BatchStatus, tokio_postgres::Error>
 pub enum Claim {
     /// The row is ours: apply the batch.
     New,
-    /// The batch was committed before (by this or another worker).
+    /// The batch was committed before (by this or another worker); its row is locked
+    /// `FOR SHARE`, so that the transaction's commit confirms it replicated.
     Done {
         /// Digest of the body it was applied with; another digest means `batch.id.conflict`.
         body_sha256: String,
@@ -78,10 +79,14 @@ pub async fn claim(
     if inserted == 1 {
         return Ok(Claim::New);
     }
+    // FOR SHARE writes a lock record to the WAL, so this transaction's COMMIT waits for
+    // the synchronous standby like any write (a transaction that wrote no WAL commits
+    // without waiting, an xid or not): once it returns, the row answered from, committed
+    // earlier in the WAL, is on the standby too.
     let row = tx
         .query_one(
             "SELECT body_sha256, status, result, send_id FROM import_batches \
-             WHERE org_id = $1 AND batch_id = $2",
+             WHERE org_id = $1 AND batch_id = $2 FOR SHARE",
             &[&org.as_str(), &batch.as_str()],
         )
         .await?;

@@ -424,10 +424,11 @@ async fn dry_run(
 }
 
 /// Claims and writes the batch within `deadline`, then commits however long that takes. A
-/// batch applied before is not written again; its transaction still commits, after taking a
-/// transaction id, so that the commit waits for the synchronous standby like any other: WAL
-/// is replicated in order, so once it returns the stored result, committed earlier, is
-/// replicated too. On a server without synchronous standbys that commit waits for nothing.
+/// batch applied before is not written again; its transaction still commits, having locked
+/// the batch's row (see [`batches::claim`]), so that the commit waits for the synchronous
+/// standby like any write: WAL is replicated in order, so once it returns the stored result,
+/// committed earlier, is replicated too. On a server without synchronous standbys that
+/// commit waits for nothing.
 async fn apply(
     client: &mut Object,
     batch: &ValidatedBatch,
@@ -461,7 +462,6 @@ async fn apply(
                 body_sha256: stored,
                 result,
             } => {
-                tx.execute("SELECT pg_current_xact_id()", &[]).await?;
                 if stored == body_sha256 {
                     Applied::Replayed(result)
                 } else {

@@ -121,6 +121,29 @@ impl Summary {
         );
     }
 
+    /// Records every batch with more than one result. For scenarios that promise exactly
+    /// one answer per batch: where nothing can have been redelivered after its result was
+    /// published, a second result is a batch answered twice.
+    pub fn expect_answered_once(&mut self, results: &[Received]) {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for result in results {
+            *counts.entry(result.batch_id()).or_insert(0) += 1;
+        }
+        let twice: Vec<String> = counts
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(id, n)| format!("{id} ×{n}"))
+            .collect();
+        self.expect(
+            twice.is_empty(),
+            format!(
+                "{} batches were answered more than once: {}",
+                twice.len(),
+                twice[..twice.len().min(10)].join(", ")
+            ),
+        );
+    }
+
     /// Writes the row, then fails the test with every broken invariant listed.
     pub fn finish(self) {
         self.write();

@@ -118,6 +118,15 @@ impl Scenario {
             .len()
     }
 
+    /// The batches with at least one result so far, by id.
+    pub fn answered(&self) -> BTreeSet<String> {
+        self.results
+            .snapshot()
+            .iter()
+            .map(|r| r.batch_id().to_owned())
+            .collect()
+    }
+
     /// Waits until `count` batches have a result: the point "mid-stream" where a fault
     /// is injected.
     pub async fn wait_for_results(&self, count: usize) {

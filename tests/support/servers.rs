@@ -757,6 +757,12 @@ impl Postgres {
         }
     }
 
+    /// Whether the server's log (`<dir>/server.log`, its stderr: warnings and errors of
+    /// every session, e.g. a cancelled wait for synchronous replication) contains `text`.
+    pub fn log_contains(&self, text: &str) -> bool {
+        std::fs::read_to_string(self.dir.join("server.log")).is_ok_and(|log| log.contains(text))
+    }
+
     /// Fast shutdown (SIGINT): sessions are terminated, open transactions roll back, then
     /// the server exits; waits for the exit.
     pub async fn stop(&mut self) {

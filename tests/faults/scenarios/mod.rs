@@ -5,6 +5,7 @@ mod database_restart;
 mod network_cut;
 mod poison;
 mod postgres_failover;
+mod postgres_sync_standby;
 mod rabbitmq_cluster;
 mod resource_alarm;
 mod sigterm_drain;

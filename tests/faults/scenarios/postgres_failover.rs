@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// `DATABASE_URL` naming both servers, writable one wanted.
-fn both_hosts(primary: &Postgres, standby: &Postgres) -> String {
+pub(super) fn both_hosts(primary: &Postgres, standby: &Postgres) -> String {
     format!(
         "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/contact_import?target_session_attrs=read-write",
         primary.port, standby.port
