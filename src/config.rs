@@ -191,10 +191,11 @@ pub struct WorkerConfig {
     /// Longest retry delay in milliseconds.
     #[arg(long, env = "CONTACT_IMPORT_DB_RETRY_MAX_MS", default_value_t = 10_000)]
     pub db_retry_max_ms: u64,
-    /// Longest a batch may take from delivery to commit, retries and database outages
-    /// included, before it is abandoned uncommitted and requeued. Keep it well below the
-    /// broker's consumer_timeout (30 min by default): prefetched deliveries wait behind the
-    /// ones in flight, and that wait counts too.
+    /// Longest a batch may take from delivery up to its COMMIT, retries and database outages
+    /// included, before it is abandoned uncommitted and requeued. The COMMIT itself is never
+    /// cut short: with a synchronous standby away it waits for it. Keep the timeout well
+    /// below the broker's consumer_timeout (30 min by default): prefetched deliveries wait
+    /// behind the ones in flight, and that wait counts too.
     #[arg(long, env = "CONTACT_IMPORT_BATCH_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_timeout_secs: u64,
     /// Largest message body accepted, in bytes.

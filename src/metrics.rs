@@ -46,10 +46,11 @@ pub const UNAUTHORIZED: &str = "contact_import_unauthorized_total";
 /// throttle (`too.many.attempts`).
 pub const LOGIN_THROTTLED: &str = "contact_import_login_throttled_total";
 /// Gauge, seconds: how long the oldest batch in flight has been in flight (0 with none).
-pub const BATCH_OLDEST: &str = "contact_import_batch_in_flight_oldest_seconds";
+pub const BATCH_OLDEST: &str = "contact_import_batches_in_flight_oldest_age_seconds";
 /// Gauge: batches whose COMMIT was sent and has not returned.
 pub const COMMITTING: &str = "contact_import_batches_committing";
-/// Gauge, seconds: how long the oldest COMMIT in flight has waited (0 with none).
+/// Gauge, seconds: how long the oldest COMMIT has waited, this worker's or any of the
+/// database's waiting for the synchronous standby (0 with none).
 pub const COMMIT_WAIT_OLDEST: &str = "contact_import_commit_wait_oldest_seconds";
 /// Counter: commits that ended without a definite answer (the connection closed under the
 /// COMMIT, or its wait for the synchronous standby was cancelled); each is resolved by
@@ -164,7 +165,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_gauge!(
         COMMIT_WAIT_OLDEST,
         metrics::Unit::Seconds,
-        "How long the oldest COMMIT in flight has waited; 0 with none."
+        "How long the oldest COMMIT has waited: this worker's, or any of the database's (same role) waiting for the synchronous standby; 0 with none."
     );
     describe_counter!(
         COMMIT_OUTCOME_UNKNOWN,
@@ -390,7 +391,7 @@ impl Started {
         }
     }
 
-    /// One more in flight, from now; the number given back takes it out again.
+    /// One more in flight, from now; the number given back is what [`Started::leave`] takes.
     pub fn enter(&self) -> u64 {
         let id = self
             .next_id
@@ -402,7 +403,7 @@ impl Started {
         id
     }
 
-    /// Takes `id` out.
+    /// `id` is no longer in flight.
     pub fn leave(&self, id: u64) {
         self.since.lock().expect("started lock").remove(&id);
     }
@@ -432,12 +433,13 @@ pub fn committing(change: f64) {
     gauge!(COMMITTING).increment(change);
 }
 
-/// Counts a commit whose outcome is unknown.
+/// Counts a commit whose outcome is unknown (see [`COMMIT_OUTCOME_UNKNOWN`]).
 pub fn commit_outcome_unknown() {
     counter!(COMMIT_OUTCOME_UNKNOWN).increment(1);
 }
 
-/// Counts a commit whose wait for the synchronous standby was cancelled.
+/// Counts a commit whose wait for the synchronous standby was cancelled (see
+/// [`SYNC_WAIT_CANCELLED`]).
 pub fn sync_wait_cancelled() {
     counter!(SYNC_WAIT_CANCELLED).increment(1);
 }

@@ -31,6 +31,8 @@ pub struct Commits {
     /// `Some(oldest wait)` while commits wait for the synchronous standby longer than
     /// [`STALL_AFTER`].
     stalled: watch::Sender<Option<Duration>>,
+    /// The oldest wait for the standby the database showed last, however short.
+    standby_wait: std::sync::Mutex<Option<Duration>>,
 }
 
 impl Default for Commits {
@@ -38,6 +40,7 @@ impl Default for Commits {
         Self {
             sent: Started::new(),
             stalled: watch::Sender::new(None),
+            standby_wait: std::sync::Mutex::new(None),
         }
     }
 }
@@ -52,9 +55,12 @@ impl Commits {
         }
     }
 
-    /// How long the oldest commit in flight in this worker has waited.
+    /// How long the oldest commit has waited: this worker's own, or any of the database's
+    /// waiting for the synchronous standby (as last read), so that a worker restarted during
+    /// an outage still shows the commits its predecessor left waiting.
     pub fn oldest_wait(&self) -> Option<Duration> {
-        self.sent.oldest()
+        let standby = *self.standby_wait.lock().expect("standby wait lock");
+        self.sent.oldest().max(standby)
     }
 
     /// `Some(oldest wait)` while commits wait for the synchronous standby.
@@ -84,7 +90,10 @@ impl Commits {
     /// stay locked, and a batch taken now would wait on them past its time.
     pub async fn refresh(&self, pool: &Pool) {
         match tokio::time::timeout(WATCH_EVERY * 2, waiting_for_standby(pool)).await {
-            Ok(Ok(oldest)) => self.report(oldest.filter(|wait| *wait >= STALL_AFTER)),
+            Ok(Ok(oldest)) => {
+                *self.standby_wait.lock().expect("standby wait lock") = oldest;
+                self.report(oldest.filter(|wait| *wait >= STALL_AFTER));
+            }
             // The database being away is the availability's business; what was last seen
             // stands until it answers again.
             Ok(Err(e)) => debug!(error = %e, "could not read the commits waiting for the standby"),
@@ -118,17 +127,19 @@ impl Drop for CommitInFlight<'_> {
     }
 }
 
-/// How long the oldest commit of this database waiting for a synchronous standby has waited,
-/// if one waits. `pg_stat_activity` shows the wait events of the role's own sessions (and
-/// every session's to members of `pg_read_all_stats`), so every worker of a deployment, which
-/// share one role, sees the others' waits.
+/// How long the oldest commit of this database and role waiting for a synchronous standby
+/// has waited, if one waits. `pg_stat_activity` shows the wait events of the role's own
+/// sessions, so every worker of a deployment, which share one role, sees the others' waits;
+/// other roles' sessions (visible to a superuser) are left out. `query_start` is when the
+/// COMMIT was sent: the worker sends it as a statement of its own.
 async fn waiting_for_standby(pool: &Pool) -> Result<Option<Duration>, super::StoreError> {
     let client = pool.get().await?;
     let row = client
         .query_one(
             "SELECT extract(epoch FROM clock_timestamp() - min(query_start))::float8 \
              FROM pg_stat_activity \
-             WHERE wait_event = 'SyncRep' AND datname = current_database()",
+             WHERE wait_event = 'SyncRep' AND datname = current_database() \
+               AND usename = current_user",
             &[],
         )
         .await?;

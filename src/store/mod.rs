@@ -438,16 +438,27 @@ async fn apply(
     deadline: Instant,
     commit: Commit<'_>,
 ) -> Result<Applied, StoreError> {
-    let staged = async {
+    let timed_out = || StoreError::DeadlineExceeded { last_error: None };
+    let tx = tokio::time::timeout_at(deadline, async {
         let tx = client.transaction().await?;
-        let claim = batches::claim(
-            &tx,
-            batch.org_id(),
-            batch.batch_id(),
-            body_sha256,
-            how.send_id,
-        );
-        let applied = match claim.await? {
+        // The warning that a COMMIT's wait for the standby was cancelled must reach the
+        // connection (see `connect`), whatever the role or database sets.
+        tx.batch_execute("SET LOCAL client_min_messages = warning")
+            .await?;
+        Ok::<_, StoreError>(tx)
+    })
+    .await
+    .map_err(|_| timed_out())??;
+    let claim = batches::claim(
+        &tx,
+        batch.org_id(),
+        batch.batch_id(),
+        body_sha256,
+        how.send_id,
+    );
+    let claim = past_deadline_while_stalled(deadline, commit.commits, claim).await?;
+    let staged = async {
+        let applied = match claim {
             Claim::New => {
                 let outcomes = upsert::write_contacts(&tx, batch).await?;
                 let mut result =
@@ -469,11 +480,45 @@ async fn apply(
                 }
             }
         };
-        Ok::<_, StoreError>((tx, applied))
+        Ok::<_, StoreError>(applied)
     };
-    let (tx, applied) = tokio::time::timeout_at(deadline, staged)
+    let applied = tokio::time::timeout_at(deadline, staged)
         .await
-        .map_err(|_| StoreError::DeadlineExceeded { last_error: None })??;
+        .map_err(|_| timed_out())??;
     commit.commit(tx).await?;
     Ok(applied)
+}
+
+/// How long a claim may still wait once commits no longer wait for the standby: the commit
+/// that held its row returns at once then.
+const CLAIM_GRACE_AFTER_STALL: Duration = Duration::from_secs(10);
+
+/// Runs a batch's claim within `deadline`, and past it for as long as commits wait for the
+/// synchronous standby. The claim waits only on a transaction holding the same batch's row;
+/// during a stall that is most likely a COMMIT waiting for the standby (a worker's that was
+/// killed, or this one's whose connection was lost), whose outcome decides this batch.
+/// Giving up would requeue the batch and spend a delivery for every batch timeout of the
+/// outage, and the last one dead-letters a batch that is stored.
+async fn past_deadline_while_stalled<T>(
+    deadline: Instant,
+    commits: &Commits,
+    work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, StoreError> {
+    let timed_out = || StoreError::DeadlineExceeded { last_error: None };
+    let mut work = std::pin::pin!(work);
+    if let Ok(done) = tokio::time::timeout_at(deadline, &mut work).await {
+        return Ok(done?);
+    }
+    let mut stalled = commits.subscribe();
+    if stalled.borrow_and_update().is_none() {
+        return Err(timed_out());
+    }
+    tokio::select! {
+        done = &mut work => return Ok(done?),
+        _ = stalled.wait_for(Option::is_none) => {}
+    }
+    tokio::time::timeout(CLAIM_GRACE_AFTER_STALL, work)
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(StoreError::from)
 }

@@ -57,9 +57,10 @@ pub struct BatchPolicy {
     pub limits: Limits,
     /// Retries of a transaction after a transient database error.
     pub retry: ExponentialBuilder,
-    /// Longest a batch may take from delivery to commit, retries and database outages
-    /// included; kept well below the broker's `consumer_timeout`, which would otherwise
-    /// close the channel under every batch in flight.
+    /// Longest a batch may take from delivery up to its COMMIT, retries and database outages
+    /// included (the COMMIT itself is never cut short); kept well below the broker's
+    /// `consumer_timeout`, which would otherwise close the channel under every batch in
+    /// flight.
     pub batch_timeout: Duration,
     /// The queue's `x-delivery-limit`: the delivery after that many returns is the last.
     pub delivery_limit: u32,
@@ -400,11 +401,9 @@ impl Pipeline {
         // on several workers at once may each spend its remaining failures, so a lock can
         // come a few failures late (at most the per-batch limit per batch), never not at all.
         let failed: Vec<&str> = verification.failed.iter().map(String::as_str).collect();
-        self.with_database(deadline, || async {
-            let record = self.store.record_login_failures(org, &failed, window);
-            tokio::time::timeout_at(deadline, record)
-                .await
-                .unwrap_or(Err(StoreError::DeadlineExceeded { last_error: None }))
+        // No time limit on the statement: its commit, like a batch's, is never cut short.
+        self.with_database(deadline, || {
+            self.store.record_login_failures(org, &failed, window)
         })
         .await
     }
@@ -412,7 +411,10 @@ impl Pipeline {
     /// Applies the batch. A commit whose outcome is unknown is not given up: the batch is
     /// applied again, with its time limit starting over, and its claim finds out what
     /// happened: the batch's row, committed, is answered from once replicated; without
-    /// it the batch is written anew.
+    /// it the batch is written anew. Until one of those answers, running out of time or
+    /// meeting an outage leaves the outcome unknown, and the batch is not requeued: its
+    /// commit may be waiting in a session the connection lost, holding the row, and a
+    /// requeue would spend a delivery (the last one dead-letters a batch that is stored).
     async fn apply(
         &self,
         batch: &ValidatedBatch,
@@ -421,6 +423,8 @@ impl Pipeline {
         how: Apply<'_>,
         mut deadline: tokio::time::Instant,
     ) -> Result<Applied, StoreError> {
+        let mut pause = UNKNOWN_OUTCOME_PAUSE;
+        let mut unknown = false;
         loop {
             let applied = self
                 .with_database(deadline, || {
@@ -431,12 +435,20 @@ impl Pipeline {
             match applied {
                 Err(e @ StoreError::CommitOutcomeUnknown(_)) => {
                     warn!(error = %e, "reading the batch back before it is answered");
-                    // A pooler that cancels every wait at once must not make this a busy loop.
-                    tokio::time::sleep(UNKNOWN_OUTCOME_PAUSE).await;
-                    deadline = tokio::time::Instant::now() + self.policy.batch_timeout;
+                    unknown = true;
+                }
+                Err(e)
+                    if unknown
+                        && (e.is_outage() || matches!(e, StoreError::DeadlineExceeded { .. })) =>
+                {
+                    warn!(error = %e, "the outcome of the batch's commit is still unknown; reading it back again");
                 }
                 other => return other,
             }
+            // A pooler that cancels every wait at once must not make this a busy loop.
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_REQUEUE_PAUSE);
+            deadline = tokio::time::Instant::now() + self.policy.batch_timeout;
         }
     }
 
@@ -669,7 +681,8 @@ async fn sleep_until_at_most(wait: Duration, deadline: tokio::time::Instant) {
     tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + wait)).await;
 }
 
-/// Pause before a batch whose commit's outcome is unknown is read back.
+/// First pause before a batch whose commit's outcome is unknown is read back; doubles up to
+/// [`MAX_REQUEUE_PAUSE`].
 const UNKNOWN_OUTCOME_PAUSE: Duration = Duration::from_millis(200);
 
 /// First pause before requeueing a batch after a database error that is not transient;

@@ -293,7 +293,8 @@ async fn close(connections: &[Connection]) {
 }
 
 /// Waits for in-flight batches up to `grace`; the ones still running after it are abandoned
-/// uncommitted and their deliveries return to the queue.
+/// and their deliveries return to the queue: rolled back, or, if their COMMIT was already
+/// sent, left to the database to finish (never cancelled), then replayed on redelivery.
 async fn drain(in_flight: &mut JoinSet<()>, grace: Duration) {
     // The set still holds batches that finished while the session waited for a delivery
     // (they are reaped only when the next one arrives): not in flight, not waited for.
@@ -313,7 +314,7 @@ async fn drain(in_flight: &mut JoinSet<()>, grace: Duration) {
     if finished.is_err() {
         warn!(
             batches = in_flight.len(),
-            "grace period over; abandoning the remaining batches uncommitted"
+            "grace period over; abandoning the remaining batches (a COMMIT already sent is left to finish)"
         );
         in_flight.abort_all();
         while in_flight.join_next().await.is_some() {}
