@@ -13,21 +13,25 @@ use crate::stream;
 use crate::support::database::migrate;
 use crate::support::env;
 use crate::support::servers::Postgres;
+use crate::support::worker::WorkerSettings;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// `DATABASE_URL` naming both servers, writable one wanted.
-pub(super) fn both_hosts(primary: &Postgres, standby: &Postgres) -> String {
+fn both_hosts(primary: &Postgres, standby: &Postgres) -> String {
     format!(
         "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/contact_import?target_session_attrs=read-write",
         primary.port, standby.port
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_failover_to_a_synchronous_standby_loses_nothing() {
-    let mut s = Scenario::start("postgres_failover").await;
-    let mut standby = s
+/// Scenario `name` on a primary whose every commit waits for its streaming standby
+/// (`synchronous_standby_names = '*'`), and worker settings naming both hosts.
+pub(super) async fn with_synchronous_standby(
+    name: &'static str,
+) -> (Scenario, Postgres, WorkerSettings) {
+    let s = Scenario::start(name).await;
+    let standby = s
         .cluster
         .postgres
         .start_standby(s.cluster.dir.join("standby"), s.cluster.postgres.port)
@@ -35,6 +39,12 @@ async fn postgres_failover_to_a_synchronous_standby_loses_nothing() {
     s.cluster.postgres.require_synchronous_standby().await;
     let mut settings = s.worker_settings();
     settings.database_url = both_hosts(&s.cluster.postgres, &standby);
+    (s, standby, settings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_failover_to_a_synchronous_standby_loses_nothing() {
+    let (mut s, mut standby, settings) = with_synchronous_standby("postgres_failover").await;
     let mut worker = s.spawn_worker("worker", &settings).await;
     s.publish(stream::batches(0, 200, 30)).await;
     s.wait_for_results(40).await;

@@ -10,7 +10,7 @@
 //! cancelled wait leaves the commit only local, an unknown outcome, not a success. Then
 //! every batch is answered exactly once, and a failover to the standby loses none of them.
 
-use super::postgres_failover::both_hosts;
+use super::postgres_failover::with_synchronous_standby;
 use crate::check;
 use crate::harness::{SETTLE_WITHIN, Scenario, eventually};
 use crate::stream;
@@ -45,15 +45,8 @@ fn some(ids: &[String]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_sync_standby_lost_no_batch_is_answered_until_its_commit_is_on_the_standby() {
-    let mut s = Scenario::start("postgres_sync_standby_lost").await;
-    let mut standby = s
-        .cluster
-        .postgres
-        .start_standby(s.cluster.dir.join("standby"), s.cluster.postgres.port)
-        .await;
-    s.cluster.postgres.require_synchronous_standby().await;
-    let mut settings = s.worker_settings();
-    settings.database_url = both_hosts(&s.cluster.postgres, &standby);
+    let (mut s, mut standby, settings) =
+        with_synchronous_standby("postgres_sync_standby_lost").await;
     let settings = settings.env("CONTACT_IMPORT_BATCH_TIMEOUT_SECS", BATCH_TIMEOUT_SECS);
     let first = s.spawn_worker("first", &settings).await;
     s.publish(stream::batches(0, 150, 30)).await;
@@ -199,16 +192,9 @@ async fn postgres_sync_standby_lost_no_batch_is_answered_until_its_commit_is_on_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_sync_wait_cancelled_from_outside_is_not_answered_until_replicated() {
-    let mut s = Scenario::start("postgres_sync_wait_cancelled").await;
-    let mut standby = s
-        .cluster
-        .postgres
-        .start_standby(s.cluster.dir.join("standby"), s.cluster.postgres.port)
-        .await;
-    s.cluster.postgres.require_synchronous_standby().await;
     // The default batch timeout (300 s): only the operator cancels here.
-    let mut settings = s.worker_settings();
-    settings.database_url = both_hosts(&s.cluster.postgres, &standby);
+    let (mut s, mut standby, settings) =
+        with_synchronous_standby("postgres_sync_wait_cancelled").await;
     let mut worker = s.spawn_worker("worker", &settings).await;
     s.publish(stream::batches(0, 20, 30)).await;
     s.wait_for_results(20).await;
