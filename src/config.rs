@@ -143,6 +143,36 @@ pub enum Authorization {
     Grants,
 }
 
+/// The interactive lane and the bulk shards (README, "Lanes"). Off, the worker consumes the
+/// import queue alone, first come first served.
+#[derive(Debug, Clone, Args)]
+pub struct LaneConfig {
+    /// Route every batch from the import queue to the interactive lane or a bulk shard, and
+    /// serve the interactive lane first, with slots kept for it (`on`/`off`).
+    #[arg(long = "lanes", env = "CONTACT_IMPORT_LANES", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub enabled: bool,
+    /// How many bulk shards (quorum queues `<queue>.bulk.<n>`) an org's bulk batches are
+    /// spread over by org. Changing it moves orgs between shards: what is queued stays put.
+    #[arg(long, env = "CONTACT_IMPORT_BULK_SHARDS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub bulk_shards: u16,
+    /// Batches of at most this many contacts (and at most the bytes below) go to the
+    /// interactive lane.
+    #[arg(
+        long,
+        env = "CONTACT_IMPORT_INTERACTIVE_MAX_CONTACTS",
+        default_value_t = 10
+    )]
+    pub interactive_max_contacts: usize,
+    /// Batches of at most this many bytes (and at most the contacts above) go to the
+    /// interactive lane.
+    #[arg(long, env = "CONTACT_IMPORT_INTERACTIVE_MAX_BYTES", default_value_t = 16 * 1024)]
+    pub interactive_max_bytes: usize,
+    /// Slots beyond `CONTACT_IMPORT_CONCURRENCY` that only interactive requests may take,
+    /// so that one starts at once even when bulk batches hold every other slot.
+    #[arg(long, env = "CONTACT_IMPORT_INTERACTIVE_SLOTS", default_value_t = 1)]
+    pub interactive_slots: u16,
+}
+
 /// Everything `contact-import worker` needs.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerConfig {
@@ -152,6 +182,9 @@ pub struct WorkerConfig {
     /// The database.
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// The interactive lane and the bulk shards.
+    #[command(flatten)]
+    pub lanes: LaneConfig,
     /// Who may import into which org: `open` (every producer, every org) or `grants`
     /// (`contact-import grants add --user U --org O`).
     #[arg(
@@ -247,10 +280,20 @@ impl WorkerConfig {
         self.prefetch.unwrap_or(self.concurrency.saturating_mul(2))
     }
 
-    /// `--db-pool-size`, else the concurrency plus one (the spare for `/readyz`).
+    /// Batches in flight at most: the concurrency, plus the interactive lane's own slots
+    /// with lanes on.
+    pub fn slots(&self) -> u16 {
+        match self.lanes.enabled {
+            true => self
+                .concurrency
+                .saturating_add(self.lanes.interactive_slots),
+            false => self.concurrency,
+        }
+    }
+
+    /// `--db-pool-size`, else a connection per slot plus one (the spare for `/readyz`).
     pub fn db_pool_size(&self) -> usize {
-        self.db_pool_size
-            .unwrap_or(usize::from(self.concurrency) + 1)
+        self.db_pool_size.unwrap_or(usize::from(self.slots()) + 1)
     }
 
     /// `--shutdown-grace-secs` as a duration.

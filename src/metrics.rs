@@ -45,6 +45,14 @@ pub const UNAUTHORIZED: &str = "contact_import_unauthorized_total";
 /// Counter: Save User Contacts userName/password pairs refused unverified by the per-account
 /// throttle (`too.many.attempts`).
 pub const LOGIN_THROTTLED: &str = "contact_import_login_throttled_total";
+/// Histogram, seconds: from a batch's arrival on its lane (routed there) to the start of its
+/// work, by `lane` (`interactive`, `bulk`).
+pub const LANE_DWELL: &str = "contact_import_lane_dwell_seconds";
+/// Counter: messages routed from the import queue to a lane, by `lane`.
+pub const ROUTED: &str = "contact_import_routed_total";
+/// Gauge: messages ready in the import queue and in each lane queue, by `queue` (one per
+/// lane and shard: bounded by `CONTACT_IMPORT_BULK_SHARDS`), sampled every 5 s with lanes on.
+pub const QUEUE_READY: &str = "contact_import_queue_messages_ready";
 /// Gauge, seconds: how long the oldest batch in flight has been in flight (0 with none).
 pub const BATCH_OLDEST: &str = "contact_import_batches_in_flight_oldest_age_seconds";
 /// Gauge: batches whose COMMIT was sent and has not returned.
@@ -115,6 +123,11 @@ impl UnroutableTarget {
     }
 }
 
+/// A person waits on the interactive lane: fine below 1 s; bulk work waits minutes.
+const DWELL_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+];
+
 const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
@@ -123,6 +136,7 @@ const DURATION_BUCKETS: &[f64] = &[
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(BATCH_DURATION.into()), DURATION_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(LANE_DWELL.into()), DWELL_BUCKETS)?
         .install_recorder()?;
     describe_counter!(
         UNAUTHORIZED,
@@ -153,6 +167,19 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Database attempts retried after a transient error."
     );
     describe_gauge!(IN_FLIGHT, "Batches being processed now.");
+    describe_histogram!(
+        LANE_DWELL,
+        metrics::Unit::Seconds,
+        "Time from a batch's arrival on its lane to the start of its work, by lane (interactive, bulk); with CONTACT_IMPORT_LANES on."
+    );
+    describe_counter!(
+        ROUTED,
+        "Messages routed from the import queue to a lane, by lane (interactive, bulk)."
+    );
+    describe_gauge!(
+        QUEUE_READY,
+        "Messages ready in the import queue and in each lane queue, by queue; sampled every 5 s with CONTACT_IMPORT_LANES on."
+    );
     describe_gauge!(
         BATCH_OLDEST,
         metrics::Unit::Seconds,
@@ -442,4 +469,23 @@ pub fn commit_outcome_unknown() {
 /// [`SYNC_WAIT_CANCELLED`]).
 pub fn sync_wait_cancelled() {
     counter!(SYNC_WAIT_CANCELLED).increment(1);
+}
+
+/// Records a batch's dwell on `lane`, routed there at `routed_at_ms` (Unix milliseconds).
+pub fn lane_dwell(lane: crate::broker::lanes::Lane, routed_at_ms: i64) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let seconds = (now_ms - routed_at_ms).max(0) as f64 / 1000.0;
+    histogram!(LANE_DWELL, "lane" => lane.label()).record(seconds);
+}
+
+/// Counts a message routed to `lane`.
+pub fn routed(lane: crate::broker::lanes::Lane) {
+    counter!(ROUTED, "lane" => lane.label()).increment(1);
+}
+
+/// Sets [`QUEUE_READY`] of `queue`.
+pub fn queue_ready(queue: &str, ready: u32) {
+    gauge!(QUEUE_READY, "queue" => queue.to_owned()).set(f64::from(ready));
 }

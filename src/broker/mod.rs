@@ -2,6 +2,7 @@
 //! connections during a resource alarm, and that must not stall the consumer's acks.
 
 pub mod consume;
+pub mod lanes;
 pub mod publish;
 pub mod topology;
 

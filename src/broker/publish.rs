@@ -264,6 +264,23 @@ impl Publisher {
         }
     }
 
+    /// Publishes a message moved from the import queue to its lane (see [`super::lanes`]);
+    /// the caller acks the original only after this returned `Ok`.
+    pub async fn route(
+        &self,
+        exchange: &str,
+        queue: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        match self.publish(exchange, queue, body, properties).await? {
+            Routed::Yes => Ok(()),
+            Routed::NoQueue => Err(PublishError::Unroutable(format!(
+                "lane {queue} of exchange {exchange}"
+            ))),
+        }
+    }
+
     /// Copies a refused message to the dead-letter exchange with headers naming the reason.
     /// The caller acks the original only after this returned `Ok`.
     pub async fn dead_letter(
@@ -304,7 +321,7 @@ impl Publisher {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         headers.insert(DEAD_AT_HEADER.into(), AMQPValue::Timestamp(now));
-        let properties = dead_letter_properties(&delivery.properties, headers);
+        let properties = copied_properties(&delivery.properties, headers);
         match self
             .publish(
                 &self.cfg.dead_letter_exchange,
@@ -344,7 +361,7 @@ impl Publisher {
                 AMQPValue::LongString(user_id.as_str().into()),
             );
         }
-        let properties = dead_letter_properties(&delivery.properties, headers);
+        let properties = copied_properties(&delivery.properties, headers);
         match self.publish("", queue, &delivery.data, properties).await? {
             Routed::Yes => Ok(()),
             Routed::NoQueue => Err(PublishError::Unroutable(format!("queue {queue}"))),
@@ -415,10 +432,14 @@ impl Publisher {
     }
 }
 
-/// The original's properties for its dead-letter copy, persistent and with `headers`, minus
+/// The original's properties for its dead-letter copy (or its copy on a lane), persistent
+/// and with `headers`, minus
 /// `user_id` (the broker refuses, and closes the channel on, a user_id that is not ours) and
 /// `expiration` (which would let the dead letter vanish from the dead-letter queue).
-fn dead_letter_properties(original: &BasicProperties, headers: FieldTable) -> BasicProperties {
+pub(crate) fn copied_properties(
+    original: &BasicProperties,
+    headers: FieldTable,
+) -> BasicProperties {
     let mut copy = BasicProperties::default()
         .with_headers(headers)
         .with_delivery_mode(2);

@@ -94,7 +94,7 @@ fn quorum() -> FieldTable {
 
 /// Quorum queues dead-letter at-most-once by default; at-least-once (which needs
 /// `reject-publish` overflow) keeps a dead letter until the dead-letter queue confirmed it.
-fn import_queue_arguments(cfg: &BrokerConfig) -> FieldTable {
+pub(crate) fn import_queue_arguments(cfg: &BrokerConfig) -> FieldTable {
     let mut args = quorum();
     args.insert(
         "x-delivery-limit".into(),

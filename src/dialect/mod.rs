@@ -234,6 +234,12 @@ pub trait Dialect: Sync {
         limits: &Limits,
     ) -> Result<DecodedBatch, Rejection>;
 
+    /// Whether a person waits on every request of this dialect (a chat-bot user), so that
+    /// it goes to the interactive lane whatever its size.
+    fn interactive(&self) -> bool {
+        false
+    }
+
     /// Whether a body may carry account passwords: its id digest is then taken without
     /// them, and a reused batch id is explained by them.
     fn carries_credentials(&self) -> bool {

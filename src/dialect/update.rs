@@ -90,6 +90,11 @@ impl Dialect for UpdateUserContact {
         MESSAGE_TYPE
     }
 
+    /// A chat-bot integration: a person typed the new number and waits for the reply.
+    fn interactive(&self) -> bool {
+        true
+    }
+
     fn requester_reply(&self, result_body: &[u8]) -> Option<RequesterReply> {
         Some(RequesterReply {
             body: reply(result_body),

@@ -7,10 +7,12 @@
 //! loss keeps the rules simple: delivery tags of a lost channel are never acked, the topology
 //! is declared again, and a consumer cancelled by the broker means subscribe again.
 
+mod dispatch;
 mod gate;
 mod health;
 mod http;
 mod pipeline;
+mod router;
 mod session;
 
 use crate::config::{Authorization, WorkerConfig};
@@ -174,6 +176,10 @@ fn batch_policy(cfg: &WorkerConfig) -> BatchPolicy {
         delivery_limit: cfg.broker.delivery_limit,
         authorization: cfg.authorization,
         result_detail: cfg.result_detail,
+        lanes_exchange: cfg
+            .lanes
+            .enabled
+            .then(|| crate::broker::lanes::Lanes::new(&cfg.broker, &cfg.lanes).exchange),
         login_throttle: (cfg.login_max_failures > 0).then_some(credentials::Throttle {
             max_failures: cfg.login_max_failures,
             window: cfg.login_failure_window,

@@ -5,6 +5,7 @@
 //! it, and the queue's delivery limit dead-letters a batch that keeps failing.
 
 use crate::broker::consume;
+use crate::broker::lanes;
 use crate::broker::publish::{
     DeadLetterReason, Publisher, ReplyTarget, ResultHeaders, Routed, UNKNOWN_ORG_ROUTING_KEY,
 };
@@ -68,6 +69,9 @@ pub struct BatchPolicy {
     pub authorization: Authorization,
     /// How much of the stored contacts a result carries when its batch does not say.
     pub result_detail: ResultDetail,
+    /// The lanes exchange, with lanes: a batch taken from a lane carries its producer's
+    /// `user_id` in a header only workers can set (see [`lanes`]).
+    pub lanes_exchange: Option<String>,
     /// The per-account throttle of Save User Contacts credentials; `None`: off.
     pub login_throttle: Option<credentials::Throttle>,
 }
@@ -187,6 +191,10 @@ impl Pipeline {
                 .user_id()
                 .as_ref()
                 .map(|u| u.to_string())
+                .or_else(|| {
+                    let exchange = self.policy.lanes_exchange.as_deref()?;
+                    lanes::routed_user_id(delivery, exchange).map(str::to_owned)
+                })
                 .filter(|u| !u.is_empty()),
         };
         metrics::message(reply.dialect);

@@ -5,23 +5,27 @@
 //! A session ends on shutdown or on any loss; the worker then opens a new one. Delivery tags
 //! of a lost channel are never acked, and the topology is declared again each time.
 
+use super::dispatch::{Dispatch, Taken};
 use super::gate::Gate;
 use super::health::BrokerSession;
 use super::pipeline::{Pipeline, REQUEUE};
+use super::router;
+use crate::broker::lanes::Lanes;
 use crate::broker::publish::Publisher;
 use crate::broker::{self, consume, topology};
 use crate::config::WorkerConfig;
+use crate::dialect::Limits;
 use crate::shutdown::Shutdown;
 use crate::store::availability::Availability;
-use futures_lite::{FutureExt, StreamExt};
+use futures_lite::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::BasicCancelOptions;
-use lapin::{Channel, Connection, Consumer};
+use lapin::{Channel, Connection};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, info, warn};
 
 /// How a broker session ended.
@@ -44,10 +48,11 @@ impl SessionEnd {
     }
 }
 
-/// A delivery and the concurrency slot it may use.
+/// A delivery and the concurrency slot it may use (and the bulk slot, for a bulk batch).
 pub struct Next {
     delivery: Delivery,
     permit: OwnedSemaphorePermit,
+    bulk_slot: Option<OwnedSemaphorePermit>,
 }
 
 /// A session that consumes.
@@ -56,13 +61,14 @@ pub struct Session {
     publish: Connection,
     /// The consume channel and the publisher's: both must stay open.
     channels: Vec<Channel>,
-    consumer: Consumer,
-    tag: String,
+    /// The consumers, and which delivery runs next.
+    dispatch: Dispatch,
+    /// The router and the lane depth sampler, with lanes.
+    background: Vec<JoinHandle<()>>,
     publisher: Publisher,
     gate: Gate,
     permits: Arc<Semaphore>,
     in_flight: JoinSet<()>,
-    queue: String,
 }
 
 impl Session {
@@ -123,37 +129,80 @@ impl Session {
             }
             _ = availability.wait_up() => {}
         }
-        let tag = format!(
-            "contact-import-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let queue = cfg.broker.import_queue.clone();
-        let consumer = match consume::subscribe(&channel, &queue, &tag, cfg.prefetch()).await {
-            Ok(consumer) => consumer,
-            Err(e) => {
+        let queue = &cfg.broker.import_queue;
+        let lanes = cfg
+            .lanes
+            .enabled
+            .then(|| Arc::new(Lanes::new(&cfg.broker, &cfg.lanes)));
+        let mut channels = vec![channel.clone(), publisher.channel().clone()];
+        let mut background = Vec::new();
+        let subscribed = async {
+            let Some(lanes) = &lanes else {
+                return Dispatch::subscribe(&channel, queue, None, cfg.concurrency, cfg.prefetch())
+                    .await;
+            };
+            lanes
+                .declare(&channel, &cfg.broker)
+                .await
+                .map_err(|e| format!("declaring the lanes: {e}"))?;
+            // Per consumer as many as the slots, so one shard alone can fill them all.
+            let dispatch =
+                Dispatch::subscribe(&channel, queue, Some(lanes), cfg.concurrency, cfg.slots())
+                    .await?;
+            let routing = consume
+                .create_channel()
+                .await
+                .map_err(|e| format!("opening the router's channel: {e}"))?;
+            let tag = format!("contact-import-router-{}", uuid::Uuid::new_v4().simple());
+            let intake = consume::subscribe(&routing, queue, &tag, router::ROUTING_PREFETCH)
+                .await
+                .map_err(|e| format!("subscribing the router to {queue}: {e}"))?;
+            let limits = Limits {
+                max_message_bytes: cfg.max_message_bytes,
+                max_contacts: cfg.max_batch_contacts,
+            };
+            background.push(tokio::spawn({
+                let (publisher, lanes) = (publisher.clone(), lanes.clone());
+                async move {
+                    let why = router::run(intake, publisher, lanes, limits).await;
+                    warn!(reason = %why, "the router stopped");
+                }
+            }));
+            let mut sampled = vec![queue.clone()];
+            sampled.extend(lanes.queues().map(str::to_owned));
+            background.push(tokio::spawn(router::sample_depths(
+                routing.clone(),
+                sampled,
+            )));
+            channels.push(routing);
+            Ok(dispatch)
+        };
+        let dispatch = match subscribed.await {
+            Ok(dispatch) => dispatch,
+            Err(reason) => {
+                background.iter().for_each(|task| task.abort());
                 close(&[consume, publish]).await;
-                return Err(SessionEnd::lost(format!("subscribing to {queue}: {e}")));
+                return Err(SessionEnd::lost(reason));
             }
         };
         let gate = Gate::new(availability.clone(), &publish);
         info!(
             queue = %queue,
+            lanes = cfg.lanes.enabled,
             concurrency = cfg.concurrency,
             prefetch = cfg.prefetch(),
             "consuming"
         );
         Ok(Self {
-            channels: vec![channel, publisher.channel().clone()],
+            channels,
             consume,
             publish,
-            consumer,
-            tag,
+            dispatch,
+            background,
             publisher,
             gate,
-            permits: Arc::new(Semaphore::new(usize::from(cfg.concurrency))),
+            permits: Arc::new(Semaphore::new(usize::from(cfg.slots()))),
             in_flight: JoinSet::new(),
-            queue,
         })
     }
 
@@ -188,7 +237,7 @@ impl Session {
                     biased;
                     // Stop waiting for a delivery as soon as the gate closes.
                     _ = self.gate.closed() => None,
-                    next = self.consumer.next() => Some(next),
+                    next = self.dispatch.next() => Some(next),
                 }
             })
             .await?;
@@ -198,14 +247,17 @@ impl Session {
             };
             match next {
                 None => continue,
-                Some(Some(Ok(delivery))) => return Ok(Next { delivery, permit }),
-                Some(Some(Err(e))) => return Err(lost(format!("the consumer failed: {e}"))),
-                Some(None) => {
-                    return Err(lost(format!(
-                        "the broker cancelled the consumer of {}",
-                        self.queue
-                    )));
+                Some(Ok(Taken {
+                    delivery,
+                    bulk_slot,
+                })) => {
+                    return Ok(Next {
+                        delivery,
+                        permit,
+                        bulk_slot,
+                    });
                 }
+                Some(Err(reason)) => return Err(lost(reason)),
             }
         }
     }
@@ -214,7 +266,11 @@ impl Session {
     pub fn spawn_batch(&mut self, pipeline: &Arc<Pipeline>, next: Next) {
         let pipeline = pipeline.clone();
         self.in_flight.spawn(async move {
-            let Next { delivery, permit } = next;
+            let Next {
+                delivery,
+                permit,
+                bulk_slot,
+            } = next;
             // A panic must not leave the delivery unacked until the channel closes: requeue
             // it, and the delivery limit dead-letters it if it keeps panicking.
             let acker = delivery.acker.clone();
@@ -226,7 +282,7 @@ impl Session {
                 error!("processing the batch panicked; requeueing it");
                 let _ = acker.nack(REQUEUE).await;
             }
-            drop(permit);
+            drop((permit, bulk_slot));
         });
     }
 
@@ -237,12 +293,17 @@ impl Session {
         let consume_channel = &self.channels[0];
         // No new deliveries; prefetched ones not started return to the queue when the channel
         // closes.
-        if consume_channel.status().connected()
-            && let Err(e) = consume_channel
-                .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
-                .await
-        {
-            warn!(error = %e, "cancelling the consumer failed");
+        // The router stops first: what it has not routed returns to the import queue when
+        // the connection closes (a copy already on its lane is made harmless by the claim).
+        self.background.iter().for_each(|task| task.abort());
+        for (tag, queue) in &self.dispatch.consumers {
+            if consume_channel.status().connected()
+                && let Err(e) = consume_channel
+                    .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                    .await
+            {
+                warn!(error = %e, queue, "cancelling the consumer failed");
+            }
         }
         drain(&mut self.in_flight, grace).await;
         drop(self.gate);

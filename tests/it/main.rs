@@ -8,6 +8,7 @@ mod dry_run;
 mod exit_codes;
 mod grants;
 mod import;
+mod lanes;
 mod logs;
 mod operator_cli;
 mod producer;

@@ -1,0 +1,97 @@
+//! The router: moves every message from the import queue, where producers publish, to its
+//! lane (see [`crate::broker::lanes`]). A message is acked on the import queue only after
+//! its copy on the lane was confirmed, so a crash in between leaves it on the import queue,
+//! to be routed again: its batch may then be on a lane twice, which its claim in the
+//! database makes harmless (the second copy replays the first's result).
+//!
+//! Each worker routes, on a channel of its own, up to [`ROUTING_PREFETCH`] messages at a
+//! time; the lane depths are sampled here too.
+
+use crate::broker::lanes::{self, Lanes};
+use crate::broker::publish::Publisher;
+use crate::dialect::Limits;
+use crate::metrics;
+use futures_lite::StreamExt;
+use lapin::options::{BasicAckOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Consumer};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+/// Messages a worker routes at once: enough to keep the confirms in flight, few enough
+/// that several workers share a burst.
+pub const ROUTING_PREFETCH: u16 = 32;
+
+/// How often the depth of the import queue and of every lane is read.
+const DEPTH_EVERY: Duration = Duration::from_secs(5);
+
+/// Routes the deliveries of `consumer` until it ends; returns why it ended.
+pub async fn run(
+    consumer: Consumer,
+    publisher: Publisher,
+    lanes: Arc<Lanes>,
+    limits: Limits,
+) -> String {
+    let mut consumer = consumer;
+    let mut routing = JoinSet::new();
+    loop {
+        while routing.try_join_next().is_some() {}
+        let delivery = match consumer.next().await {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(e)) => return format!("the router's consumer failed: {e}"),
+            None => return "the broker cancelled the router's consumer".into(),
+        };
+        let (publisher, lanes, limits) = (publisher.clone(), lanes.clone(), limits);
+        routing.spawn(async move {
+            let lane = lanes.classify(&delivery, &limits);
+            let routed_at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let properties = lanes::routed_properties(&delivery.properties, routed_at);
+            let queue = lanes.queue(lane);
+            match publisher
+                .route(&lanes.exchange, queue, &delivery.data, properties)
+                .await
+            {
+                Ok(()) => {
+                    metrics::routed(lane);
+                    debug!(queue, "routed");
+                    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+                        // Redelivered and routed again: the claim makes the copy harmless.
+                        warn!(error = %e, "acking a routed message failed");
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, queue, "routing a message to its lane failed; requeueing it");
+                    let _ = delivery.acker.nack(super::pipeline::REQUEUE).await;
+                }
+            }
+        });
+    }
+}
+
+/// Reads the depth of `queues` every few seconds into the lane depth gauge, until dropped.
+pub async fn sample_depths(channel: Channel, queues: Vec<String>) {
+    let mut every = tokio::time::interval(DEPTH_EVERY);
+    loop {
+        every.tick().await;
+        for queue in &queues {
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            match channel
+                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                .await
+            {
+                Ok(declared) => metrics::queue_ready(queue, declared.message_count()),
+                Err(e) => {
+                    debug!(error = %e, queue, "reading the queue's depth failed");
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Lanes (`CONTACT_IMPORT_LANES=on`): a person never waits behind another org's bulk import.
+//! The noisy-neighbour scenario in short: one org's backlog of bulk batches is draining when
+//! three probes arrive (a chat-bot update for a quiet org, one for a person of the busy org,
+//! and a new org's 10-contact batch). Each must be answered before most of the backlog.
+
+use crate::common::{ORG, TestEnv, batch, org_header};
+use crate::support::worker::Worker;
+use lapin::BasicProperties;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Bulk batches of the busy org, and contacts in each: well over the interactive limits.
+const BACKLOG: usize = 40;
+const CONTACTS_PER_BATCH: usize = 1000;
+
+fn contacts(n: usize, prefix: &str) -> Value {
+    (0..n)
+        .map(|i| {
+            json!({
+                "firstName": format!("{prefix}{i}"),
+                "lastName": "Bulk",
+                "emails": [{"value": format!("{prefix}{i}@bulk.example"), "type": "work"}],
+            })
+        })
+        .collect()
+}
+
+fn chat_update(org: &str, message_id: &str) -> (Vec<u8>, BasicProperties) {
+    let body = json!({"uuid": format!("chat-{message_id}"), "queryInfo": {"parameters": {"params":
+        {"accountInfo": {"userContact": {"emailId": format!("{message_id}@chat.example")}}}}}});
+    let props = BasicProperties::default()
+        .with_message_id(message_id.into())
+        .with_type("user-contact.update".into())
+        .with_content_type("application/json".into())
+        .with_headers(org_header(org));
+    (serde_json::to_vec(&body).unwrap(), props)
+}
+
+/// Publishes the busy org's backlog, starts the worker (`lanes`: `on` or `off`), sends the
+/// probes as soon as it is ready, and returns the worker and the order in which batches
+/// were answered (their ids).
+async fn answer_order(env: &TestEnv, lanes: &str) -> (Worker, Vec<String>) {
+    for n in 0..BACKLOG {
+        env.publish_json(
+            &format!("bulk-{n}"),
+            &batch(ORG, contacts(CONTACTS_PER_BATCH, &format!("b{n}-"))),
+        )
+        .await;
+    }
+    let worker = env
+        .spawn_worker_with(
+            &["--concurrency", "2"],
+            &[
+                ("CONTACT_IMPORT_LANES", lanes),
+                ("CONTACT_IMPORT_BULK_SHARDS", "3"),
+            ],
+        )
+        .await;
+    // The probes arrive behind the whole backlog, which the worker has just begun.
+    let quiet_org = "0f5f1a4e-6a39-4d3c-9b1e-5b4f0e6c2a11";
+    let new_org = "6c1b2f0e-1d2a-4b6e-8a0f-3e9c7d5b4a22";
+    for (org, id) in [
+        (quiet_org, "probe-quiet-chat"),
+        (ORG, "probe-busy-org-chat"),
+    ] {
+        let (body, props) = chat_update(org, id);
+        env.publish(&body, props).await;
+    }
+    env.publish_json("probe-new-org-batch", &batch(new_org, contacts(10, "n")))
+        .await;
+    let mut order = Vec::new();
+    while order.len() < BACKLOG + 3 {
+        let (_, _, result) = env.next_result().await;
+        order.push(result["batchId"].as_str().unwrap().to_owned());
+    }
+    (worker, order)
+}
+
+#[tokio::test]
+async fn probes_are_answered_before_most_of_another_orgs_bulk_backlog() {
+    let env = TestEnv::new().await;
+    let (worker, order) = answer_order(&env, "on").await;
+    let position: HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    for probe in [
+        "probe-quiet-chat",
+        "probe-busy-org-chat",
+        "probe-new-org-batch",
+    ] {
+        let bulk_before = order[..position[probe]]
+            .iter()
+            .filter(|id| id.starts_with("bulk-"))
+            .count();
+        assert!(
+            bulk_before <= BACKLOG / 4,
+            "{probe} was answered after {bulk_before} of the {BACKLOG} bulk batches: it waited \
+             behind the backlog (order: {order:?})"
+        );
+    }
+    // Nothing was lost or doubled on the way through the lanes.
+    assert_eq!(order.len(), BACKLOG + 3);
+    let contacts: i64 = env
+        .db
+        .query_one("SELECT count(*) FROM contacts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(contacts, (BACKLOG * CONTACTS_PER_BATCH + 10) as i64);
+    for lane in ["interactive", "bulk"] {
+        let series = format!("contact_import_lane_dwell_seconds_count{{lane=\"{lane}\"}}");
+        assert!(
+            worker.metric(&series).await > 0.0,
+            "no dwell time recorded on the {lane} lane"
+        );
+    }
+}
