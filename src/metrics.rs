@@ -471,18 +471,19 @@ pub fn sync_wait_cancelled() {
     counter!(SYNC_WAIT_CANCELLED).increment(1);
 }
 
-/// Records a batch's dwell on `lane`, routed there at `routed_at_ms` (Unix milliseconds).
-pub fn lane_dwell(lane: crate::broker::lanes::Lane, routed_at_ms: i64) {
+/// Records a batch's dwell on `lane` (its label), routed there at `routed_at_ms` (Unix
+/// milliseconds).
+pub fn lane_dwell(lane: &'static str, routed_at_ms: i64) {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let seconds = (now_ms - routed_at_ms).max(0) as f64 / 1000.0;
-    histogram!(LANE_DWELL, "lane" => lane.label()).record(seconds);
+    histogram!(LANE_DWELL, "lane" => lane).record(seconds);
 }
 
-/// Counts a message routed to `lane`.
-pub fn routed(lane: crate::broker::lanes::Lane) {
-    counter!(ROUTED, "lane" => lane.label()).increment(1);
+/// Counts a message routed to `lane` (its label).
+pub fn routed(lane: &'static str) {
+    counter!(ROUTED, "lane" => lane).increment(1);
 }
 
 /// Sets [`QUEUE_READY`] of `queue`.

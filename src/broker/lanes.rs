@@ -1,8 +1,8 @@
 //! The lanes (README, "Lanes"): the interactive lane for requests a person waits on, and the
 //! bulk shards, several quorum queues that an org's bulk batches are spread over by org.
-//! Producers publish to the import queue as ever; the workers' router
-//! ([`crate::worker`]'s `router`) moves each message from there to its lane, through a
-//! direct exchange of the workers' own, and the dispatcher serves the lanes.
+//! Producers publish to the import queue as ever; the worker's router moves each message
+//! from there to its lane, through a direct exchange of the workers' own, and its
+//! dispatcher serves the lanes.
 //!
 //! Everything on a lane queue came through a worker, so a header a worker set there can be
 //! trusted: the producer's `user_id`, which a worker cannot publish under its own name

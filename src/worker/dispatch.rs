@@ -142,7 +142,7 @@ impl Dispatch {
                     Lane::Interactive
                 };
                 if let Some(routed_at) = lanes::routed_at_ms(&delivery) {
-                    metrics::lane_dwell(lane, routed_at);
+                    metrics::lane_dwell(lane.label(), routed_at);
                 }
                 Ok(Taken {
                     delivery,

@@ -56,7 +56,7 @@ pub async fn run(
                 .await
             {
                 Ok(()) => {
-                    metrics::routed(lane);
+                    metrics::routed(lane.label());
                     debug!(queue, "routed");
                     if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
                         // Redelivered and routed again: the claim makes the copy harmless.
