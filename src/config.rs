@@ -143,13 +143,13 @@ pub enum Authorization {
     Grants,
 }
 
-/// The interactive lane and the bulk shards (README, "Lanes"). Off, the worker consumes the
-/// import queue alone, first come first served.
+/// The interactive lane and the bulk shards (README, "Lanes"), on by default. Off, the
+/// worker consumes the import queue alone, first come first served.
 #[derive(Debug, Clone, Args)]
 pub struct LaneConfig {
     /// Route every batch from the import queue to the interactive lane or a bulk shard, and
     /// serve the interactive lane first, with slots kept for it (`on`/`off`).
-    #[arg(long = "lanes", env = "CONTACT_IMPORT_LANES", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long = "lanes", env = "CONTACT_IMPORT_LANES", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub enabled: bool,
     /// How many bulk shards (quorum queues `<queue>.bulk.<n>`) an org's bulk batches are
     /// spread over by org. Changing it moves orgs between shards: what is queued stays put.
@@ -289,6 +289,17 @@ impl WorkerConfig {
                 .saturating_add(self.lanes.interactive_slots),
             false => self.concurrency,
         }
+    }
+
+    /// Unacked deliveries per lane consumer, with lanes: enough for the bulk shards together
+    /// to fill the concurrency twice over (a heavy org is spread over every heavy shard), at
+    /// least 2, and the interactive slots on top. A worker holds at most this many per lane
+    /// queue (1 + 2 × shards of them), plus its router's prefetch on the import queue while
+    /// it routes them.
+    pub fn lane_prefetch(&self) -> u16 {
+        let shards = self.lanes.bulk_shards.max(1);
+        let per_shard = (self.concurrency * 2).div_ceil(shards).max(2);
+        per_shard.max(self.lanes.interactive_slots)
     }
 
     /// `--db-pool-size`, else a connection per slot plus one (the spare for `/readyz`).

@@ -53,6 +53,9 @@ pub const ROUTED: &str = "contact_import_routed_total";
 /// Gauge: messages ready in the import queue and in each lane queue, by `queue` (one per
 /// lane and shard: bounded by `CONTACT_IMPORT_BULK_SHARDS`), sampled every 5 s with lanes on.
 pub const QUEUE_READY: &str = "contact_import_queue_messages_ready";
+/// Gauge: orgs the router counts as heavy now (more than their share of the recent bulk
+/// traffic; their batches wait on the heavy shards).
+pub const HEAVY_ORGS: &str = "contact_import_heavy_orgs";
 /// Gauge, seconds: how long the oldest batch in flight has been in flight (0 with none).
 pub const BATCH_OLDEST: &str = "contact_import_batches_in_flight_oldest_age_seconds";
 /// Gauge: batches whose COMMIT was sent and has not returned.
@@ -170,11 +173,15 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_histogram!(
         LANE_DWELL,
         metrics::Unit::Seconds,
-        "Time from a batch's arrival on its lane to the start of its work, by lane (interactive, bulk); with CONTACT_IMPORT_LANES on."
+        "Time from a batch's arrival on its lane to the start of its work, by lane (interactive, bulk, heavy); with CONTACT_IMPORT_LANES on."
+    );
+    describe_gauge!(
+        HEAVY_ORGS,
+        "Orgs this worker's router counts as heavy now: more than their share of the recent bulk traffic, so their batches wait on the heavy shards while other orgs' bulk batches run first."
     );
     describe_counter!(
         ROUTED,
-        "Messages routed from the import queue to a lane, by lane (interactive, bulk)."
+        "Messages routed from the import queue to a lane, by lane (interactive, bulk, heavy)."
     );
     describe_gauge!(
         QUEUE_READY,
@@ -489,4 +496,9 @@ pub fn routed(lane: &'static str) {
 /// Sets [`QUEUE_READY`] of `queue`.
 pub fn queue_ready(queue: &str, ready: u32) {
     gauge!(QUEUE_READY, "queue" => queue.to_owned()).set(f64::from(ready));
+}
+
+/// Sets [`HEAVY_ORGS`].
+pub fn heavy_orgs(count: usize) {
+    gauge!(HEAVY_ORGS).set(count as f64);
 }

@@ -29,6 +29,18 @@ pub const ROUTED_AT_HEADER: &str = "x-contact-import-routed-at";
 /// AMQP `priority` from which a message is interactive: RabbitMQ 4's threshold for "high".
 pub const INTERACTIVE_PRIORITY: u8 = 5;
 
+/// What kind of work a message is, by [`Lanes::classify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Class {
+    /// A person waits on it.
+    Interactive,
+    /// Bulk work of this org (as named in a header or the body; empty if neither says).
+    Bulk {
+        /// The org, for its shard and its share.
+        org: String,
+    },
+}
+
 /// Which lane a message goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
@@ -36,6 +48,9 @@ pub enum Lane {
     Interactive,
     /// Bulk work, on this shard.
     Bulk(u16),
+    /// Bulk work of an org with more than its share of the recent bulk traffic, on this heavy
+    /// shard: served when the bulk shards are empty.
+    Heavy(u16),
 }
 
 impl Lane {
@@ -44,6 +59,7 @@ impl Lane {
         match self {
             Self::Interactive => "interactive",
             Self::Bulk(_) => "bulk",
+            Self::Heavy(_) => "heavy",
         }
     }
 }
@@ -57,6 +73,8 @@ pub struct Lanes {
     pub interactive: String,
     /// `<import queue>.bulk.<n>`, n from 0.
     pub shards: Vec<String>,
+    /// `<import queue>.heavy.<n>`, as many.
+    pub heavy: Vec<String>,
     /// What goes to which lane, and the slots kept for the interactive one.
     pub rules: LaneConfig,
 }
@@ -70,6 +88,9 @@ impl Lanes {
             shards: (0..rules.bulk_shards)
                 .map(|n| format!("{}.bulk.{n}", broker.import_queue))
                 .collect(),
+            heavy: (0..rules.bulk_shards)
+                .map(|n| format!("{}.heavy.{n}", broker.import_queue))
+                .collect(),
             rules: rules.clone(),
         }
     }
@@ -79,12 +100,15 @@ impl Lanes {
         match lane {
             Lane::Interactive => &self.interactive,
             Lane::Bulk(n) => &self.shards[usize::from(n)],
+            Lane::Heavy(n) => &self.heavy[usize::from(n)],
         }
     }
 
-    /// Every lane queue, the interactive one first.
+    /// Every lane queue: the interactive one, the bulk shards, the heavy shards.
     pub fn queues(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.interactive.as_str()).chain(self.shards.iter().map(String::as_str))
+        std::iter::once(self.interactive.as_str())
+            .chain(self.shards.iter().map(String::as_str))
+            .chain(self.heavy.iter().map(String::as_str))
     }
 
     /// Declares the lanes exchange and queues, each queue with the import queue's arguments
@@ -125,27 +149,31 @@ impl Lanes {
         Ok(())
     }
 
-    /// The lane of a message on the import queue: interactive when its `type` is one a
+    /// The class of a message on the import queue: interactive when its `type` is one a
     /// person waits on, its `priority` is [`INTERACTIVE_PRIORITY`] or more, or it is small
     /// (at most the configured contacts and bytes; a small message that cannot be read is
-    /// refused at once, which its requester waits for too); else the bulk shard of its org.
-    pub fn classify(&self, delivery: &Delivery, limits: &Limits) -> Lane {
+    /// refused at once, which its requester waits for too); else bulk work of its org.
+    pub fn classify(&self, delivery: &Delivery, limits: &Limits) -> Class {
         let props = &delivery.properties;
         let dialect = MessageType::of(props.kind().as_ref().map(|k| k.as_str())).ok();
         if props.priority().is_some_and(|p| p >= INTERACTIVE_PRIORITY)
             || dialect.is_some_and(|d| d.dialect().interactive())
         {
-            return Lane::Interactive;
+            return Class::Interactive;
         }
         if delivery.data.len() > self.rules.interactive_max_bytes {
-            return Lane::Bulk(self.shard_of(&org_hint(delivery, dialect)));
+            return Class::Bulk {
+                org: org_hint(delivery, dialect),
+            };
         }
         match dialect::decode(&consume::incoming(delivery), limits) {
             Ok(batch) if batch.contacts.len() <= self.rules.interactive_max_contacts => {
-                Lane::Interactive
+                Class::Interactive
             }
-            Ok(batch) => Lane::Bulk(self.shard_of(batch.org_id.as_str())),
-            Err(_) => Lane::Interactive,
+            Ok(batch) => Class::Bulk {
+                org: batch.org_id.as_str().to_owned(),
+            },
+            Err(_) => Class::Interactive,
         }
     }
 
@@ -275,7 +303,11 @@ mod tests {
                 "contacts.import.bulk.0",
                 "contacts.import.bulk.1",
                 "contacts.import.bulk.2",
-                "contacts.import.bulk.3"
+                "contacts.import.bulk.3",
+                "contacts.import.heavy.0",
+                "contacts.import.heavy.1",
+                "contacts.import.heavy.2",
+                "contacts.import.heavy.3"
             ]
         );
     }

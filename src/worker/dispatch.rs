@@ -2,7 +2,10 @@
 //! With lanes: the interactive lane first, with slots of its own beyond the concurrency that
 //! bulk work may not take (`CONTACT_IMPORT_INTERACTIVE_SLOTS`), so a request a person waits
 //! on starts at once even when bulk batches hold every other slot; then the bulk shards in
-//! turn, so an org whose batches sit on one shard does not hold back the orgs on the others.
+//! turn, so an org whose batches sit on one shard does not hold back the orgs on the others;
+//! then the heavy shards in turn, where the router puts the batches of orgs with more than
+//! their share of the bulk traffic (see `shares`), so that a new org's bulk batch starts
+//! within about a batch time however large another org's backlog is.
 //!
 //! Every consumer has a prefetch of its own (`global = false`), as large as the worker's
 //! concurrency, so that one org alone, on one shard, can still fill every slot. Nothing is
@@ -16,7 +19,7 @@ use futures_lite::StreamExt;
 use lapin::message::Delivery;
 use lapin::{Channel, Consumer};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A delivery taken, and the bulk slot it holds (bulk deliveries only).
@@ -25,24 +28,51 @@ pub struct Taken {
     pub bulk_slot: Option<OwnedSemaphorePermit>,
 }
 
-/// The consumers of the session and the turn of the shards.
+/// Consumers served in turn.
+struct Tier {
+    consumers: Vec<(Consumer, Lane)>,
+    /// The consumer asked first next time.
+    next: usize,
+}
+
+impl Tier {
+    fn new(consumers: Vec<(Consumer, Lane)>) -> Self {
+        Self { consumers, next: 0 }
+    }
+
+    /// The next delivery of the first consumer in turn that has one.
+    fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<(Lane, Option<lapin::Result<Delivery>>)> {
+        let n = self.consumers.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            let (consumer, lane) = &mut self.consumers[i];
+            if let Poll::Ready(next) = consumer.poll_next(cx) {
+                self.next = i + 1;
+                return Poll::Ready((*lane, next));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// The consumers of the session and whose turn it is.
 pub struct Dispatch {
-    /// The interactive lane's consumer, with lanes.
-    interactive: Option<Consumer>,
-    /// The bulk shards' consumers; without lanes, the import queue's alone.
-    bulk: Vec<Consumer>,
-    /// The shard asked first next time.
-    next_shard: usize,
-    /// Slots bulk deliveries may hold: the concurrency (the session's slots add the
-    /// interactive lane's own).
+    /// The interactive lane, with lanes; served first, on any slot.
+    interactive: Option<Tier>,
+    /// The bulk shards; without lanes, the import queue alone.
+    bulk: Tier,
+    /// The heavy shards, with lanes: served when the bulk shards have nothing.
+    heavy: Option<Tier>,
+    /// Slots bulk and heavy deliveries may hold: the concurrency (the session's slots add
+    /// the interactive lane's own).
     bulk_slots: Arc<Semaphore>,
     /// Every consumer's tag and queue, for cancelling and for messages.
     pub consumers: Vec<(String, String)>,
 }
 
 impl Dispatch {
-    /// Subscribes to the import queue, or with `lanes` to the interactive lane and every
-    /// shard, on `channel`, `prefetch` unacked deliveries per consumer.
+    /// Subscribes to the import queue, or with `lanes` to every lane queue, on `channel`,
+    /// `prefetch` unacked deliveries per consumer.
     pub async fn subscribe(
         channel: &Channel,
         import_queue: &str,
@@ -50,62 +80,63 @@ impl Dispatch {
         concurrency: u16,
         prefetch: u16,
     ) -> Result<Self, String> {
-        let tag = |queue: &str| {
-            format!(
+        let mut consumers = Vec::new();
+        let mut subscribe = async |queue: &str, lane: Lane| {
+            let tag = format!(
                 "contact-import-{}-{}-{queue}",
                 std::process::id(),
                 uuid::Uuid::new_v4().simple()
-            )
-        };
-        let mut consumers = Vec::new();
-        let mut subscribe = async |queue: &str| {
-            let tag = tag(queue);
+            );
             let consumer = consume::subscribe(channel, queue, &tag, prefetch)
                 .await
                 .map_err(|e| format!("subscribing to {queue}: {e}"))?;
             consumers.push((tag, queue.to_owned()));
-            Ok::<_, String>(consumer)
+            Ok::<_, String>((consumer, lane))
         };
+        let bulk_slots = Arc::new(Semaphore::new(usize::from(concurrency)));
         let Some(lanes) = lanes else {
-            let only = subscribe(import_queue).await?;
+            let only = subscribe(import_queue, Lane::Bulk(0)).await?;
             return Ok(Self {
                 interactive: None,
-                bulk: vec![only],
-                next_shard: 0,
-                bulk_slots: Arc::new(Semaphore::new(usize::from(concurrency))),
+                bulk: Tier::new(vec![only]),
+                heavy: None,
+                bulk_slots,
                 consumers,
             });
         };
-        let interactive = subscribe(&lanes.interactive).await?;
+        let interactive = subscribe(&lanes.interactive, Lane::Interactive).await?;
         let mut bulk = Vec::new();
-        for shard in &lanes.shards {
-            bulk.push(subscribe(shard).await?);
+        for (n, shard) in lanes.shards.iter().enumerate() {
+            bulk.push(subscribe(shard, Lane::Bulk(n as u16)).await?);
+        }
+        let mut heavy = Vec::new();
+        for (n, shard) in lanes.heavy.iter().enumerate() {
+            heavy.push(subscribe(shard, Lane::Heavy(n as u16)).await?);
         }
         Ok(Self {
-            interactive: Some(interactive),
-            bulk,
-            next_shard: 0,
-            bulk_slots: Arc::new(Semaphore::new(usize::from(concurrency))),
+            interactive: Some(Tier::new(vec![interactive])),
+            bulk: Tier::new(bulk),
+            heavy: Some(Tier::new(heavy)),
+            bulk_slots,
             consumers,
         })
     }
 
-    /// The next delivery to run, interactive first; `Err` names a consumer that failed or
-    /// that the broker cancelled (queue deleted, node lost). Cancel-safe: a delivery is
-    /// taken from a consumer only when it is returned.
+    /// The next delivery to run: interactive first, then the bulk shards in turn, then the
+    /// heavy ones in turn. `Err` names a consumer that failed or that the broker cancelled
+    /// (queue deleted, node lost). Cancel-safe: a delivery is taken from a consumer only when
+    /// it is returned.
     pub async fn next(&mut self) -> Result<Taken, String> {
-        // Consumers are listed interactive lane first, then the shards.
-        let offset = usize::from(self.interactive.is_some());
         let Self {
             interactive,
             bulk,
-            next_shard,
+            heavy,
             bulk_slots,
-            consumers,
+            ..
         } = self;
         let interactive_next = async {
             match interactive {
-                Some(consumer) => consumer.next().await,
+                Some(tier) => std::future::poll_fn(|cx| tier.poll_turn(cx)).await,
                 None => std::future::pending().await,
             }
         };
@@ -115,32 +146,26 @@ impl Dispatch {
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let (shard, next) = std::future::poll_fn(|cx| {
-                for k in 0..bulk.len() {
-                    let shard = (*next_shard + k) % bulk.len();
-                    if let Poll::Ready(next) = bulk[shard].poll_next(cx) {
-                        *next_shard = shard + 1;
-                        return Poll::Ready((shard, next));
-                    }
-                }
-                Poll::Pending
+            let next = std::future::poll_fn(|cx| match bulk.poll_turn(cx) {
+                Poll::Pending => heavy
+                    .as_mut()
+                    .map_or(Poll::Pending, |tier| tier.poll_turn(cx)),
+                ready => ready,
             })
             .await;
-            (slot, shard, next)
+            (slot, next)
         };
-        let (next, bulk_slot, index) = tokio::select! {
+        let ((lane, next), bulk_slot) = tokio::select! {
             biased;
-            next = interactive_next => (next, None, 0),
-            (slot, shard, next) = bulk_next => (next, Some(slot), offset + shard),
+            next = interactive_next => (next, None),
+            (slot, next) = bulk_next => (next, Some(slot)),
         };
-        let queue = &consumers[index].1;
+        let queue = || match self.interactive.is_some() {
+            true => lane_name(&self.consumers, lane),
+            false => self.consumers[0].1.clone(),
+        };
         match next {
             Some(Ok(delivery)) => {
-                let lane = if bulk_slot.is_some() {
-                    Lane::Bulk((index - offset) as u16)
-                } else {
-                    Lane::Interactive
-                };
                 if let Some(routed_at) = lanes::routed_at_ms(&delivery) {
                     metrics::lane_dwell(lane.label(), routed_at);
                 }
@@ -149,8 +174,19 @@ impl Dispatch {
                     bulk_slot,
                 })
             }
-            Some(Err(e)) => Err(format!("the consumer of {queue} failed: {e}")),
-            None => Err(format!("the broker cancelled the consumer of {queue}")),
+            Some(Err(e)) => Err(format!("the consumer of {} failed: {e}", queue())),
+            None => Err(format!("the broker cancelled the consumer of {}", queue())),
         }
     }
+}
+
+/// The queue of `lane` among `consumers` (listed interactive, bulk shards, heavy shards).
+fn lane_name(consumers: &[(String, String)], lane: Lane) -> String {
+    let shards = (consumers.len() - 1) / 2;
+    let index = match lane {
+        Lane::Interactive => 0,
+        Lane::Bulk(n) => 1 + usize::from(n),
+        Lane::Heavy(n) => 1 + shards + usize::from(n),
+    };
+    consumers[index].1.clone()
 }

@@ -13,7 +13,9 @@ mod health;
 mod http;
 mod pipeline;
 mod router;
+pub use router::ROUTING_PREFETCH;
 mod session;
+mod shares;
 
 use crate::config::{Authorization, WorkerConfig};
 use crate::contact::credentials;

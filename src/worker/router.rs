@@ -4,10 +4,12 @@
 //! to be routed again: its batch may then be on a lane twice, which its claim in the
 //! database makes harmless (the second copy replays the first's result).
 //!
-//! Each worker routes, on a channel of its own, up to [`ROUTING_PREFETCH`] messages at a
-//! time; the lane depths are sampled here too.
+//! Bulk batches of an org with more than its share of the recent bulk traffic go to the heavy
+//! shards ([`Shares`]). Each worker routes, on a channel of its own, up to
+//! [`ROUTING_PREFETCH`] messages at a time; the lane depths are sampled here too.
 
-use crate::broker::lanes::{self, Lanes};
+use super::shares::Shares;
+use crate::broker::lanes::{self, Class, Lane, Lanes};
 use crate::broker::publish::Publisher;
 use crate::dialect::Limits;
 use crate::metrics;
@@ -15,8 +17,8 @@ use futures_lite::StreamExt;
 use lapin::options::{BasicAckOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
@@ -36,6 +38,7 @@ pub async fn run(
 ) -> String {
     let mut consumer = consumer;
     let mut routing = JoinSet::new();
+    let shares = Arc::new(Mutex::new(Shares::default()));
     loop {
         while routing.try_join_next().is_some() {}
         let delivery = match consumer.next().await {
@@ -44,8 +47,23 @@ pub async fn run(
             None => return "the broker cancelled the router's consumer".into(),
         };
         let (publisher, lanes, limits) = (publisher.clone(), lanes.clone(), limits);
+        let shares = shares.clone();
         routing.spawn(async move {
-            let lane = lanes.classify(&delivery, &limits);
+            let lane = match lanes.classify(&delivery, &limits) {
+                Class::Interactive => Lane::Interactive,
+                Class::Bulk { org } => {
+                    let mut shares = shares.lock().expect("shares lock");
+                    let heavy = shares.record(&org, Instant::now());
+                    metrics::heavy_orgs(shares.heavy_orgs());
+                    if heavy {
+                        // Spread over every heavy shard: one heavy org alone fills every
+                        // slot of every worker, its order given up (it has a backlog).
+                        Lane::Heavy(shares.next_heavy_shard(lanes.heavy.len()))
+                    } else {
+                        Lane::Bulk(lanes.shard_of(&org))
+                    }
+                }
+            };
             let routed_at = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);

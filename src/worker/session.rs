@@ -145,10 +145,14 @@ impl Session {
                 .declare(&channel, &cfg.broker)
                 .await
                 .map_err(|e| format!("declaring the lanes: {e}"))?;
-            // Per consumer as many as the slots, so one shard alone can fill them all.
-            let dispatch =
-                Dispatch::subscribe(&channel, queue, Some(lanes), cfg.concurrency, cfg.slots())
-                    .await?;
+            let dispatch = Dispatch::subscribe(
+                &channel,
+                queue,
+                Some(lanes),
+                cfg.concurrency,
+                cfg.lane_prefetch(),
+            )
+            .await?;
             let routing = consume
                 .create_channel()
                 .await

@@ -359,7 +359,7 @@ pub async fn verify(
     }
     if import_queue_depth != 0 {
         problems.push(format!(
-            "the import queue still holds {import_queue_depth} messages"
+            "the import queue and the lanes still hold {import_queue_depth} messages"
         ));
     }
 

@@ -103,6 +103,15 @@ impl Scenario {
             .unwrap();
     }
 
+    /// Ends [`Scenario::slow_down_batches`]: batches run at full speed again.
+    pub async fn end_slowness(&self) {
+        self.db()
+            .await
+            .batch_execute("DROP TRIGGER slow ON import_batches")
+            .await
+            .unwrap();
+    }
+
     pub async fn publish(&mut self, batches: Vec<Batch>) {
         stream::publish(&self.cluster.amqp_url(), &batches).await;
         self.published.extend(batches);
@@ -238,7 +247,7 @@ impl Scenario {
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         let must: BTreeSet<String> = must_dead_letter.iter().map(|s| s.to_string()).collect();
-        let depth = stream::queue_depth(&url, stream::IMPORT_QUEUE).await;
+        let depth = stream::ready_in_broker(&url).await;
         let mut summary = check::verify(
             &self.db().await,
             &self.published,

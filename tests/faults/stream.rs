@@ -208,13 +208,45 @@ async fn publish_once<'a>(
     Ok(failed)
 }
 
-/// How many messages `queue` holds, ready for delivery (not counting unacked ones).
-pub async fn queue_depth(amqp_url: &str, queue: &str) -> u32 {
+/// The import queue and the lane queues of the worker's default topology (lanes on, 4 bulk
+/// shards): wherever a batch waits in the broker.
+pub fn all_queues() -> Vec<String> {
+    let broker = crate::support::broker::default_names("amqp://unused");
+    let rules = contact_import::config::LaneConfig {
+        enabled: true,
+        bulk_shards: 4,
+        interactive_max_contacts: 10,
+        interactive_max_bytes: 16 * 1024,
+        interactive_slots: 1,
+    };
+    let lanes = contact_import::broker::lanes::Lanes::new(&broker, &rules);
+    std::iter::once(IMPORT_QUEUE.to_owned())
+        .chain(lanes.queues().map(str::to_owned))
+        .collect()
+}
+
+/// How many messages `queue` holds ready for delivery (not counting unacked ones).
+pub async fn ready_in(amqp_url: &str, queue: &str) -> u32 {
     let connection = connect(amqp_url).await.expect("connect");
     let channel = connection.create_channel().await.unwrap();
-    let depth = support::broker::queue_depth(&channel, queue).await.unwrap();
+    let ready = support::broker::queue_depth(&channel, queue).await.unwrap();
     let _ = connection.close(200, "done".into()).await;
-    depth
+    ready
+}
+
+/// How many messages wait in the broker, ready for delivery, in the import queue and every
+/// lane (not counting unacked ones).
+pub async fn ready_in_broker(amqp_url: &str) -> u32 {
+    let connection = connect(amqp_url).await.expect("connect");
+    let channel = connection.create_channel().await.unwrap();
+    let mut ready = 0;
+    for queue in all_queues() {
+        ready += support::broker::queue_depth(&channel, &queue)
+            .await
+            .unwrap();
+    }
+    let _ = connection.close(200, "done".into()).await;
+    ready
 }
 
 /// One result message as received.

@@ -2,6 +2,7 @@
 
 mod broker_restart;
 mod database_restart;
+mod lanes_worker_kill;
 mod network_cut;
 mod poison;
 mod postgres_failover;

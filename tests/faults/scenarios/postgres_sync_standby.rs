@@ -291,9 +291,9 @@ async fn postgres_sync_wait_cancelled_from_outside_is_not_answered_until_replica
     summary.finish();
 }
 
-/// How many batches wait in the import queue, ready for delivery.
+/// How many batches wait in the broker (the import queue and the lanes), ready for delivery.
 async fn ready(s: &Scenario) -> u32 {
-    stream::queue_depth(&s.cluster.amqp_url(), stream::IMPORT_QUEUE).await
+    stream::ready_in_broker(&s.cluster.amqp_url()).await
 }
 
 /// Records a problem if fewer batches wait in the import queue than `before` (read 1 s into

@@ -3,7 +3,7 @@
 //! in the broker, and carry on by itself once the alarm clears.
 
 use crate::harness::{Scenario, eventually};
-use crate::stream::{self, IMPORT_QUEUE};
+use crate::stream;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +38,7 @@ async fn memory_alarm_pauses_the_worker_until_the_broker_unblocks_it() {
         .try_metric("contact_import_batches_in_flight")
         .await
         .unwrap_or(f64::NAN);
-    let backlog = stream::queue_depth(&s.cluster.rabbit().url(), IMPORT_QUEUE).await;
+    let backlog = stream::ready_in_broker(&s.cluster.rabbit().url()).await;
 
     s.cluster.rabbit().memory_alarm(false).await;
     s.fault_ended();

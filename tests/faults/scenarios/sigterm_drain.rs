@@ -2,7 +2,7 @@
 //! started, exits 0 within its grace period, and leaves the rest in the queue for the next.
 
 use crate::harness::{Scenario, eventually};
-use crate::stream::{self, IMPORT_QUEUE};
+use crate::stream;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -47,7 +47,7 @@ async fn sigterm_drains_started_batches_and_leaves_the_rest_queued() {
     let mut queued = 0;
     let back_in_queue = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            queued = i64::from(stream::queue_depth(&url, IMPORT_QUEUE).await);
+            queued = i64::from(stream::ready_in_broker(&url).await);
             if queued + applied == published {
                 return;
             }

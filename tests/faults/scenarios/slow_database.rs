@@ -4,7 +4,7 @@
 //! is fast again.
 
 use crate::harness::Scenario;
-use crate::stream::{self, IMPORT_QUEUE};
+use crate::stream;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -16,7 +16,11 @@ async fn slow_database_backpressure_keeps_the_backlog_in_the_broker() {
     let mut s = Scenario::start("slow_database").await;
     s.slow_down_batches(0.2).await;
     let settings = s.worker_settings();
-    let prefetch = u32::from(settings.concurrency) * 2;
+    // What the worker may hold unacked with lanes (config.rs, `lane_prefetch`): 2 per lane
+    // queue (the interactive lane, 4 bulk and 4 heavy shards at concurrency 4), plus what its
+    // router holds while it moves messages from the import queue.
+    let prefetch = 2 * stream::all_queues().len() as u32 - 2
+        + u32::from(contact_import::worker::ROUTING_PREFETCH);
     let mut worker = s.spawn_worker("worker", &settings).await;
     // Big batches (about 75 kB each, 30 MB in all) so that pulling the backlog into the
     // worker would show in its memory.
@@ -39,7 +43,7 @@ async fn slow_database_backpressure_keeps_the_backlog_in_the_broker() {
         }
         // Ready messages first, answered batches second: both only move one way, so the
         // difference can only underestimate what the worker holds, never raise a false alarm.
-        let ready = stream::queue_depth(&s.cluster.rabbit().url(), IMPORT_QUEUE).await;
+        let ready = stream::ready_in_broker(&s.cluster.rabbit().url()).await;
         let done = s.batches_with_results() as u32;
         // What the broker no longer holds as ready is answered or unacked in the worker.
         max_held = max_held.max((s.published.len() as u32).saturating_sub(ready + done));
@@ -50,11 +54,7 @@ async fn slow_database_backpressure_keeps_the_backlog_in_the_broker() {
     let done_while_slow = s.batches_with_results();
     let hwm = worker.memory_kib().map(|(_, hwm)| hwm).unwrap_or(0);
 
-    s.db()
-        .await
-        .batch_execute("DROP TRIGGER slow ON import_batches")
-        .await
-        .unwrap();
+    s.end_slowness().await;
     s.fault_ended();
 
     let mut summary = s.settle_and_check(&[]).await;
