@@ -293,12 +293,12 @@ impl WorkerConfig {
 
     /// Unacked deliveries per lane consumer, with lanes: enough for the bulk shards together
     /// to fill the concurrency twice over (a heavy org is spread over every heavy shard), at
-    /// least 2, and the interactive slots on top. A worker holds at most this many per lane
+    /// least 2, and at least the interactive slots. A worker holds at most this many per lane
     /// queue (1 + 2 × shards of them), plus its router's prefetch on the import queue while
     /// it routes them.
     pub fn lane_prefetch(&self) -> u16 {
         let shards = self.lanes.bulk_shards.max(1);
-        let per_shard = (self.concurrency * 2).div_ceil(shards).max(2);
+        let per_shard = self.concurrency.saturating_mul(2).div_ceil(shards).max(2);
         per_shard.max(self.lanes.interactive_slots)
     }
 

@@ -46,7 +46,7 @@ pub const UNAUTHORIZED: &str = "contact_import_unauthorized_total";
 /// throttle (`too.many.attempts`).
 pub const LOGIN_THROTTLED: &str = "contact_import_login_throttled_total";
 /// Histogram, seconds: from a batch's arrival on its lane (routed there) to the start of its
-/// work, by `lane` (`interactive`, `bulk`).
+/// work, by `lane` (`interactive`, `bulk`, `heavy`).
 pub const LANE_DWELL: &str = "contact_import_lane_dwell_seconds";
 /// Counter: messages routed from the import queue to a lane, by `lane`.
 pub const ROUTED: &str = "contact_import_routed_total";

@@ -15,8 +15,9 @@ use crate::support::broker::{
 use crate::support::worker::{Worker, WorkerSettings};
 use crate::{procfs, workers_cpu};
 use anyhow::{Context, bail, ensure};
+use contact_import::broker::lanes::Lanes;
 use contact_import::broker::topology;
-use contact_import::config::BrokerConfig;
+use contact_import::config::{BrokerConfig, LaneConfig};
 use contact_import::result::ResultDetail;
 use futures_lite::StreamExt;
 use lapin::Channel;
@@ -154,7 +155,7 @@ pub async fn run(
 
 /// Publishes every batch (confirmed, `mandatory`), flat out or paced; returns the instant
 /// each publish started, by batch index.
-async fn publish_all(
+pub async fn publish_all(
     channel: &Channel,
     broker: &BrokerConfig,
     batches: &[Batch],
@@ -296,17 +297,35 @@ pub fn diff(before: &CpuUse, after: &CpuUse) -> CpuUse {
     }
 }
 
-/// Leaves the broker as it was: the run's queues and exchanges are deleted.
+/// The lanes the workers declare for `broker` (their defaults).
+pub fn lanes_of(broker: &BrokerConfig) -> Lanes {
+    let rules = LaneConfig {
+        enabled: true,
+        bulk_shards: 4,
+        interactive_max_contacts: 10,
+        interactive_max_bytes: 16 * 1024,
+        interactive_slots: 1,
+    };
+    Lanes::new(broker, &rules)
+}
+
+/// Leaves the broker as it was: the run's queues and exchanges, lanes included, are deleted.
 pub async fn delete_topology(channel: &Channel, broker: &BrokerConfig) {
-    for queue in [&broker.import_queue, &broker.dead_letter_queue] {
+    let lanes = lanes_of(broker);
+    let queues = [&broker.import_queue, &broker.dead_letter_queue]
+        .into_iter()
+        .map(String::as_str)
+        .chain(lanes.queues());
+    for queue in queues {
         let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
             .await;
     }
     for exchange in [
         &broker.import_exchange,
         &broker.dead_letter_exchange,
         &broker.results_exchange,
+        &lanes.exchange,
     ] {
         let _ = channel
             .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())

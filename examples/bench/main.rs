@@ -21,6 +21,7 @@ mod dataset;
 mod direct;
 mod e2e;
 mod naive;
+mod noisy;
 mod perf;
 mod procfs;
 mod profile;
@@ -114,6 +115,11 @@ pub struct Args {
     /// Rows of the --csv file.
     #[arg(long, default_value_t = 1_000_000)]
     pub csv_rows: usize,
+    /// Only the noisy-neighbour mode (noisy.rs): a backlog of the first --contacts value,
+    /// one worker at --base-concurrency, probes while it drains; with the lanes on and off,
+    /// with and without probes, each on a fresh copy of the seeded database.
+    #[arg(long)]
+    pub noisy_neighbour: bool,
 }
 
 #[tokio::main]
@@ -150,6 +156,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     outcome?;
+    if args.noisy_neighbour {
+        // Its table is printed; docs/benchmarks.md's generated part is left as it is.
+        return Ok(());
+    }
     let report = &mut bench.report;
     report.postgres_version = bench.services.postgres_version.clone();
     report.rabbitmq_version = bench.services.rabbitmq_version.clone();
@@ -209,6 +219,9 @@ struct Prepared {
 
 impl Bench {
     async fn run_all(&mut self) -> anyhow::Result<()> {
+        if self.args.noisy_neighbour {
+            return self.noisy_neighbour().await;
+        }
         let mut counts = self.args.contacts.clone();
         counts.sort_unstable();
         counts.dedup();
@@ -260,6 +273,40 @@ impl Bench {
                 profile.perf.extend(row.saturated.perf.clone());
             }
         }
+        Ok(())
+    }
+
+    /// The noisy-neighbour mode, printed as a table.
+    async fn noisy_neighbour(&mut self) -> anyhow::Result<()> {
+        let data = self.prepare(self.args.contacts[0]).await?;
+        let mut runs = Vec::new();
+        for (lanes, probes) in [(true, false), (true, true), (false, true), (false, false)] {
+            let mode = format!(
+                "noisy_{}_{}",
+                if lanes { "lanes" } else { "single" },
+                if probes { "probes" } else { "alone" }
+            );
+            let db = self.copy(&data, &mode).await?;
+            let cfg = noisy::Config {
+                bin: &self.bin,
+                database_url: &self.services.url_of(&db),
+                tag: &format!("bench-{}-{mode}", self.run_id),
+                log_dir: &self.log_dir,
+                concurrency: self.args.base_concurrency,
+                lanes,
+                probes,
+            };
+            let run = noisy::run(&self.services, &cfg, &data.batches).await?;
+            eprintln!(
+                "bench: {}: {:.0} contacts/s, {} probes",
+                run.label,
+                run.bulk_contacts_per_s,
+                run.probes.len()
+            );
+            runs.push(run);
+            self.drop_unless_kept(&db).await;
+        }
+        println!("\n{}", noisy::markdown(&runs));
         Ok(())
     }
 

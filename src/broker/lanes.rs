@@ -234,7 +234,12 @@ pub fn routed_properties(original: &BasicProperties, routed_at_ms: i64) -> Basic
         ROUTED_AT_HEADER.into(),
         AMQPValue::LongLongInt(routed_at_ms),
     );
-    super::publish::copied_properties(original, headers.into())
+    let copy = super::publish::copied_properties(original, headers.into());
+    // Unlike a dead letter, a batch on its lane keeps its producer's time to live.
+    match original.expiration() {
+        Some(ttl) => copy.with_expiration(ttl.clone()),
+        None => copy,
+    }
 }
 
 /// The producer's `user_id` of a delivery taken from a lane, which `exchange` names.

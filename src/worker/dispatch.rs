@@ -4,12 +4,13 @@
 //! on starts at once even when bulk batches hold every other slot; then the bulk shards in
 //! turn, so an org whose batches sit on one shard does not hold back the orgs on the others;
 //! then the heavy shards in turn, where the router puts the batches of orgs with more than
-//! their share of the bulk traffic (see `shares`), so that a new org's bulk batch starts
-//! within about a batch time however large another org's backlog is.
+//! their share of the bulk traffic (see `shares`), so that a new org's bulk batch does not
+//! wait behind another org's backlog; one bulk slot in [`HEAVY_SHARE`] tries them first.
 //!
-//! Every consumer has a prefetch of its own (`global = false`), as large as the worker's
-//! concurrency, so that one org alone, on one shard, can still fill every slot. Nothing is
-//! scheduled from memory: what is not taken stays unacked at the broker and returns to its
+//! Every consumer has a prefetch of its own (`global = false`, `lane_prefetch` in config.rs:
+//! 2 per queue at concurrency 4), small because a worker holds it on every lane queue; a
+//! heavy org is spread over every heavy shard, so that alone it can still fill every slot.
+//! Nothing is scheduled from memory: what is not taken stays unacked at the broker and returns to its
 //! queue if the worker dies.
 
 use crate::broker::consume;
@@ -21,6 +22,11 @@ use lapin::{Channel, Consumer};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// One bulk delivery in this many is taken from the heavy shards first: heavy orgs yield to
+/// the others, but are never stopped (their prefetched deliveries would otherwise age
+/// towards the broker's `consumer_timeout` while other orgs keep the bulk shards busy).
+const HEAVY_SHARE: usize = 4;
 
 /// A delivery taken, and the bulk slot it holds (bulk deliveries only).
 pub struct Taken {
@@ -61,8 +67,11 @@ pub struct Dispatch {
     interactive: Option<Tier>,
     /// The bulk shards; without lanes, the import queue alone.
     bulk: Tier,
-    /// The heavy shards, with lanes: served when the bulk shards have nothing.
+    /// The heavy shards, with lanes: served when the bulk shards have nothing, and first for
+    /// one bulk slot in [`HEAVY_SHARE`], so that heavy orgs are slowed, never stopped.
     heavy: Option<Tier>,
+    /// Bulk deliveries taken so far, for the heavy shards' share.
+    picks: usize,
     /// Slots bulk and heavy deliveries may hold: the concurrency (the session's slots add
     /// the interactive lane's own).
     bulk_slots: Arc<Semaphore>,
@@ -100,6 +109,7 @@ impl Dispatch {
                 interactive: None,
                 bulk: Tier::new(vec![only]),
                 heavy: None,
+                picks: 0,
                 bulk_slots,
                 consumers,
             });
@@ -117,6 +127,7 @@ impl Dispatch {
             interactive: Some(Tier::new(vec![interactive])),
             bulk: Tier::new(bulk),
             heavy: Some(Tier::new(heavy)),
+            picks: 0,
             bulk_slots,
             consumers,
         })
@@ -131,6 +142,7 @@ impl Dispatch {
             interactive,
             bulk,
             heavy,
+            picks,
             bulk_slots,
             ..
         } = self;
@@ -146,13 +158,21 @@ impl Dispatch {
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let next = std::future::poll_fn(|cx| match bulk.poll_turn(cx) {
-                Poll::Pending => heavy
-                    .as_mut()
-                    .map_or(Poll::Pending, |tier| tier.poll_turn(cx)),
-                ready => ready,
+            let heavy_first = *picks % HEAVY_SHARE == HEAVY_SHARE - 1;
+            let next = std::future::poll_fn(|cx| {
+                let mut tiers = [Some(&mut *bulk), heavy.as_mut()];
+                if heavy_first {
+                    tiers.reverse();
+                }
+                for tier in tiers.into_iter().flatten() {
+                    if let Poll::Ready(next) = tier.poll_turn(cx) {
+                        return Poll::Ready(next);
+                    }
+                }
+                Poll::Pending
             })
             .await;
+            *picks += 1;
             (slot, next)
         };
         let ((lane, next), bulk_slot) = tokio::select! {

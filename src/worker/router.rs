@@ -29,7 +29,14 @@ pub const ROUTING_PREFETCH: u16 = 32;
 /// How often the depth of the import queue and of every lane is read.
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
 
-/// Routes the deliveries of `consumer` until it ends; returns why it ended.
+/// How long a message whose routing failed is held before it goes back to the import queue:
+/// returned at once it would come straight back and, on a publish channel that fails every
+/// publish until the session notices, spend its deliveries within milliseconds.
+const ROUTE_FAILURE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Routes the deliveries of `consumer` until it ends or a routing fails; returns why. The
+/// session then ends and a new one routes again: a lane that cannot be published to (a
+/// missed confirm, a queue deleted under it) would fail every message alike.
 pub async fn run(
     consumer: Consumer,
     publisher: Publisher,
@@ -40,8 +47,16 @@ pub async fn run(
     let mut routing = JoinSet::new();
     let shares = Arc::new(Mutex::new(Shares::default()));
     loop {
-        while routing.try_join_next().is_some() {}
-        let delivery = match consumer.next().await {
+        let next = tokio::select! {
+            Some(done) = routing.join_next(), if !routing.is_empty() => {
+                if let Ok(Err(reason)) = done {
+                    return reason;
+                }
+                continue;
+            }
+            next = consumer.next() => next,
+        };
+        let delivery = match next {
             Some(Ok(delivery)) => delivery,
             Some(Err(e)) => return format!("the router's consumer failed: {e}"),
             None => return "the broker cancelled the router's consumer".into(),
@@ -80,10 +95,13 @@ pub async fn run(
                         // Redelivered and routed again: the claim makes the copy harmless.
                         warn!(error = %e, "acking a routed message failed");
                     }
+                    Ok(())
                 }
                 Err(e) => {
                     warn!(error = %e, queue, "routing a message to its lane failed; requeueing it");
+                    tokio::time::sleep(ROUTE_FAILURE_PAUSE).await;
                     let _ = delivery.acker.nack(super::pipeline::REQUEUE).await;
+                    Err(format!("routing to {queue} failed: {e}"))
                 }
             }
         });

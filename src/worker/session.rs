@@ -100,7 +100,18 @@ impl Session {
                 return Err(SessionEnd::lost(format!("opening a channel: {e}")));
             }
         };
-        if let Err(e) = topology::declare(&channel, &cfg.broker).await {
+        let lanes = cfg
+            .lanes
+            .enabled
+            .then(|| Arc::new(Lanes::new(&cfg.broker, &cfg.lanes)));
+        let declared = async {
+            topology::declare(&channel, &cfg.broker).await?;
+            match &lanes {
+                Some(lanes) => lanes.declare(&channel, &cfg.broker).await,
+                None => Ok(()),
+            }
+        };
+        if let Err(e) = declared.await {
             // A refusal closes only the channel; a lost connection is worth another try.
             let refused = consume.status().connected();
             close(&[consume, publish]).await;
@@ -130,10 +141,6 @@ impl Session {
             _ = availability.wait_up() => {}
         }
         let queue = &cfg.broker.import_queue;
-        let lanes = cfg
-            .lanes
-            .enabled
-            .then(|| Arc::new(Lanes::new(&cfg.broker, &cfg.lanes)));
         let mut channels = vec![channel.clone(), publisher.channel().clone()];
         let mut background = Vec::new();
         let subscribed = async {
@@ -141,10 +148,6 @@ impl Session {
                 return Dispatch::subscribe(&channel, queue, None, cfg.concurrency, cfg.prefetch())
                     .await;
             };
-            lanes
-                .declare(&channel, &cfg.broker)
-                .await
-                .map_err(|e| format!("declaring the lanes: {e}"))?;
             let dispatch = Dispatch::subscribe(
                 &channel,
                 queue,
@@ -167,9 +170,13 @@ impl Session {
             };
             background.push(tokio::spawn({
                 let (publisher, lanes) = (publisher.clone(), lanes.clone());
+                let routing = routing.clone();
                 async move {
                     let why = router::run(intake, publisher, lanes, limits).await;
-                    warn!(reason = %why, "the router stopped");
+                    warn!(reason = %why, "the router stopped; the session ends");
+                    // The routing channel is one the session watches: closing it ends the
+                    // session, and the next one routes again.
+                    let _ = routing.close(200, "router stopped".into()).await;
                 }
             }));
             let mut sampled = vec![queue.clone()];

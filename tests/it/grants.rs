@@ -329,6 +329,51 @@ async fn the_broker_refuses_a_user_id_that_is_not_the_publishers_own() {
     tenants.stop().await;
 }
 
+/// Batches on a lane carry their producer's user in a header the workers trust, so a
+/// producer must not reach the lanes: with the permissions docs/operations.md gives (write on
+/// the import exchange only) the broker refuses its publish to the lanes exchange.
+#[tokio::test]
+async fn a_producer_cannot_publish_to_the_lanes_to_pass_as_another_user() {
+    let tenants = Tenants::start("lane-forger").await;
+    tenants
+        .grants(&["add", "--user", "alice", "--org", "*"])
+        .await;
+    let mut bob = tenants.producer("bob").await;
+    bob.exchange = format!("{}contacts.import.lanes", tenants.prefix);
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-contact-import-user-id".into(),
+        lapin::types::AMQPValue::LongString("alice".into()),
+    );
+    let body = batch(ORG, json!([{"displayName": "Forged"}]));
+    let forged = bob
+        .channel
+        .basic_publish(
+            bob.exchange.as_str().into(),
+            format!("{}contacts.import.interactive", tenants.prefix)
+                .as_str()
+                .into(),
+            BasicPublishOptions::default(),
+            &serde_json::to_vec(&body).unwrap(),
+            BasicProperties::default()
+                .with_message_id("forged-1".into())
+                .with_headers(headers),
+        )
+        .await;
+    let refused = match forged {
+        Err(_) => true,
+        Ok(confirm) => confirm.await.is_err(),
+    };
+    assert!(refused, "the broker took a producer's publish to the lanes");
+    assert!(
+        !bob.channel.status().connected(),
+        "the broker closes the channel (ACCESS_REFUSED)"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(tenants.contact_count().await, 0);
+    tenants.stop().await;
+}
+
 #[tokio::test]
 async fn a_grant_taken_back_stops_the_next_batch_without_a_restart() {
     let tenants = Tenants::start("revoked").await;
