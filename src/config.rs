@@ -291,15 +291,21 @@ impl WorkerConfig {
         }
     }
 
-    /// Unacked deliveries per lane consumer, with lanes: enough for the bulk shards together
-    /// to fill the concurrency twice over (a heavy org is spread over every heavy shard), at
-    /// least 2, and at least the interactive slots. A worker holds at most this many per lane
-    /// queue (1 + 2 × shards of them), plus its router's prefetch on the import queue while
-    /// it routes them.
+    /// Unacked deliveries per consumer of the interactive lane and of a bulk shard, with
+    /// lanes: enough for the bulk shards together to fill the concurrency twice over, at
+    /// least 2, and at least the interactive slots. A worker holds at most this many per such
+    /// queue, [`WorkerConfig::heavy_prefetch`] per heavy shard, and its router's prefetch on
+    /// the import queue while it routes them.
     pub fn lane_prefetch(&self) -> u16 {
         let shards = self.lanes.bulk_shards.max(1);
         let per_shard = self.concurrency.saturating_mul(2).div_ceil(shards).max(2);
         per_shard.max(self.lanes.interactive_slots)
+    }
+
+    /// Unacked deliveries per consumer of a heavy shard, with lanes: the concurrency, so that
+    /// one heavy org alone, on its one heavy shard, still fills every slot.
+    pub fn heavy_prefetch(&self) -> u16 {
+        self.concurrency.max(self.lane_prefetch())
     }
 
     /// `--db-pool-size`, else a connection per slot plus one (the spare for `/readyz`).

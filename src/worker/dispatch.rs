@@ -7,9 +7,10 @@
 //! their share of the bulk traffic (see `shares`), so that a new org's bulk batch does not
 //! wait behind another org's backlog; one bulk slot in [`HEAVY_SHARE`] tries them first.
 //!
-//! Every consumer has a prefetch of its own (`global = false`, `lane_prefetch` in config.rs:
-//! 2 per queue at concurrency 4), small because a worker holds it on every lane queue; a
-//! heavy org is spread over every heavy shard, so that alone it can still fill every slot.
+//! Every consumer has a prefetch of its own (`global = false`): 2 per interactive and bulk
+//! queue at concurrency 4 (`lane_prefetch` in config.rs), small because a worker holds it on
+//! every one of them; the concurrency per heavy shard, so that one heavy org alone, on its
+//! heavy shard, still fills every slot.
 //! Nothing is scheduled from memory: what is not taken stays unacked at the broker and returns to its
 //! queue if the worker dies.
 
@@ -81,16 +82,21 @@ pub struct Dispatch {
 
 impl Dispatch {
     /// Subscribes to the import queue, or with `lanes` to every lane queue, on `channel`,
-    /// `prefetch` unacked deliveries per consumer.
+    /// `prefetch` unacked deliveries per consumer (`heavy_prefetch` on a heavy shard).
     pub async fn subscribe(
         channel: &Channel,
         import_queue: &str,
         lanes: Option<&Lanes>,
         concurrency: u16,
         prefetch: u16,
+        heavy_prefetch: u16,
     ) -> Result<Self, String> {
         let mut consumers = Vec::new();
         let mut subscribe = async |queue: &str, lane: Lane| {
+            let prefetch = match lane {
+                Lane::Heavy(_) => heavy_prefetch,
+                _ => prefetch,
+            };
             let tag = format!(
                 "contact-import-{}-{}-{queue}",
                 std::process::id(),

@@ -70,12 +70,13 @@ pub async fn run(
                     let mut shares = shares.lock().expect("shares lock");
                     let heavy = shares.record(&org, Instant::now());
                     metrics::heavy_orgs(shares.heavy_orgs());
+                    // The same shard number on either tier: an org keeps its order within
+                    // a tier, and heavy orgs on different heavy shards take turns.
+                    let shard = lanes.shard_of(&org);
                     if heavy {
-                        // Spread over every heavy shard: one heavy org alone fills every
-                        // slot of every worker, its order given up (it has a backlog).
-                        Lane::Heavy(shares.next_heavy_shard(lanes.heavy.len()))
+                        Lane::Heavy(shard)
                     } else {
-                        Lane::Bulk(lanes.shard_of(&org))
+                        Lane::Bulk(shard)
                     }
                 }
             };

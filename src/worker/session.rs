@@ -145,8 +145,16 @@ impl Session {
         let mut background = Vec::new();
         let subscribed = async {
             let Some(lanes) = &lanes else {
-                return Dispatch::subscribe(&channel, queue, None, cfg.concurrency, cfg.prefetch())
-                    .await;
+                let prefetch = cfg.prefetch();
+                return Dispatch::subscribe(
+                    &channel,
+                    queue,
+                    None,
+                    cfg.concurrency,
+                    prefetch,
+                    prefetch,
+                )
+                .await;
             };
             let dispatch = Dispatch::subscribe(
                 &channel,
@@ -154,6 +162,7 @@ impl Session {
                 Some(lanes),
                 cfg.concurrency,
                 cfg.lane_prefetch(),
+                cfg.heavy_prefetch(),
             )
             .await?;
             let routing = consume

@@ -1,8 +1,8 @@
 //! Fair shares between orgs, the way Amazon SQS fair queues do it: an org that holds much
 //! more than its share of the recent bulk traffic is *heavy*, and its batches go to the heavy
-//! shards, which the dispatcher serves only when the other bulk shards are empty. Nothing is
-//! dropped or slowed: a heavy org alone still gets every slot, and the other orgs' batches,
-//! on the bulk shards, are no longer queued behind its backlog.
+//! shards, which the dispatcher serves when the bulk shards are empty (and first for one bulk
+//! slot in four). Nothing is dropped: a heavy org alone still gets every slot, and the other
+//! orgs' batches, on the bulk shards, are no longer queued behind its backlog.
 //!
 //! The window is the router's own memory of the last [`WINDOW`] bulk batches it routed.
 //! Losing it (a restart) loses no message, only the distinction for a while: the next few
@@ -30,7 +30,6 @@ pub struct Shares {
     recent: VecDeque<String>,
     counts: HashMap<String, usize>,
     heavy_until: HashMap<String, Instant>,
-    heavy_turn: usize,
 }
 
 impl Shares {
@@ -56,12 +55,6 @@ impl Shares {
         }
         self.heavy_until.retain(|_, until| *until > now);
         self.heavy_until.contains_key(org)
-    }
-
-    /// The heavy shard for the next heavy batch, of `shards`, in turn.
-    pub fn next_heavy_shard(&mut self, shards: usize) -> u16 {
-        self.heavy_turn = (self.heavy_turn + 1) % shards.max(1);
-        self.heavy_turn as u16
     }
 
     /// How many orgs are heavy now.

@@ -16,11 +16,11 @@ async fn slow_database_backpressure_keeps_the_backlog_in_the_broker() {
     let mut s = Scenario::start("slow_database").await;
     s.slow_down_batches(0.2).await;
     let settings = s.worker_settings();
-    // What the worker may hold unacked with lanes (config.rs, `lane_prefetch`): 2 per lane
-    // queue (the interactive lane, 4 bulk and 4 heavy shards at concurrency 4), plus what its
-    // router holds while it moves messages from the import queue.
-    let prefetch = 2 * stream::all_queues().len() as u32 - 2
-        + u32::from(contact_import::worker::ROUTING_PREFETCH);
+    // What the worker may hold unacked with lanes at concurrency 4 (config.rs,
+    // `lane_prefetch` and `heavy_prefetch`): 2 on the interactive lane and on each of the 4
+    // bulk shards, 4 on each of the 4 heavy shards, plus what its router holds while it
+    // moves messages from the import queue.
+    let prefetch = 2 + 4 * 2 + 4 * 4 + u32::from(contact_import::worker::ROUTING_PREFETCH);
     let mut worker = s.spawn_worker("worker", &settings).await;
     // Big batches (about 75 kB each, 30 MB in all) so that pulling the backlog into the
     // worker would show in its memory.
