@@ -29,14 +29,15 @@ pub const ROUTING_PREFETCH: u16 = 32;
 /// How often the depth of the import queue and of every lane is read.
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
 
-/// How long a message whose routing failed is held before it goes back to the import queue:
-/// returned at once it would come straight back and, on a publish channel that fails every
-/// publish until the session notices, spend its deliveries within milliseconds.
-const ROUTE_FAILURE_PAUSE: Duration = Duration::from_secs(1);
+/// First and longest pause before a failed routing is tried again. The message is held, not
+/// returned: a quorum queue counts every return against its delivery limit, so returning it
+/// on every failure would dead-letter it within seconds while a lane is unavailable.
+const ROUTE_RETRY_MIN: Duration = Duration::from_millis(500);
+const ROUTE_RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Routes the deliveries of `consumer` until it ends or a routing fails; returns why. The
-/// session then ends and a new one routes again: a lane that cannot be published to (a
-/// missed confirm, a queue deleted under it) would fail every message alike.
+/// Routes the deliveries of `consumer` until it ends (or a routing task panics); returns
+/// why. A routing that fails is retried, holding its message, until it succeeds or the
+/// publish channel closes, which ends the session.
 pub async fn run(
     consumer: Consumer,
     publisher: Publisher,
@@ -49,8 +50,8 @@ pub async fn run(
     loop {
         let next = tokio::select! {
             Some(done) = routing.join_next(), if !routing.is_empty() => {
-                if let Ok(Err(reason)) = done {
-                    return reason;
+                if let Err(e) = done {
+                    return format!("routing a message panicked: {e}");
                 }
                 continue;
             }
@@ -85,24 +86,32 @@ pub async fn run(
                 .map_or(0, |d| d.as_millis() as i64);
             let properties = lanes::routed_properties(&delivery.properties, routed_at);
             let queue = lanes.queue(lane);
-            match publisher
-                .route(&lanes.exchange, queue, &delivery.data, properties)
-                .await
-            {
-                Ok(()) => {
-                    metrics::routed(lane.label());
-                    debug!(queue, "routed");
-                    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
-                        // Redelivered and routed again: the claim makes the copy harmless.
-                        warn!(error = %e, "acking a routed message failed");
+            let mut pause = ROUTE_RETRY_MIN;
+            loop {
+                let routed = publisher
+                    .route(&lanes.exchange, queue, &delivery.data, properties.clone())
+                    .await;
+                match routed {
+                    Ok(()) => {
+                        metrics::routed(lane.label());
+                        debug!(queue, "routed");
+                        if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+                            // Redelivered and routed again: the claim makes the copy harmless.
+                            warn!(error = %e, "acking a routed message failed");
+                        }
+                        return;
                     }
-                    Ok(())
-                }
-                Err(e) => {
-                    warn!(error = %e, queue, "routing a message to its lane failed; requeueing it");
-                    tokio::time::sleep(ROUTE_FAILURE_PAUSE).await;
-                    let _ = delivery.acker.nack(super::pipeline::REQUEUE).await;
-                    Err(format!("routing to {queue} failed: {e}"))
+                    // The publish channel is gone (a missed confirm closes it): the session
+                    // watches it and ends; the delivery returns when this channel closes.
+                    Err(e) if !publisher.channel().status().connected() => {
+                        warn!(error = %e, queue, "routing a message failed with the publish channel closed");
+                        return;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, queue, retry_in_ms = pause.as_millis() as u64, "routing a message to its lane failed; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(ROUTE_RETRY_MAX);
+                    }
                 }
             }
         });

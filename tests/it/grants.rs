@@ -340,6 +340,20 @@ async fn a_producer_cannot_publish_to_the_lanes_to_pass_as_another_user() {
         .await;
     let mut bob = tenants.producer("bob").await;
     bob.exchange = format!("{}contacts.import.lanes", tenants.prefix);
+    // The exchange exists (the worker declared it): a refusal below is a permission's.
+    tenants
+        .admin
+        .exchange_declare(
+            bob.exchange.as_str().into(),
+            lapin::ExchangeKind::Direct,
+            lapin::options::ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("the worker declared the lanes exchange");
     let mut headers = FieldTable::default();
     headers.insert(
         "x-contact-import-user-id".into(),
@@ -360,11 +374,15 @@ async fn a_producer_cannot_publish_to_the_lanes_to_pass_as_another_user() {
                 .with_headers(headers),
         )
         .await;
-    let refused = match forged {
-        Err(_) => true,
-        Ok(confirm) => confirm.await.is_err(),
+    let refusal = match forged {
+        Err(e) => Some(e),
+        Ok(confirm) => confirm.await.err(),
     };
-    assert!(refused, "the broker took a producer's publish to the lanes");
+    let refusal = refusal.expect("the broker took a producer's publish to the lanes");
+    assert!(
+        refusal.to_string().contains("ACCESS_REFUSED"),
+        "refused for another reason: {refusal}"
+    );
     assert!(
         !bob.channel.status().connected(),
         "the broker closes the channel (ACCESS_REFUSED)"
