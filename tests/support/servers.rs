@@ -490,7 +490,13 @@ impl RabbitCluster {
     /// The node that leads quorum queue `queue` (`rabbitmqctl list_queues name leader`), if
     /// it has a leader.
     pub async fn leader_of(&self, queue: &str) -> Option<usize> {
-        let listing = self
+        self.leaders().await.remove(queue)
+    }
+
+    /// The node that leads each queue that has a leader, by queue name, in one
+    /// `rabbitmqctl list_queues name leader`.
+    pub async fn leaders(&self) -> std::collections::BTreeMap<String, usize> {
+        let Ok(listing) = self
             .any_running()
             .try_rabbitmqctl(&[
                 "list_queues",
@@ -500,12 +506,19 @@ impl RabbitCluster {
                 "leader",
             ])
             .await
-            .ok()?;
-        let leader = listing.lines().find_map(|line| {
-            let mut columns = line.split('\t');
-            (columns.next()? == queue).then(|| columns.next().map(str::trim))?
-        })?;
-        self.nodes.iter().position(|n| n.node_name == leader)
+        else {
+            return Default::default();
+        };
+        listing
+            .lines()
+            .filter_map(|line| {
+                let mut columns = line.split('\t');
+                let queue = columns.next()?;
+                let leader = columns.next()?.trim();
+                let node = self.nodes.iter().position(|n| n.node_name == leader)?;
+                Some((queue.to_owned(), node))
+            })
+            .collect()
     }
 
     /// Kills every node and the epmd.

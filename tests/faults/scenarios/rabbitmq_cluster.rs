@@ -142,3 +142,34 @@ async fn rabbitmq_majority_loss_makes_the_worker_wait_and_resume_without_dead_le
     worker.assert_running();
     summary.finish();
 }
+
+/// The lanes' quorum queues (the interactive lane, 4 bulk and 4 heavy shards) spread their
+/// leaders over a 3-node cluster, so that no one node's Erlang process carries every batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanes_leaders_spread_over_the_cluster() {
+    let s = Scenario::start_on_nodes("lanes_leaders", NODES).await;
+    let mut worker = s.spawn_worker("worker", &s.worker_settings()).await;
+    let lanes: Vec<String> = stream::all_queues().into_iter().skip(1).collect();
+    let mut leaders = std::collections::BTreeMap::new();
+    let asking = tokio::time::Instant::now();
+    while leaders.len() < lanes.len() && asking.elapsed() < std::time::Duration::from_secs(60) {
+        let all = s.cluster.rabbits.leaders().await;
+        leaders = lanes
+            .iter()
+            .filter_map(|q| all.get(q).map(|node| (q.clone(), *node)))
+            .collect();
+    }
+    worker.assert_running();
+    assert_eq!(
+        leaders.len(),
+        lanes.len(),
+        "every lane has a leader: {leaders:?}"
+    );
+    let nodes: std::collections::BTreeSet<usize> = leaders.values().copied().collect();
+    eprintln!("lanes_leaders: leaders by queue {leaders:?}");
+    assert!(
+        nodes.len() >= 2,
+        "the {} lane queues are all led by one node: {leaders:?}",
+        lanes.len()
+    );
+}
