@@ -47,8 +47,14 @@ pub async fn run(
     let mut consumer = consumer;
     let mut routing = JoinSet::new();
     let shares = Arc::new(Mutex::new(Shares::default()));
+    let mut heavy_count = tokio::time::interval(DEPTH_EVERY);
     loop {
         let next = tokio::select! {
+            _ = heavy_count.tick() => {
+                let mut shares = shares.lock().expect("shares lock");
+                metrics::heavy_orgs(shares.heavy_orgs(Instant::now()));
+                continue;
+            }
             Some(done) = routing.join_next(), if !routing.is_empty() => {
                 if let Err(e) = done {
                     return format!("routing a message panicked: {e}");
@@ -70,7 +76,7 @@ pub async fn run(
                 Class::Bulk { org } => {
                     let mut shares = shares.lock().expect("shares lock");
                     let heavy = shares.record(&org, Instant::now());
-                    metrics::heavy_orgs(shares.heavy_orgs());
+                    metrics::heavy_orgs(shares.heavy_orgs(Instant::now()));
                     // The same shard number on either tier: an org keeps its order within
                     // a tier, and heavy orgs on different heavy shards take turns.
                     let shard = lanes.shard_of(&org);

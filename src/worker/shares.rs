@@ -57,8 +57,10 @@ impl Shares {
         self.heavy_until.contains_key(org)
     }
 
-    /// How many orgs are heavy now.
-    pub fn heavy_orgs(&self) -> usize {
+    /// How many orgs are heavy at `now`: also when no bulk batch came since, so the count
+    /// falls back once the heavy orgs have been quiet for [`HEAVY_FOR`].
+    pub fn heavy_orgs(&mut self, now: Instant) -> usize {
+        self.heavy_until.retain(|_, until| *until > now);
         self.heavy_until.len()
     }
 }
@@ -81,7 +83,12 @@ mod tests {
             !shares.record("new", now),
             "a newcomer's first batch is not heavy"
         );
-        assert_eq!(shares.heavy_orgs(), 1);
+        assert_eq!(shares.heavy_orgs(now), 1);
+        assert_eq!(
+            shares.heavy_orgs(now + HEAVY_FOR * 2),
+            0,
+            "quiet for long enough"
+        );
     }
 
     #[test]
