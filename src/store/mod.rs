@@ -203,8 +203,8 @@ impl Store {
     /// COMMIT is sent: a COMMIT waits for as long as the database takes (with a synchronous
     /// standby away, until it is back) and ends in a definite answer or in
     /// [`StoreError::CommitOutcomeUnknown`]. A batch found applied before is answered from its
-    /// stored result only once that result is known to be replicated: its transaction
-    /// commits too (see [`apply`]).
+    /// stored result only once that result is known to be replicated: its transaction,
+    /// having read the row `FOR SHARE` ([`batches::claim`]), commits too.
     pub async fn apply_batch(
         &self,
         batch: &ValidatedBatch,
