@@ -153,24 +153,45 @@ pub struct LaneConfig {
     pub enabled: bool,
     /// How many bulk shards (quorum queues `<queue>.bulk.<n>`) an org's bulk batches are
     /// spread over by org. Changing it moves orgs between shards: what is queued stays put.
-    #[arg(long, env = "CONTACT_IMPORT_BULK_SHARDS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "CONTACT_IMPORT_BULK_SHARDS", default_value_t = LaneConfig::BULK_SHARDS, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub bulk_shards: u16,
     /// Batches of at most this many contacts (and at most the bytes below) go to the
     /// interactive lane.
     #[arg(
         long,
         env = "CONTACT_IMPORT_INTERACTIVE_MAX_CONTACTS",
-        default_value_t = 10
+        default_value_t = LaneConfig::INTERACTIVE_MAX_CONTACTS
     )]
     pub interactive_max_contacts: usize,
     /// Batches of at most this many bytes (and at most the contacts above) go to the
     /// interactive lane.
-    #[arg(long, env = "CONTACT_IMPORT_INTERACTIVE_MAX_BYTES", default_value_t = 16 * 1024)]
+    #[arg(long, env = "CONTACT_IMPORT_INTERACTIVE_MAX_BYTES", default_value_t = LaneConfig::INTERACTIVE_MAX_BYTES)]
     pub interactive_max_bytes: usize,
     /// Slots beyond `CONTACT_IMPORT_CONCURRENCY` that only interactive requests may take,
     /// so that one starts at once even when bulk batches hold every other slot.
-    #[arg(long, env = "CONTACT_IMPORT_INTERACTIVE_SLOTS", default_value_t = 1)]
+    #[arg(long, env = "CONTACT_IMPORT_INTERACTIVE_SLOTS", default_value_t = LaneConfig::INTERACTIVE_SLOTS)]
     pub interactive_slots: u16,
+}
+
+impl LaneConfig {
+    const BULK_SHARDS: u16 = 4;
+    const INTERACTIVE_MAX_CONTACTS: usize = 10;
+    const INTERACTIVE_MAX_BYTES: usize = 16 * 1024;
+    const INTERACTIVE_SLOTS: u16 = 1;
+}
+
+/// The worker's defaults, lanes on: what tests, the benchmark and tools that name the lanes
+/// assume of a worker left unconfigured.
+impl Default for LaneConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bulk_shards: Self::BULK_SHARDS,
+            interactive_max_contacts: Self::INTERACTIVE_MAX_CONTACTS,
+            interactive_max_bytes: Self::INTERACTIVE_MAX_BYTES,
+            interactive_slots: Self::INTERACTIVE_SLOTS,
+        }
+    }
 }
 
 /// Everything `contact-import worker` needs.

@@ -299,14 +299,7 @@ pub fn diff(before: &CpuUse, after: &CpuUse) -> CpuUse {
 
 /// The lanes the workers declare for `broker` (their defaults).
 pub fn lanes_of(broker: &BrokerConfig) -> Lanes {
-    let rules = LaneConfig {
-        enabled: true,
-        bulk_shards: 4,
-        interactive_max_contacts: 10,
-        interactive_max_bytes: 16 * 1024,
-        interactive_slots: 1,
-    };
-    Lanes::new(broker, &rules)
+    Lanes::new(broker, &LaneConfig::default())
 }
 
 /// Leaves the broker as it was: the run's queues and exchanges, lanes included, are deleted.

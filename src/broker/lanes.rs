@@ -297,11 +297,8 @@ mod tests {
             delivery_limit: 5,
         };
         let rules = LaneConfig {
-            enabled: true,
             bulk_shards: shards,
-            interactive_max_contacts: 10,
-            interactive_max_bytes: 16 * 1024,
-            interactive_slots: 1,
+            ..LaneConfig::default()
         };
         Lanes::new(&broker, &rules)
     }

@@ -162,13 +162,18 @@ async fn consume(
     end
 }
 
+/// What a batch may hold, from the worker's settings (the pipeline's and the router's).
+fn limits(cfg: &WorkerConfig) -> Limits {
+    Limits {
+        max_message_bytes: cfg.max_message_bytes,
+        max_contacts: cfg.max_batch_contacts,
+    }
+}
+
 /// How hard the pipeline tries, from the worker's settings.
 fn batch_policy(cfg: &WorkerConfig) -> BatchPolicy {
     BatchPolicy {
-        limits: Limits {
-            max_message_bytes: cfg.max_message_bytes,
-            max_contacts: cfg.max_batch_contacts,
-        },
+        limits: limits(cfg),
         retry: backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(cfg.db_retry_min_ms))
             .with_max_delay(Duration::from_millis(cfg.db_retry_max_ms))

@@ -9,6 +9,7 @@
 //! [`ROUTING_PREFETCH`] messages at a time; the lane depths are sampled here too.
 
 use super::shares::Shares;
+use crate::broker::consume;
 use crate::broker::lanes::{self, Class, Lane, Lanes};
 use crate::broker::publish::Publisher;
 use crate::dialect::Limits;
@@ -16,10 +17,10 @@ use crate::metrics;
 use futures_lite::StreamExt;
 use lapin::options::{BasicAckOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Consumer};
+use lapin::{Channel, Connection, Consumer};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
 /// Messages a worker routes at once: enough to keep the confirms in flight, few enough
@@ -35,10 +36,52 @@ const DEPTH_EVERY: Duration = Duration::from_secs(5);
 const ROUTE_RETRY_MIN: Duration = Duration::from_millis(500);
 const ROUTE_RETRY_MAX: Duration = Duration::from_secs(30);
 
+/// A router at work: its channel on the consume connection (the session watches it) and its
+/// tasks (routing, and sampling the depths), which the session aborts when it closes.
+pub struct Router {
+    pub channel: Channel,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts routing `queue` (the import queue) to `lanes` on a channel of its own on `consume`,
+/// and sampling the depth of every queue. When routing stops, its channel is closed, which
+/// ends the session; the next one routes again.
+pub async fn start(
+    consume: &Connection,
+    queue: &str,
+    publisher: Publisher,
+    lanes: Arc<Lanes>,
+    limits: Limits,
+) -> Result<Router, String> {
+    let channel = consume
+        .create_channel()
+        .await
+        .map_err(|e| format!("opening the router's channel: {e}"))?;
+    let tag = format!("contact-import-router-{}", uuid::Uuid::new_v4().simple());
+    let intake = consume::subscribe(&channel, queue, &tag, ROUTING_PREFETCH)
+        .await
+        .map_err(|e| format!("subscribing the router to {queue}: {e}"))?;
+    let mut sampled = vec![queue.to_owned()];
+    sampled.extend(lanes.queues().map(str::to_owned));
+    let routing = tokio::spawn({
+        let channel = channel.clone();
+        async move {
+            let why = run(intake, publisher, lanes, limits).await;
+            warn!(reason = %why, "the router stopped; the session ends");
+            let _ = channel.close(200, "router stopped".into()).await;
+        }
+    });
+    let sampling = tokio::spawn(sample_depths(channel.clone(), sampled));
+    Ok(Router {
+        channel,
+        tasks: vec![routing, sampling],
+    })
+}
+
 /// Routes the deliveries of `consumer` until it ends (or a routing task panics); returns
 /// why. A routing that fails is retried, holding its message, until it succeeds or the
 /// publish channel closes, which ends the session.
-pub async fn run(
+async fn run(
     consumer: Consumer,
     publisher: Publisher,
     lanes: Arc<Lanes>,
@@ -125,7 +168,7 @@ pub async fn run(
 }
 
 /// Reads the depth of `queues` every few seconds into the lane depth gauge, until dropped.
-pub async fn sample_depths(channel: Channel, queues: Vec<String>) {
+async fn sample_depths(channel: Channel, queues: Vec<String>) {
     let mut every = tokio::time::interval(DEPTH_EVERY);
     loop {
         every.tick().await;

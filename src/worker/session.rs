@@ -12,9 +12,8 @@ use super::pipeline::{Pipeline, REQUEUE};
 use super::router;
 use crate::broker::lanes::Lanes;
 use crate::broker::publish::Publisher;
-use crate::broker::{self, consume, topology};
+use crate::broker::{self, topology};
 use crate::config::WorkerConfig;
-use crate::dialect::Limits;
 use crate::shutdown::Shutdown;
 use crate::store::availability::Availability;
 use futures_lite::FutureExt;
@@ -165,36 +164,16 @@ impl Session {
                 cfg.heavy_prefetch(),
             )
             .await?;
-            let routing = consume
-                .create_channel()
-                .await
-                .map_err(|e| format!("opening the router's channel: {e}"))?;
-            let tag = format!("contact-import-router-{}", uuid::Uuid::new_v4().simple());
-            let intake = consume::subscribe(&routing, queue, &tag, router::ROUTING_PREFETCH)
-                .await
-                .map_err(|e| format!("subscribing the router to {queue}: {e}"))?;
-            let limits = Limits {
-                max_message_bytes: cfg.max_message_bytes,
-                max_contacts: cfg.max_batch_contacts,
-            };
-            background.push(tokio::spawn({
-                let (publisher, lanes) = (publisher.clone(), lanes.clone());
-                let routing = routing.clone();
-                async move {
-                    let why = router::run(intake, publisher, lanes, limits).await;
-                    warn!(reason = %why, "the router stopped; the session ends");
-                    // The routing channel is one the session watches: closing it ends the
-                    // session, and the next one routes again.
-                    let _ = routing.close(200, "router stopped".into()).await;
-                }
-            }));
-            let mut sampled = vec![queue.clone()];
-            sampled.extend(lanes.queues().map(str::to_owned));
-            background.push(tokio::spawn(router::sample_depths(
-                routing.clone(),
-                sampled,
-            )));
-            channels.push(routing);
+            let router = router::start(
+                &consume,
+                queue,
+                publisher.clone(),
+                lanes.clone(),
+                super::limits(cfg),
+            )
+            .await?;
+            background.extend(router.tasks);
+            channels.push(router.channel);
             Ok(dispatch)
         };
         let dispatch = match subscribed.await {

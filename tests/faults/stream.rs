@@ -212,14 +212,10 @@ async fn publish_once<'a>(
 /// shards): wherever a batch waits in the broker.
 pub fn all_queues() -> Vec<String> {
     let broker = crate::support::broker::default_names("amqp://unused");
-    let rules = contact_import::config::LaneConfig {
-        enabled: true,
-        bulk_shards: 4,
-        interactive_max_contacts: 10,
-        interactive_max_bytes: 16 * 1024,
-        interactive_slots: 1,
-    };
-    let lanes = contact_import::broker::lanes::Lanes::new(&broker, &rules);
+    let lanes = contact_import::broker::lanes::Lanes::new(
+        &broker,
+        &contact_import::config::LaneConfig::default(),
+    );
     std::iter::once(IMPORT_QUEUE.to_owned())
         .chain(lanes.queues().map(str::to_owned))
         .collect()

@@ -81,11 +81,8 @@ async fn answer_order(env: &TestEnv, lanes: &str) -> (Worker, Vec<String>) {
     env.publish_json("probe-new-org-batch", &batch(new_org, contacts(10, "n")))
         .await;
     let rules = LaneConfig {
-        enabled: true,
         bulk_shards: SHARDS,
-        interactive_max_contacts: 10,
-        interactive_max_bytes: 16 * 1024,
-        interactive_slots: 1,
+        ..LaneConfig::default()
     };
     let lanes = Lanes::new(&env.broker, &rules);
     let same_shard_org = (0..)

@@ -25,6 +25,17 @@ fn both_hosts(primary: &Postgres, standby: &Postgres) -> String {
     )
 }
 
+/// The ids of the batches stored on a server (`client`'s).
+pub(super) async fn batch_ids(client: tokio_postgres::Client) -> BTreeSet<String> {
+    client
+        .query("SELECT batch_id FROM import_batches", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 /// Scenario `name` on a primary whose every commit waits for its streaming standby
 /// (`synchronous_standby_names = '*'`), and worker settings naming both hosts.
 pub(super) async fn with_synchronous_standby(
@@ -94,21 +105,8 @@ async fn postgres_failover_async_loses_the_batches_answered_while_the_standby_la
     standby.promote().await;
     worker.stop().await.unwrap();
 
-    let answered: BTreeSet<String> = s
-        .results
-        .snapshot()
-        .iter()
-        .map(|r| r.batch_id().to_owned())
-        .collect();
-    let on_new_primary: BTreeSet<String> = standby
-        .client()
-        .await
-        .query("SELECT batch_id FROM import_batches", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let answered = s.answered();
+    let on_new_primary = batch_ids(standby.client().await).await;
     let lost: Vec<&String> = answered.difference(&on_new_primary).collect();
     eprintln!(
         "postgres_failover_async: {} batches answered, {} of them missing after the failover",
@@ -174,15 +172,6 @@ async fn postgres_read_only_server_is_left_for_the_writable_host() {
     s.wait_for_results(20).await;
     worker.assert_running();
 
-    let batch_ids = |client: tokio_postgres::Client| async move {
-        client
-            .query("SELECT batch_id FROM import_batches ORDER BY 1", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get::<_, String>(0))
-            .collect::<BTreeSet<String>>()
-    };
     let expected = |range: std::ops::Range<usize>| -> BTreeSet<String> {
         range.map(|n| format!("batch-{n}")).collect()
     };

@@ -10,7 +10,7 @@
 //! cancelled wait leaves the commit only local, an unknown outcome, not a success. Then
 //! every batch is answered exactly once, and a failover to the standby loses none of them.
 
-use super::postgres_failover::with_synchronous_standby;
+use super::postgres_failover::{batch_ids, with_synchronous_standby};
 use crate::check;
 use crate::harness::{SETTLE_WITHIN, Scenario, eventually};
 use crate::stream;
@@ -264,15 +264,7 @@ async fn postgres_sync_wait_cancelled_from_outside_is_not_answered_until_replica
     summary.expect_answered_once(&s.results.snapshot());
     // The standby serves reads; what it flushed it replays a moment later.
     s.cluster.postgres.wait_for_standby_replay().await;
-    let on_standby: BTreeSet<String> = standby
-        .client()
-        .await
-        .query("SELECT batch_id FROM import_batches", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let on_standby = batch_ids(standby.client().await).await;
     let missing: Vec<String> = s.answered().difference(&on_standby).cloned().collect();
     if !missing.is_empty() {
         problems.push(format!(
