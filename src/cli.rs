@@ -1,11 +1,14 @@
-//! The command line: `worker`, `migrate`, `publish`, `dlq`, `batches`, `accounts`.
+//! The command line: `worker`, `migrate`, `publish`, `dlq`, `batches`, `accounts`, `grants`,
+//! `console`, `console-users`.
 
 use crate::commands::accounts::AccountsArgs;
 use crate::commands::batches::BatchesArgs;
+use crate::commands::console_users::ConsoleUsersArgs;
 use crate::commands::dlq::DlqArgs;
 use crate::commands::grants::GrantsArgs;
 use crate::commands::publish::PublishArgs;
 use crate::config::{DatabaseConfig, WorkerConfig};
+use crate::console::ConsoleConfig;
 use crate::telemetry::LogFormat;
 use clap::{Parser, Subcommand};
 
@@ -49,6 +52,10 @@ pub enum Command {
     Accounts(AccountsArgs),
     /// Manage which broker users may import into which orgs (CONTACT_IMPORT_AUTHORIZATION=grants).
     Grants(GrantsArgs),
+    /// Serve the operators' web console (import history, failed contacts, dead letters).
+    Console(Box<ConsoleConfig>),
+    /// Manage who may sign in to the console, with which role and orgs.
+    ConsoleUsers(ConsoleUsersArgs),
 }
 
 impl Command {
@@ -65,6 +72,11 @@ impl Command {
             Command::Batches(args) => args.database.read_secret_file(),
             Command::Accounts(args) => args.database.read_secret_file(),
             Command::Grants(args) => args.database.read_secret_file(),
+            Command::Console(cfg) => {
+                cfg.broker.read_secret_file()?;
+                cfg.database.read_secret_file()
+            }
+            Command::ConsoleUsers(args) => args.database.read_secret_file(),
         }
     }
 }

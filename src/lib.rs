@@ -12,6 +12,8 @@
 // The long-running process and the operator's commands.
 /// `migrate`, `accounts`, `batches`, `dlq` and `publish`, one module each.
 pub mod commands;
+/// The operators' web console.
+pub mod console;
 /// `contact-import worker`: the broker session, the gate, the pipeline, health and HTTP.
 pub mod worker;
 

@@ -1,14 +1,16 @@
 use clap::Parser;
 use contact_import::cli::{Cli, Command};
-use contact_import::commands::{self, accounts, batches, dlq, grants, migrate, publish};
+use contact_import::commands::{
+    self, accounts, batches, console_users, dlq, grants, migrate, publish,
+};
 use contact_import::telemetry::{self, LogFormat};
-use contact_import::{shutdown, worker};
+use contact_import::{console, shutdown, worker};
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    let is_worker = matches!(cli.command, Command::Worker(_));
+    let is_worker = matches!(cli.command, Command::Worker(_) | Command::Console(_));
     // JSON lines are for the worker's log collector; an operator's command speaks to a
     // person, in text, unless told otherwise.
     telemetry::init(match cli.log_format {
@@ -30,6 +32,8 @@ async fn main() -> ExitCode {
         Command::Batches(args) => batches::run(args).await,
         Command::Accounts(args) => accounts::run(args).await,
         Command::Grants(args) => grants::run(args).await,
+        Command::Console(cfg) => console::run(*cfg).await,
+        Command::ConsoleUsers(args) => console_users::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -135,6 +135,7 @@ async fn ceiling(store: &Store, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
                 mode: Mode::Apply,
                 detail: ResultDetail::Full,
                 send_id: None,
+                sender: store::batches::Sender::default(),
             },
             deadline,
         )

@@ -108,6 +108,7 @@ pub async fn apply(pool: &Pool, batch: &ValidatedBatch, sha: &str) -> anyhow::Re
         batch.batch_id(),
         &result,
         &result.to_json(),
+        batches::Sender::default(),
     )
     .await?;
     tx.commit().await?;

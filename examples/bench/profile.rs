@@ -117,6 +117,7 @@ pub async fn run(database_url: &str, shape: &Shape) -> anyhow::Result<Profile> {
             validated.batch_id(),
             &result,
             &body,
+            batches::Sender::default(),
         )
         .await?;
         step(5);

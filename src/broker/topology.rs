@@ -6,7 +6,7 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, ExchangeKind};
 
-/// Declares the dead-letter exchange and queue, the import exchange and quorum queue (with their
+/// Declares the dead-letter exchange, queue and stream, the import exchange and quorum queue (with their
 /// arguments, see README) and the results exchange; safe to run from every worker at start.
 pub async fn declare(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> {
     let durable_exchange = ExchangeDeclareOptions {
@@ -37,6 +37,26 @@ pub async fn declare(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()>
     channel
         .queue_bind(
             cfg.dead_letter_queue.as_str().into(),
+            cfg.dead_letter_exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+
+    // A stream beside the dead-letter queue receives a copy of every dead letter: the
+    // console records them from it by offset, so that looking at dead letters never reads
+    // (and so never rewrites) the queue. Kept a week, in case the console is down.
+    let mut stream = FieldTable::default();
+    stream.insert("x-queue-type".into(), text("stream"));
+    stream.insert("x-max-age".into(), text("7D"));
+    let log = dead_letter_stream(cfg);
+    channel
+        .queue_declare(log.as_str().into(), durable_queue, stream)
+        .await?;
+    channel
+        .queue_bind(
+            log.as_str().into(),
             cfg.dead_letter_exchange.as_str().into(),
             "".into(),
             QueueBindOptions::default(),
@@ -78,6 +98,11 @@ pub async fn declare(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()>
         )
         .await?;
     Ok(())
+}
+
+/// The stream that keeps a copy of every dead letter: `<dead-letter queue>.log`.
+pub fn dead_letter_stream(cfg: &BrokerConfig) -> String {
+    format!("{}.log", cfg.dead_letter_queue)
 }
 
 fn quorum() -> FieldTable {

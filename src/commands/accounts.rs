@@ -68,7 +68,7 @@ pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
 }
 
 /// The first line of stdin, without its line ending.
-async fn read_password() -> anyhow::Result<String> {
+pub(crate) async fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
     BufReader::new(tokio::io::stdin())
         .read_line(&mut line)

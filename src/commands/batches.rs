@@ -1,8 +1,8 @@
 //! `contact-import batches`: what the worker stored for processed batches, read from
-//! `import_batches` (the same result a redelivery would replay).
+//! `import_batches` (the same result a redelivery would replay), and pruning that history.
 
 use crate::config::DatabaseConfig;
-use crate::store::{batches, connect};
+use crate::store::{batches, connect, history};
 use anyhow::bail;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
@@ -41,6 +41,14 @@ pub enum BatchesCommand {
         /// Most batches to list.
         #[arg(long, default_value_t = 100)]
         limit: i64,
+    },
+    /// Delete the history older than DURATION (e.g. `30d`): processed batches and the
+    /// console's dead-letter records. A pruned batch id is forgotten: a redelivery of that
+    /// batch would be applied again, so keep more than any batch can take to come back.
+    Prune {
+        /// Least age of the rows deleted.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Duration,
     },
 }
 
@@ -90,6 +98,13 @@ pub async fn run(args: BatchesArgs) -> anyhow::Result<()> {
                 );
             }
             eprintln!("{} batch(es)", found.len());
+        }
+        BatchesCommand::Prune { older_than } => {
+            let (batches, letters) = history::prune(&client, older_than).await?;
+            eprintln!(
+                "pruned {batches} batch(es) and {letters} dead-letter record(s) older than {}",
+                humantime::format_duration(older_than)
+            );
         }
     }
     Ok(())

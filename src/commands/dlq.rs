@@ -23,7 +23,7 @@ use crate::rejection::RejectCode;
 use anyhow::{Context, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
-use lapin::message::BasicGetMessage;
+use lapin::message::{BasicGetMessage, Delivery};
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
@@ -93,8 +93,9 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
     let (connection, channel) = broker::open_declared(&args.broker, "contact-import dlq").await?;
     let queue = args.broker.dead_letter_queue.clone();
     let publisher = Publisher::open(&connection, args.broker.clone()).await?;
+    let queue = &queue;
     let outcome = async {
-        let mut letters = Letters::open(&channel, &queue, &publisher).await?;
+        let mut letters = Letters::open(&channel, queue, &publisher).await?;
         match args.command {
             DlqCommand::List { limit } => list(&mut letters, limit).await,
             DlqCommand::Show { id } => show(&mut letters, &id).await,
@@ -105,15 +106,15 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
                 include_refused,
             } => {
                 let wanted = |letter: &Letter| {
-                    let wanted = all || ids.contains(&letter.batch_id);
+                    let wanted = all || ids.contains(&letter.facts.batch_id);
                     let refused = RejectCode::ALL
                         .iter()
-                        .any(|code| code.requester_only() && code.as_str() == letter.reason);
+                        .any(|code| code.requester_only() && code.as_str() == letter.facts.reason);
                     if wanted && refused && !include_refused {
                         eprintln!(
                             "skipped {} ({}: its sender was not allowed; --include-refused sends it \
                              as you)",
-                            letter.batch_id, letter.reason
+                            letter.facts.batch_id, letter.facts.reason
                         );
                         return false;
                     }
@@ -123,9 +124,24 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
                 // whose grants a worker in `grants` mode then checks.
                 let nodes = broker::endpoints(&args.broker.amqp_url)?;
                 let replayer = nodes[0].login_user();
-                replay(&mut letters, &publisher, wanted, limit, replayer).await
+                let replayed = replay(&mut letters, &publisher, wanted, limit, replayer).await?;
+                for (batch_id, reason) in &replayed {
+                    eprintln!("replayed {batch_id} ({reason})");
+                }
+                eprintln!("{} dead letter(s) replayed", replayed.len());
+                Ok(())
             }
-            DlqCommand::Purge { older_than, yes } => purge(&mut letters, older_than, yes).await,
+            DlqCommand::Purge { older_than, yes } => {
+                let matched = purge(&mut letters, older_than, yes).await?;
+                if yes {
+                    eprintln!("removed {matched} dead letter(s) older than {older_than:?} from {queue}");
+                } else {
+                    eprintln!(
+                        "{matched} dead letter(s) older than {older_than:?} in {queue}; run again with --yes to remove them"
+                    );
+                }
+                Ok(())
+            }
         }
     }
     .await;
@@ -136,22 +152,45 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
 /// One dead letter as read from the queue.
 struct Letter {
     message: BasicGetMessage,
-    batch_id: String,
-    org: String,
-    reason: String,
-    /// The worker's count of deliveries (`x-contact-import-attempts`), else the broker's
-    /// dead-lettering count from `x-death`.
-    attempts: String,
-    /// The broker's `x-delivery-count`: how often the dead-letter queue handed this letter
-    /// out and got it back (reads by an earlier `dlq`, a crashed one), not import attempts.
-    returned: Option<i64>,
-    first_death: Option<SystemTime>,
-    last_death: Option<SystemTime>,
+    facts: LetterFacts,
 }
 
 impl Letter {
     fn read(message: BasicGetMessage) -> Self {
-        let props = &message.delivery.properties;
+        let facts = LetterFacts::read(&message.delivery);
+        Self { message, facts }
+    }
+
+    fn size(&self) -> usize {
+        self.message.delivery.data.len()
+    }
+}
+
+/// What a dead letter's properties and headers say of it (the console's recorder reads the
+/// same from the dead-letter stream).
+pub struct LetterFacts {
+    /// The message id, else the worker's `x-contact-import-batch-id`, else `-`.
+    pub batch_id: String,
+    /// The org the worker named, else the `org-id` header, else the body's `orgId`, else `-`.
+    pub org: String,
+    /// The worker's reason code, else the broker's (`delivery_limit`, say), else `-`.
+    pub reason: String,
+    /// The worker's count of deliveries (`x-contact-import-attempts`), else the broker's
+    /// dead-lettering count from `x-death`.
+    pub attempts: String,
+    /// The broker's `x-delivery-count`: how often the dead-letter queue handed this letter
+    /// out and got it back (reads by an earlier `dlq`, a crashed one), not import attempts.
+    pub returned: Option<i64>,
+    /// The earliest death time the letter carries (the broker's `x-death`, or ours).
+    pub first_death: Option<SystemTime>,
+    /// The latest one: purges by age count from it.
+    pub last_death: Option<SystemTime>,
+}
+
+impl LetterFacts {
+    /// Reads them off a delivery of the dead-letter queue or stream.
+    pub fn read(delivery: &Delivery) -> Self {
+        let props = &delivery.properties;
         let headers = props.headers().as_ref();
         let text = |name| header_str(headers, name).map(str::to_owned);
         let deaths = x_death(headers);
@@ -168,7 +207,7 @@ impl Letter {
             .unwrap_or_else(|| "-".into());
         let org = text(DEAD_ORG_ID_HEADER)
             .or_else(|| text(ORG_ID_HEADER))
-            .or_else(|| body_org(&message.delivery.data))
+            .or_else(|| body_org(&delivery.data))
             .unwrap_or_else(|| "-".into());
         let reason = text(REASON_HEADER)
             .or_else(|| deaths.first().map(|d| d.reason.clone()))
@@ -194,12 +233,7 @@ impl Letter {
             returned,
             first_death: times.clone().min(),
             last_death: times.max(),
-            message,
         }
-    }
-
-    fn size(&self) -> usize {
-        self.message.delivery.data.len()
     }
 }
 
@@ -242,7 +276,7 @@ fn x_death(headers: Option<&FieldTable>) -> Vec<Death> {
 }
 
 /// A header value as a person reads it: text as text, timestamps as dates.
-fn readable(value: &AMQPValue) -> String {
+pub fn readable(value: &AMQPValue) -> String {
     match value {
         AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
         AMQPValue::ShortString(s) => s.to_string(),
@@ -343,7 +377,9 @@ impl<'a> Letters<'a> {
         self.publisher
             .put_back(self.queue, delivery)
             .await
-            .with_context(|| format!("putting {} back into {}", letter.batch_id, self.queue))?;
+            .with_context(|| {
+                format!("putting {} back into {}", letter.facts.batch_id, self.queue)
+            })?;
         self.remove(letter).await
     }
 
@@ -355,7 +391,7 @@ impl<'a> Letters<'a> {
             .acker
             .ack(BasicAckOptions::default())
             .await
-            .with_context(|| format!("removing {} from {}", letter.batch_id, self.queue))?;
+            .with_context(|| format!("removing {} from {}", letter.facts.batch_id, self.queue))?;
         Ok(())
     }
 }
@@ -370,12 +406,12 @@ async fn list(letters: &mut Letters<'_>, limit: usize) -> anyhow::Result<()> {
         seen += 1;
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            letter.batch_id,
-            letter.org,
-            letter.reason,
-            letter.attempts,
-            time(letter.first_death),
-            time(letter.last_death),
+            letter.facts.batch_id,
+            letter.facts.org,
+            letter.facts.reason,
+            letter.facts.attempts,
+            time(letter.facts.first_death),
+            time(letter.facts.last_death),
             letter.size()
         );
         letters.keep(letter).await?;
@@ -386,17 +422,17 @@ async fn list(letters: &mut Letters<'_>, limit: usize) -> anyhow::Result<()> {
 
 async fn show(letters: &mut Letters<'_>, id: &str) -> anyhow::Result<()> {
     while let Some(letter) = letters.next().await? {
-        if letter.batch_id != id {
+        if letter.facts.batch_id != id {
             letters.keep(letter).await?;
             continue;
         }
         let delivery = &letter.message.delivery;
-        println!("batch id: {}", letter.batch_id);
-        println!("org:      {}", letter.org);
-        println!("reason:   {}", letter.reason);
-        println!("attempts: {}", letter.attempts);
+        println!("batch id: {}", letter.facts.batch_id);
+        println!("org:      {}", letter.facts.org);
+        println!("reason:   {}", letter.facts.reason);
+        println!("attempts: {}", letter.facts.attempts);
         // 0 on a letter's first delivery from a queue with a delivery limit: nothing to say.
-        if let Some(returned) = letter.returned.filter(|n| *n > 0) {
+        if let Some(returned) = letter.facts.returned.filter(|n| *n > 0) {
             println!(
                 "returned to the dead-letter queue: {returned} time(s) (the broker's \
                  {DELIVERY_COUNT_HEADER}: letters read and not acked, not import attempts)"
@@ -433,11 +469,11 @@ async fn replay(
     wanted: impl Fn(&Letter) -> bool,
     limit: Option<usize>,
     replayer: Option<&str>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(String, String)>> {
     // Only the letters there now (`Letters`): a replayed batch that fails again comes back
     // as a new letter, and must not be replayed again in the same run.
-    let mut replayed = 0;
-    while limit.is_none_or(|limit| replayed < limit) {
+    let mut replayed = Vec::new();
+    while limit.is_none_or(|limit| replayed.len() < limit) {
         let Some(letter) = letters.next().await? else {
             break;
         };
@@ -453,14 +489,12 @@ async fn replay(
         publisher
             .publish_batch(&delivery.data, properties)
             .await
-            .with_context(|| format!("republishing {}", letter.batch_id))?;
-        let (batch_id, reason) = (letter.batch_id.clone(), letter.reason.clone());
+            .with_context(|| format!("republishing {}", letter.facts.batch_id))?;
+        let (batch_id, reason) = (letter.facts.batch_id.clone(), letter.facts.reason.clone());
         letters.remove(letter).await?;
-        replayed += 1;
-        eprintln!("replayed {batch_id} ({reason})");
+        replayed.push((batch_id, reason));
     }
-    eprintln!("{replayed} dead letter(s) replayed");
-    Ok(())
+    Ok(replayed)
 }
 
 /// The letter's properties without the history of its death, so the worker gives it every
@@ -487,12 +521,16 @@ fn fresh_properties(original: &BasicProperties) -> BasicProperties {
     original.clone().with_headers(kept)
 }
 
-async fn purge(letters: &mut Letters<'_>, older_than: Duration, yes: bool) -> anyhow::Result<()> {
+async fn purge(
+    letters: &mut Letters<'_>,
+    older_than: Duration,
+    yes: bool,
+) -> anyhow::Result<usize> {
     let cutoff = SystemTime::now() - older_than;
     let mut matched = 0;
     while let Some(letter) = letters.next().await? {
         // A letter with no death time is kept: nothing says it is old.
-        let old = letter.last_death.is_some_and(|t| t <= cutoff);
+        let old = letter.facts.last_death.is_some_and(|t| t <= cutoff);
         if old {
             matched += 1;
         }
@@ -502,13 +540,45 @@ async fn purge(letters: &mut Letters<'_>, older_than: Duration, yes: bool) -> an
             letters.keep(letter).await?;
         }
     }
-    let queue = letters.queue;
-    if yes {
-        eprintln!("removed {matched} dead letter(s) older than {older_than:?} from {queue}");
-    } else {
-        eprintln!(
-            "{matched} dead letter(s) older than {older_than:?} in {queue}; run again with --yes to remove them"
-        );
+    Ok(matched)
+}
+
+/// Replays the letters whose batch ids are in `ids`, as the console does for its operators:
+/// the same pass as `dlq replay --id …` (refused senders' letters skipped), sent as the broker
+/// user of `broker`'s URL. Returns the batch ids replayed.
+pub async fn replay_batches(
+    broker: &BrokerConfig,
+    ids: &std::collections::HashSet<String>,
+) -> anyhow::Result<Vec<String>> {
+    let (connection, channel) = broker::open_declared(broker, "contact-import console").await?;
+    let outcome = async {
+        let publisher = Publisher::open(&connection, broker.clone()).await?;
+        let mut letters = Letters::open(&channel, &broker.dead_letter_queue, &publisher).await?;
+        let wanted = |letter: &Letter| {
+            ids.contains(&letter.facts.batch_id)
+                && !RejectCode::ALL
+                    .iter()
+                    .any(|code| code.requester_only() && code.as_str() == letter.facts.reason)
+        };
+        let nodes = broker::endpoints(&broker.amqp_url)?;
+        let replayer = nodes[0].login_user();
+        replay(&mut letters, &publisher, wanted, None, replayer).await
     }
-    Ok(())
+    .await;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(outcome?.into_iter().map(|(id, _)| id).collect())
+}
+
+/// Removes the letters dead longer than `older_than` from the dead-letter queue, as
+/// `dlq purge --yes` does; returns how many.
+pub async fn purge_queue(broker: &BrokerConfig, older_than: Duration) -> anyhow::Result<usize> {
+    let (connection, channel) = broker::open_declared(broker, "contact-import console").await?;
+    let outcome = async {
+        let publisher = Publisher::open(&connection, broker.clone()).await?;
+        let mut letters = Letters::open(&channel, &broker.dead_letter_queue, &publisher).await?;
+        purge(&mut letters, older_than, true).await
+    }
+    .await;
+    let _ = connection.close(200, "done".into()).await;
+    outcome
 }

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod batches;
+pub mod console_users;
 pub mod dlq;
 pub mod grants;
 pub mod migrate;

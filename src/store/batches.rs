@@ -100,18 +100,39 @@ pub async fn claim(
     })
 }
 
-/// Stores the batch's result, and `body`, the bytes to publish, in the row [`claim`] inserted.
+/// Who sent a batch, as its history shows it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sender<'a> {
+    /// The AMQP `type`: the dialect, from which the requester's answer is made again.
+    pub message_type: Option<&'a str>,
+    /// The broker user that published it.
+    pub publisher: Option<&'a str>,
+}
+
+/// Stores the batch's result, and `body`, the bytes to publish, in the row [`claim`] inserted,
+/// with what the console's history filters on (its error codes) and shows.
 pub async fn finish(
     tx: &Transaction<'_>,
     org: &OrgId,
     batch: &BatchId,
     result: &BatchResult,
     body: &[u8],
+    sender: Sender<'_>,
 ) -> Result<(), tokio_postgres::Error> {
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let mut error_codes: Vec<&str> = result
+        .failed_contacts
+        .iter()
+        .map(|f| f.error_code)
+        .collect();
+    error_codes.sort_unstable();
+    error_codes.dedup();
+    // now() is the transaction's start, the claim's time: the difference is the apply time.
     tx.execute(
         "UPDATE import_batches \
-         SET status = $3, received = $4, created = $5, updated = $6, failed = $7, result = $8, processed_at = now() \
+         SET status = $3, received = $4, created = $5, updated = $6, failed = $7, result = $8, \
+             processed_at = now(), message_type = $9, publisher = $10, error_codes = $11, \
+             apply_ms = (extract(epoch FROM clock_timestamp() - now()) * 1000)::integer \
          WHERE org_id = $1 AND batch_id = $2",
         &[
             &org.as_str(),
@@ -122,6 +143,9 @@ pub async fn finish(
             &count(result.counts.updated),
             &count(result.counts.failed),
             &body,
+            &sender.message_type,
+            &sender.publisher,
+            &error_codes,
         ],
     )
     .await?;

@@ -7,9 +7,13 @@ pub mod availability;
 pub mod batches;
 pub mod commits;
 pub mod connect;
+pub mod console_users;
+pub mod dead_letters;
 pub mod grants;
+pub mod history;
 pub mod login_failures;
 pub(crate) mod migrate;
+pub mod scope;
 pub mod upsert;
 
 use crate::contact::ValidatedBatch;
@@ -308,6 +312,8 @@ pub struct Apply<'a> {
     pub detail: ResultDetail,
     /// The message's `x-send-id`, stored with the batch (see [`batches::claim`]).
     pub send_id: Option<&'a str>,
+    /// Who sent it and in which dialect, stored with the batch for its history.
+    pub sender: batches::Sender<'a>,
 }
 
 /// Whether a batch is applied or only tried.
@@ -466,7 +472,15 @@ async fn apply(
                 answer.complete(&mut result);
                 result.detail = how.detail;
                 let body = result.to_json();
-                batches::finish(&tx, batch.org_id(), batch.batch_id(), &result, &body).await?;
+                batches::finish(
+                    &tx,
+                    batch.org_id(),
+                    batch.batch_id(),
+                    &result,
+                    &body,
+                    how.sender,
+                )
+                .await?;
                 Applied::Fresh { result, body }
             }
             Claim::Done {

@@ -18,7 +18,7 @@ use crate::metrics::{self, InFlight, RequeueReason, UnroutableTarget};
 use crate::rejection::{RejectCode, Rejection};
 use crate::result::{BatchResult, BatchStatus, ResultDetail};
 use crate::store::availability::Availability;
-use crate::store::{Applied, Apply, Mode, Store, StoreError};
+use crate::store::{Applied, Apply, Mode, Store, StoreError, batches};
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 use lapin::message::Delivery;
@@ -262,6 +262,10 @@ impl Pipeline {
             mode,
             detail: self.result_detail(delivery),
             send_id,
+            sender: batches::Sender {
+                message_type: reply.dialect.map(MessageType::as_str),
+                publisher: reply.user_id.as_deref(),
+            },
         };
         let applied = self
             .apply(&batch, body_sha256, &answer, how, deadline)

@@ -1,0 +1,289 @@
+//! The `dead_letters` table: a copy of every dead letter, made by the console's recorder
+//! from the dead-letter exchange's stream, so that listing and filtering them is a query
+//! instead of a pass over the dead-letter queue (which would rewrite it).
+
+use super::scope::Scope;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use tokio_postgres::{GenericClient, Row};
+
+/// A dead letter as recorded.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Its offset in the stream: its id in the console.
+    pub offset: i64,
+    /// The batch id (message id) the letter carries.
+    pub batch_id: String,
+    /// The org, when the letter names one.
+    pub org_id: Option<String>,
+    /// The rejection code, or the broker's reason (`delivery_limit`).
+    pub reason: String,
+    /// The worker's explanation.
+    pub error: Option<String>,
+    /// Deliveries before it was dead-lettered.
+    pub attempts: Option<i32>,
+    /// Its AMQP `type` (dialect).
+    pub message_type: Option<String>,
+    /// The broker user that published it.
+    pub publisher: Option<String>,
+    /// When it was dead-lettered.
+    pub dead_at: DateTime<Utc>,
+    /// Its AMQP headers, as JSON (values readable, as `dlq show` prints them).
+    pub headers: serde_json::Value,
+    /// `replayed` or `purged` by the console, with who and when.
+    pub settled: Option<String>,
+    /// The console user who settled it.
+    pub settled_by: Option<String>,
+    /// When.
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// A letter to record, as read from the stream.
+#[derive(Debug, Clone)]
+pub struct NewLetter<'a> {
+    /// Its offset in the stream.
+    pub offset: i64,
+    /// The batch id.
+    pub batch_id: &'a str,
+    /// The org, if named.
+    pub org_id: Option<&'a str>,
+    /// The reason code.
+    pub reason: &'a str,
+    /// The worker's explanation.
+    pub error: Option<&'a str>,
+    /// Deliveries before it was dead-lettered.
+    pub attempts: Option<i32>,
+    /// Its AMQP `type`.
+    pub message_type: Option<&'a str>,
+    /// The broker user that published it.
+    pub publisher: Option<&'a str>,
+    /// When it was dead-lettered.
+    pub dead_at: DateTime<Utc>,
+    /// Its headers, values readable.
+    pub headers: &'a serde_json::Value,
+    /// The message body, as it will be replayed.
+    pub body: &'a [u8],
+}
+
+/// Records a letter; one already recorded (same offset) is left as it is.
+pub async fn record(
+    client: &impl GenericClient,
+    letter: &NewLetter<'_>,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO dead_letters (stream_offset, batch_id, org_id, reason, error, attempts, \
+                 message_type, publisher, dead_at, headers, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (stream_offset) DO NOTHING",
+            &[
+                &letter.offset,
+                &letter.batch_id,
+                &letter.org_id,
+                &letter.reason,
+                &letter.error,
+                &letter.attempts,
+                &letter.message_type,
+                &letter.publisher,
+                &letter.dead_at,
+                letter.headers,
+                &letter.body,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The offset after the last one recorded: where the recorder goes on.
+pub async fn next_offset(
+    client: &impl GenericClient,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT max(stream_offset) + 1 FROM dead_letters", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Which letters a list or a bulk action takes.
+#[derive(Debug, Default, Clone)]
+pub struct LetterFilter {
+    /// Only this org.
+    pub org: Option<String>,
+    /// Only this reason.
+    pub reason: Option<String>,
+    /// Dead for at least this long.
+    pub older_than: Option<Duration>,
+    /// Include letters the console already replayed or purged.
+    pub settled: bool,
+}
+
+const COLUMNS: &str = "stream_offset, batch_id, org_id, reason, error, attempts, message_type, \
+                       publisher, dead_at, headers, settled, settled_by, settled_at";
+
+const MATCHES: &str = "($1::text[] IS NULL OR org_id = ANY($1)) \
+                       AND ($2::text IS NULL OR org_id = $2) \
+                       AND ($3::text IS NULL OR reason = $3) \
+                       AND ($4::float8 IS NULL OR dead_at <= now() - make_interval(secs => $4)) \
+                       AND ($5 OR settled IS NULL)";
+
+/// A page of letters matching `filter` within `scope`, newest first, after the offset `after`.
+pub async fn page(
+    client: &impl GenericClient,
+    scope: &Scope,
+    filter: &LetterFilter,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> Result<Vec<DeadLetter>, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM dead_letters WHERE {MATCHES} \
+           AND ($6::timestamptz IS NULL OR (dead_at, stream_offset) < ($6, $7)) \
+         ORDER BY dead_at DESC, stream_offset DESC LIMIT $8"
+    );
+    let older = filter.older_than.map(|d| d.as_secs_f64());
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &scope.as_param(),
+                &filter.org,
+                &filter.reason,
+                &older,
+                &filter.settled,
+                &after.map(|a| a.0),
+                &after.map(|a| a.1),
+                &limit,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(letter).collect())
+}
+
+/// The offsets and batch ids of every unsettled letter matching `filter` within `scope`:
+/// what a bulk replay or purge takes (the count shown before it is their number).
+pub async fn matching(
+    client: &impl GenericClient,
+    scope: &Scope,
+    filter: &LetterFilter,
+) -> Result<Vec<(i64, String)>, tokio_postgres::Error> {
+    let sql = format!("SELECT stream_offset, batch_id FROM dead_letters WHERE {MATCHES}");
+    let older = filter.older_than.map(|d| d.as_secs_f64());
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &scope.as_param(),
+                &filter.org,
+                &filter.reason,
+                &older,
+                &false,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// One letter with its body, if it is in `scope`.
+pub async fn one(
+    client: &impl GenericClient,
+    scope: &Scope,
+    offset: i64,
+) -> Result<Option<(DeadLetter, Vec<u8>)>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS}, body FROM dead_letters WHERE stream_offset = $1"),
+            &[&offset],
+        )
+        .await?;
+    Ok(row
+        .map(|row| (letter(&row), row.get::<_, Vec<u8>>(13)))
+        .filter(|(l, _)| scope.allows(l.org_id.as_deref())))
+}
+
+/// Every letter recorded for `batch_id`, newest first.
+pub async fn of_batch(
+    client: &impl GenericClient,
+    batch_id: &str,
+) -> Result<Vec<DeadLetter>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM dead_letters WHERE batch_id = $1 \
+                 ORDER BY dead_at DESC LIMIT 100"
+            ),
+            &[&batch_id],
+        )
+        .await?;
+    Ok(rows.iter().map(letter).collect())
+}
+
+/// Marks letters as replayed or purged by `by`.
+pub async fn settle(
+    client: &impl GenericClient,
+    offsets: &[i64],
+    how: &str,
+    by: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE dead_letters SET settled = $2, settled_by = $3, settled_at = now() \
+             WHERE stream_offset = ANY($1) AND settled IS NULL",
+            &[&offsets, &how, &by],
+        )
+        .await
+}
+
+/// Unsettled letters, and the oldest one's time, within `scope`.
+pub async fn waiting(
+    client: &impl GenericClient,
+    scope: &Scope,
+) -> Result<(i64, Option<DateTime<Utc>>), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT count(*), min(dead_at) FROM dead_letters \
+             WHERE settled IS NULL AND ($1::text[] IS NULL OR org_id = ANY($1))",
+            &[&scope.as_param()],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Deletes records of letters dead longer than `older_than`, in chunks.
+pub async fn prune(
+    client: &impl GenericClient,
+    older_than: Duration,
+) -> Result<u64, tokio_postgres::Error> {
+    const CHUNK: i64 = 10_000;
+    let mut deleted = 0;
+    loop {
+        let n = client
+            .execute(
+                "DELETE FROM dead_letters WHERE stream_offset IN ( \
+                     SELECT stream_offset FROM dead_letters \
+                     WHERE dead_at < now() - make_interval(secs => $1) LIMIT $2)",
+                &[&older_than.as_secs_f64(), &CHUNK],
+            )
+            .await?;
+        deleted += n;
+        if n < CHUNK as u64 {
+            return Ok(deleted);
+        }
+    }
+}
+
+fn letter(row: &Row) -> DeadLetter {
+    DeadLetter {
+        offset: row.get(0),
+        batch_id: row.get(1),
+        org_id: row.get(2),
+        reason: row.get(3),
+        error: row.get(4),
+        attempts: row.get(5),
+        message_type: row.get(6),
+        publisher: row.get(7),
+        dead_at: row.get(8),
+        headers: row.get(9),
+        settled: row.get(10),
+        settled_by: row.get(11),
+        settled_at: row.get(12),
+    }
+}
