@@ -268,7 +268,10 @@ pub async fn logout(State(console): State<Shared>, jar: CookieJar) -> Result<Res
             .await
             .map_err(internal)?;
     }
-    let gone = Cookie::build((SESSION_COOKIE, "")).path("/");
+    let gone = Cookie::build((SESSION_COOKIE, ""))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/");
     Ok((jar.remove(gone), Redirect::to("/login")).into_response())
 }
 

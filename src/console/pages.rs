@@ -46,6 +46,10 @@ pub async fn overview_live(State(console): State<Shared>, user: User) -> Result<
     let minutes = history::throughput(&**client, &user.scope, WINDOW)
         .await
         .map_err(internal)?;
+    let (batches_last_minute, contacts_last_minute) =
+        history::recent_totals(&**client, &user.scope, Duration::from_secs(60))
+            .await
+            .map_err(internal)?;
     let (dead_waiting, dead_oldest) = dead_letters::waiting(&**client, &user.scope)
         .await
         .map_err(internal)?;
@@ -66,18 +70,15 @@ pub async fn overview_live(State(console): State<Shared>, user: User) -> Result<
     let (received, failed) = minutes
         .iter()
         .fold((0, 0), |(r, f), m| (r + m.contacts, f + m.failed));
-    // The last complete minute: the current one is still filling.
     let now = Utc::now();
-    let last = minutes
-        .iter()
-        .rev()
-        .find(|m| now - m.at >= chrono::Duration::seconds(60));
-    let per_s = |n: i64| format!("{:.0}", n as f64 / 60.0);
-    let per_s_fine = |n: i64| format!("{:.2}", n as f64 / 60.0);
+    let per_s = |n: i64| match n as f64 / 60.0 {
+        rate if rate >= 100.0 => format!("{rate:.0}"),
+        rate => format!("{rate:.1}"),
+    };
     let queues = queue_depths(&console).await;
     views::render(&OverviewLive {
-        contacts_per_s: last.map_or_else(|| "0".into(), |m| per_s(m.contacts)),
-        batches_per_s: last.map_or_else(|| "0".into(), |m| per_s_fine(m.batches)),
+        contacts_per_s: per_s(contacts_last_minute),
+        batches_per_s: format!("{:.2}", batches_last_minute as f64 / 60.0),
         failed_ratio: if received == 0 {
             "–".into()
         } else {
@@ -92,6 +93,7 @@ pub async fn overview_live(State(console): State<Shared>, user: User) -> Result<
             .map(|m| MinuteRow {
                 at: m.at.format("%H:%M").to_string(),
                 batches: m.batches,
+                contacts: m.contacts,
                 contacts_per_s: per_s(m.contacts),
                 width: 100 * m.contacts / busiest,
             })

@@ -61,6 +61,7 @@ pub struct QueueRow {
 pub struct MinuteRow {
     pub at: String,
     pub batches: i64,
+    pub contacts: i64,
     pub contacts_per_s: String,
     /// Bar width in percent of the busiest minute.
     pub width: i64,

@@ -252,6 +252,24 @@ pub async fn throughput(
         .collect())
 }
 
+/// Batches and contacts processed in the last `window` (a rolling window, unlike the
+/// minutes of [`throughput`]).
+pub async fn recent_totals(
+    client: &impl GenericClient,
+    scope: &Scope,
+    window: Duration,
+) -> Result<(i64, i64), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT count(*), coalesce(sum(received), 0)::bigint FROM import_batches \
+             WHERE processed_at > now() - make_interval(secs => $2) AND status <> 'processing' \
+               AND ($1::text[] IS NULL OR org_id = ANY($1))",
+            &[&scope.as_param(), &window.as_secs_f64()],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// Deletes processed batches and dead-letter records older than `older_than`, in chunks (so
 /// that no statement holds many locks or a long transaction); returns how many rows of each.
 /// A pruned batch id is forgotten: a redelivery of it would be applied again.

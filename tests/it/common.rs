@@ -311,3 +311,30 @@ pub fn fixture(name: &str) -> Vec<u8> {
     ))
     .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
+
+/// Makes the database refuse every contact until [`accept_contacts`].
+pub async fn refuse_contacts(env: &TestEnv) {
+    env.db
+        .batch_execute(
+            "CREATE TABLE outage_switch (refusing boolean NOT NULL);
+             INSERT INTO outage_switch VALUES (true);
+             CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF (SELECT refusing FROM outage_switch) THEN
+                     RAISE EXCEPTION 'contacts are read-only today' USING ERRCODE = '23514';
+                 END IF;
+                 RETURN NULL;
+             END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON contacts
+                 FOR EACH STATEMENT EXECUTE FUNCTION refuse();",
+        )
+        .await
+        .unwrap();
+}
+
+pub async fn accept_contacts(env: &TestEnv) {
+    env.db
+        .execute("UPDATE outage_switch SET refusing = false", &[])
+        .await
+        .unwrap();
+}

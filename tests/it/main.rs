@@ -1,7 +1,9 @@
 //! Behaviour of the worker against a real RabbitMQ and PostgreSQL (see `common`).
 
 mod accounts;
+mod browser;
 mod common;
+mod console;
 mod contention;
 mod dialects;
 mod dry_run;

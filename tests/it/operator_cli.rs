@@ -1,38 +1,11 @@
 //! The operator's commands against the real broker and database: `dlq` and `batches`.
 
-use crate::common::{ORG, TestEnv, batch};
+use crate::common::{ORG, TestEnv, accept_contacts, batch, refuse_contacts};
 use crate::support::env;
 use crate::support::ports::random_u64;
 use crate::support::servers::{RabbitMq, reap_abandoned};
 use lapin::options::BasicGetOptions;
 use serde_json::{Value, json};
-
-/// Makes the database refuse every contact until [`accept_contacts`].
-async fn refuse_contacts(env: &TestEnv) {
-    env.db
-        .batch_execute(
-            "CREATE TABLE outage_switch (refusing boolean NOT NULL);
-             INSERT INTO outage_switch VALUES (true);
-             CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN
-                 IF (SELECT refusing FROM outage_switch) THEN
-                     RAISE EXCEPTION 'contacts are read-only today' USING ERRCODE = '23514';
-                 END IF;
-                 RETURN NULL;
-             END $$;
-             CREATE TRIGGER refuse BEFORE INSERT ON contacts
-                 FOR EACH STATEMENT EXECUTE FUNCTION refuse();",
-        )
-        .await
-        .unwrap();
-}
-
-async fn accept_contacts(env: &TestEnv) {
-    env.db
-        .execute("UPDATE outage_switch SET refusing = false", &[])
-        .await
-        .unwrap();
-}
 
 #[tokio::test]
 async fn a_dead_letter_is_listed_shown_and_replayed_once_its_cause_is_fixed() {
