@@ -701,8 +701,12 @@ fn settings_in_the_kit_are_environment_variables_the_worker_reads() {
             settings.push(("secret.yaml".into(), key.clone()));
         }
     }
+    let console = kubernetes_object("ConfigMap", "contact-import-console");
+    for (key, _) in console["data"].as_object().unwrap() {
+        settings.push(("console.yaml".into(), key.clone()));
+    }
     let compose = yaml("compose.yaml");
-    for service in ["migrate", "worker"] {
+    for service in ["migrate", "worker", "console"] {
         for (key, _) in compose["services"][service]["environment"]
             .as_object()
             .unwrap()
@@ -876,4 +880,49 @@ fn keda_regex_matches(pattern: &str, name: &str) -> bool {
     regex::Regex::new(pattern)
         .unwrap_or_else(|e| panic!("KEDA's queueName is not a regex: {e}"))
         .is_match(name)
+}
+
+#[test]
+fn the_console_is_deployed_but_not_exposed() {
+    let deployment = kubernetes_object("Deployment", "contact-import-console");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["args"], serde_json::json!(["console"]));
+    let settings = kubernetes_object("ConfigMap", "contact-import-console")["data"].clone();
+    let port = port_of(settings["CONTACT_IMPORT_CONSOLE_LISTEN"].as_str().unwrap());
+    assert_eq!(container["ports"][0]["containerPort"], port);
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["path"], "/healthz", "{probe}");
+    }
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    // The workers' Deployment must not select the console's pods, nor the other way round.
+    let workers = kubernetes_object("Deployment", "contact-import");
+    assert_ne!(
+        workers["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+
+    let service = kubernetes_object("Service", "contact-import-console");
+    assert_eq!(
+        service["spec"]["type"], "ClusterIP",
+        "the console is exposed"
+    );
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    for object in kubernetes_objects() {
+        assert_ne!(object["kind"], "Ingress", "an Ingress exposes the console");
+    }
+
+    let compose = yaml("compose.yaml");
+    for published in compose["services"]["console"]["ports"].as_array().unwrap() {
+        let published = published.as_str().unwrap();
+        assert!(
+            published.starts_with("127.0.0.1:"),
+            "compose publishes the console beyond this host: {published}"
+        );
+    }
+    let unit = read(&deploy().join("systemd/contact-import-console.service"));
+    assert!(unit.contains("ExecStart=/usr/local/bin/contact-import console"));
 }

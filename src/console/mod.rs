@@ -179,6 +179,8 @@ pub(crate) fn app(console: Shared) -> anyhow::Result<Router> {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/assets/{file}", get(assets::serve))
+        // For probes: the process answers (it says nothing else, and needs no sign-in).
+        .route("/healthz", get(|| async { "ok\n" }))
         .with_state(console);
     Ok(routes
         .layer(csrf)
