@@ -17,6 +17,7 @@
 //! prefilled batches. See docs/benchmarks.md for how to read the numbers.
 
 mod chart;
+mod console;
 mod dataset;
 mod direct;
 mod e2e;
@@ -120,6 +121,19 @@ pub struct Args {
     /// with and without probes, each on a fresh copy of the seeded database.
     #[arg(long)]
     pub noisy_neighbour: bool,
+    /// Only the console mode (console.rs): --console-batches processed batches and
+    /// --console-letters dead letters generated in the database, then each page timed.
+    #[arg(long)]
+    pub console: bool,
+    /// Processed batches of the --console history.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub console_batches: u64,
+    /// Dead-letter records of the --console history.
+    #[arg(long, default_value_t = 100_000)]
+    pub console_letters: u64,
+    /// Requests per page of --console.
+    #[arg(long, default_value_t = 200)]
+    pub console_requests: usize,
 }
 
 #[tokio::main]
@@ -156,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     outcome?;
-    if args.noisy_neighbour {
+    if args.noisy_neighbour || args.console {
         // Its table is printed; docs/benchmarks.md's generated part is left as it is.
         return Ok(());
     }
@@ -221,6 +235,21 @@ impl Bench {
     async fn run_all(&mut self) -> anyhow::Result<()> {
         if self.args.noisy_neighbour {
             return self.noisy_neighbour().await;
+        }
+        if self.args.console {
+            let name = format!("bench_console_{}", self.run_id);
+            self.databases.push(name.clone());
+            let cfg = console::Config {
+                bin: &self.bin,
+                database: &name,
+                log_dir: &self.log_dir,
+                batches: self.args.console_batches,
+                letters: self.args.console_letters,
+                requests: self.args.console_requests,
+            };
+            let table = console::run(&self.services, &cfg).await?;
+            println!("\n{table}");
+            return Ok(());
         }
         let mut counts = self.args.contacts.clone();
         counts.sort_unstable();

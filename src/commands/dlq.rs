@@ -125,8 +125,8 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
                 let nodes = broker::endpoints(&args.broker.amqp_url)?;
                 let replayer = nodes[0].login_user();
                 let replayed = replay(&mut letters, &publisher, wanted, limit, replayer).await?;
-                for (batch_id, reason) in &replayed {
-                    eprintln!("replayed {batch_id} ({reason})");
+                for done in &replayed {
+                    eprintln!("replayed {} ({})", done.batch_id, done.reason);
                 }
                 eprintln!("{} dead letter(s) replayed", replayed.len());
                 Ok(())
@@ -463,13 +463,20 @@ async fn show(letters: &mut Letters<'_>, id: &str) -> anyhow::Result<()> {
     bail!("no dead letter with batch id {id} in {}", letters.queue)
 }
 
+/// A letter sent back to the import exchange.
+struct Replayed {
+    batch_id: String,
+    org: String,
+    reason: String,
+}
+
 async fn replay(
     letters: &mut Letters<'_>,
     publisher: &Publisher,
     wanted: impl Fn(&Letter) -> bool,
     limit: Option<usize>,
     replayer: Option<&str>,
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> anyhow::Result<Vec<Replayed>> {
     // Only the letters there now (`Letters`): a replayed batch that fails again comes back
     // as a new letter, and must not be replayed again in the same run.
     let mut replayed = Vec::new();
@@ -490,9 +497,13 @@ async fn replay(
             .publish_batch(&delivery.data, properties)
             .await
             .with_context(|| format!("republishing {}", letter.facts.batch_id))?;
-        let (batch_id, reason) = (letter.facts.batch_id.clone(), letter.facts.reason.clone());
+        let done = Replayed {
+            batch_id: letter.facts.batch_id.clone(),
+            org: letter.facts.org.clone(),
+            reason: letter.facts.reason.clone(),
+        };
         letters.remove(letter).await?;
-        replayed.push((batch_id, reason));
+        replayed.push(done);
     }
     Ok(replayed)
 }
@@ -543,30 +554,32 @@ async fn purge(
     Ok(matched)
 }
 
-/// Replays the letters whose batch ids are in `ids`, as the console does for its operators:
-/// the same pass as `dlq replay --id …` (refused senders' letters skipped), sent as the broker
-/// user of `broker`'s URL. Returns the batch ids replayed.
+/// Replays the letters whose (batch id, org) are in `ids` (`-` for a letter that names no
+/// org), as the console does for its operators: the same pass as `dlq replay --id …`
+/// (refused senders' letters skipped), sent as the broker user of `broker`'s URL. Returns
+/// the (batch id, org) of each letter replayed.
 pub async fn replay_batches(
     broker: &BrokerConfig,
-    ids: &std::collections::HashSet<String>,
-) -> anyhow::Result<Vec<String>> {
+    ids: &std::collections::HashSet<(String, String)>,
+) -> anyhow::Result<Vec<(String, String)>> {
     let (connection, channel) = broker::open_declared(broker, "contact-import console").await?;
     let outcome = async {
         let publisher = Publisher::open(&connection, broker.clone()).await?;
         let mut letters = Letters::open(&channel, &broker.dead_letter_queue, &publisher).await?;
         let wanted = |letter: &Letter| {
-            ids.contains(&letter.facts.batch_id)
+            ids.contains(&(letter.facts.batch_id.clone(), letter.facts.org.clone()))
                 && !RejectCode::ALL
                     .iter()
                     .any(|code| code.requester_only() && code.as_str() == letter.facts.reason)
         };
         let nodes = broker::endpoints(&broker.amqp_url)?;
         let replayer = nodes[0].login_user();
-        replay(&mut letters, &publisher, wanted, None, replayer).await
+        let replayed = replay(&mut letters, &publisher, wanted, None, replayer).await?;
+        anyhow::Ok(replayed.into_iter().map(|r| (r.batch_id, r.org)).collect())
     }
     .await;
     let _ = connection.close(200, "done".into()).await;
-    Ok(outcome?.into_iter().map(|(id, _)| id).collect())
+    outcome
 }
 
 /// Removes the letters dead longer than `older_than` from the dead-letter queue, as

@@ -9,7 +9,7 @@ use super::refusal::{Refusal, internal};
 use super::views::{self, ConfirmPage, DeadRow, DonePage, LetterPage, LettersPage, Nav};
 use crate::commands::dlq;
 use crate::dialect::{self, save};
-use crate::store::dead_letters::{self, DeadLetter, LetterFilter};
+use crate::store::dead_letters::{self, DeadLetter, LetterFilter, Target};
 use crate::store::scope::Scope;
 use axum::extract::{Query, State};
 
@@ -235,11 +235,7 @@ impl ActionForm {
 }
 
 /// The unsettled letters a replay takes: the selected ones, or all that match the filter.
-async fn chosen(
-    console: &Shared,
-    user: &User,
-    form: &ActionForm,
-) -> Result<Vec<(i64, String)>, Refusal> {
+async fn chosen(console: &Shared, user: &User, form: &ActionForm) -> Result<Vec<Target>, Refusal> {
     let client = db(console).await?;
     if form.scope == "all" {
         let f = filter(&form.org, &form.reason, &form.older_than, false)
@@ -255,7 +251,7 @@ async fn chosen(
             .map_err(internal)?
             && letter.settled.is_none()
         {
-            chosen.push((letter.offset, letter.batch_id));
+            chosen.push((letter.offset, letter.batch_id, letter.org_id));
         }
     }
     Ok(chosen)
@@ -282,22 +278,25 @@ pub async fn replay(
             error,
         });
     }
-    let ids: HashSet<String> = targets.iter().map(|(_, id)| id.clone()).collect();
-    let replayed: HashSet<String> = dlq::replay_batches(&console.config.broker, &ids)
+    // Batch ids are an org's own: a letter is taken by its batch id and org, so that a
+    // replay never touches another org's letter with the same id.
+    let key = |(_, id, org): &Target| (id.clone(), org.clone().unwrap_or_else(|| "-".into()));
+    let wanted: HashSet<(String, String)> = targets.iter().map(key).collect();
+    let replayed: HashSet<(String, String)> = dlq::replay_batches(&console.config.broker, &wanted)
         .await
         .map_err(|e| internal(format!("{e:#}")))?
         .into_iter()
         .collect();
-    let settled: Vec<i64> = targets
+    let done: Vec<&Target> = targets
         .iter()
-        .filter(|(_, id)| replayed.contains(id))
-        .map(|(offset, _)| *offset)
+        .filter(|t| replayed.contains(&key(t)))
         .collect();
+    let settled: Vec<i64> = done.iter().map(|(offset, _, _)| *offset).collect();
     dead_letters::settle(&**db(&console).await?, &settled, "replayed", &user.name)
         .await
         .map_err(internal)?;
-    for (offset, id) in targets.iter().filter(|(_, id)| replayed.contains(id)) {
-        info!(target: "audit", user = %user.name, action = "replay dead letter", batch = %id, letter = offset, "console action");
+    for (offset, id, org) in &done {
+        info!(target: "audit", user = %user.name, action = "replay dead letter", org = org.as_deref().unwrap_or("-"), batch = %id, letter = offset, "console action");
     }
     let missing = targets.len() - settled.len();
     views::render(&DonePage {
@@ -361,7 +360,7 @@ pub async fn purge(
     let removed = dlq::purge_queue(&console.config.broker, older_than)
         .await
         .map_err(|e| internal(format!("{e:#}")))?;
-    let offsets: Vec<i64> = targets.iter().map(|(o, _)| *o).collect();
+    let offsets: Vec<i64> = targets.iter().map(|(o, _, _)| *o).collect();
     dead_letters::settle(&**db(&console).await?, &offsets, "purged", &user.name)
         .await
         .map_err(internal)?;

@@ -158,14 +158,17 @@ pub async fn page(
     Ok(rows.iter().map(letter).collect())
 }
 
-/// The offsets and batch ids of every unsettled letter matching `filter` within `scope`:
-/// what a bulk replay or purge takes (the count shown before it is their number).
+/// A letter a replay or purge takes: its offset, batch id and org.
+pub type Target = (i64, String, Option<String>);
+
+/// Every unsettled letter matching `filter` within `scope`: what a bulk replay or purge
+/// takes (the count shown before it is their number).
 pub async fn matching(
     client: &impl GenericClient,
     scope: &Scope,
     filter: &LetterFilter,
-) -> Result<Vec<(i64, String)>, tokio_postgres::Error> {
-    let sql = format!("SELECT stream_offset, batch_id FROM dead_letters WHERE {MATCHES}");
+) -> Result<Vec<Target>, tokio_postgres::Error> {
+    let sql = format!("SELECT stream_offset, batch_id, org_id FROM dead_letters WHERE {MATCHES}");
     let older = filter.older_than.map(|d| d.as_secs_f64());
     let rows = client
         .query(
@@ -179,7 +182,10 @@ pub async fn matching(
             ],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
 }
 
 /// One letter with its body, if it is in `scope`.

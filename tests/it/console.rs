@@ -813,3 +813,72 @@ async fn behind_a_proxy_only_the_proxy_may_name_the_user() {
         "the console's own sign-in is off behind a proxy"
     );
 }
+
+#[tokio::test]
+async fn a_scoped_operator_replays_only_their_orgs_letters_even_with_the_same_batch_id() {
+    let env = TestEnv::new().await;
+    let other = "another-org";
+    add_user(&env, "olga", "operator", ORG).await;
+    add_user(&env, "ada", "admin", "*").await;
+    let _worker = env.spawn_worker(&[]).await;
+    refuse_contacts(&env).await;
+    for org in [ORG, other] {
+        env.publish_json("same-id", &batch(org, json!([{"displayName": "Doomed"}])))
+            .await;
+    }
+    for _ in 0..2 {
+        let (_, _, rejected) = env.next_result().await;
+        assert_eq!(rejected["error"]["code"], "attempts.exhausted");
+    }
+    accept_contacts(&env).await;
+    let server = ConsoleServer::start(&env, &[]).await;
+    let admin = Session::sign_in(&server, "ada").await;
+    wait_for_page(
+        &admin,
+        &format!("/dead-letters?{}", query(&[("org", other)])),
+        "same-id",
+    )
+    .await;
+    let mut olga = Session::sign_in(&server, "olga").await;
+    let list = wait_for_page(&olga, "/dead-letters", "same-id").await;
+    assert!(
+        !list.contains(other),
+        "another org's letter is listed:\n{list}"
+    );
+
+    let count = olga.post("/dead-letters/replay", &[("scope", "all")]).await;
+    assert!(
+        count.body.contains("Replay 1 dead letter(s)?"),
+        "{}",
+        count.body
+    );
+    let done = olga
+        .post(
+            "/dead-letters/replay",
+            &[("scope", "all"), ("confirm", "yes"), ("expected", "1")],
+        )
+        .await;
+    assert!(
+        done.body.contains("Replayed 1 dead letter(s)"),
+        "{}",
+        done.body
+    );
+    let (_, _, applied) = env.next_result().await;
+    assert_eq!(applied["orgId"], ORG);
+    assert_eq!(applied["status"], "succeeded");
+    env.expect_queue_depth(
+        &env.broker.dead_letter_queue,
+        1,
+        "the other org's letter stays",
+    )
+    .await;
+    let left = env
+        .db
+        .query_one(
+            "SELECT count(*) FROM dead_letters WHERE org_id = $1 AND settled IS NULL",
+            &[&other],
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.get::<_, i64>(0), 1);
+}

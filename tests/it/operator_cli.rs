@@ -209,3 +209,33 @@ async fn show_labels_the_brokers_delivery_count_apart_from_the_batchs_attempts()
         .unwrap_or_else(|| panic!("not listed:\n{listed}"));
     assert_eq!(line.split('\t').nth(3), Some("4"), "{line}");
 }
+
+#[tokio::test]
+async fn batches_prune_deletes_only_the_history_older_than_asked() {
+    let env = TestEnv::new().await;
+    let _worker = env.spawn_worker(&[]).await;
+    for id in ["old", "recent"] {
+        env.publish_json(id, &batch(ORG, json!([{"displayName": id}])))
+            .await;
+        env.next_result().await;
+    }
+    env.db
+        .execute(
+            "UPDATE import_batches SET processed_at = now() - interval '31 days' WHERE batch_id = 'old'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (ok, _, stderr) = env.cli(&["batches", "prune", "--older-than", "30d"]).await;
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("pruned 1 batch(es)"), "{stderr}");
+    let left: Vec<String> = env
+        .db
+        .query("SELECT batch_id FROM import_batches", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, ["recent"]);
+}
