@@ -12,9 +12,12 @@ ALTER TABLE import_batches
     -- time spent applying it in its transaction, in milliseconds
     ADD COLUMN apply_ms     integer;
 
--- The history, newest first, for one org (keyset on processed_at, batch_id) and for all.
-CREATE INDEX import_batches_org_history ON import_batches (org_id, processed_at DESC, batch_id DESC);
-CREATE INDEX import_batches_error_codes ON import_batches USING gin (error_codes)
+-- The history, newest first, for one org (keyset on processed_at, batch_id). IF NOT EXISTS:
+-- on a large table, build them first with CREATE INDEX CONCURRENTLY (docs/operations.md),
+-- since a migration's CREATE INDEX holds off the workers' writes until it is built.
+CREATE INDEX IF NOT EXISTS import_batches_org_history
+    ON import_batches (org_id, processed_at DESC, batch_id DESC);
+CREATE INDEX IF NOT EXISTS import_batches_error_codes ON import_batches USING gin (error_codes)
     WHERE error_codes IS NOT NULL;
 
 -- Every dead letter, copied from the dead-letter exchange's stream by the console's recorder
@@ -40,6 +43,14 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_history ON dead_letters (dead_at DESC, stream_offset DESC);
 CREATE INDEX dead_letters_org_history ON dead_letters (org_id, dead_at DESC, stream_offset DESC);
 CREATE INDEX dead_letters_batch ON dead_letters (batch_id);
+-- The overview's count of letters waiting.
+CREATE INDEX dead_letters_waiting ON dead_letters (dead_at) WHERE settled IS NULL;
+
+-- Where the recorder goes on in the stream: kept apart from the rows, which pruning deletes.
+CREATE TABLE dead_letter_stream (
+    stream      text   PRIMARY KEY,
+    next_offset bigint NOT NULL
+);
 
 -- The console's users: an argon2id hash (PHC string), never a password; a role; the orgs
 -- they may see ('*' for every org).

@@ -230,18 +230,29 @@ async fn generate(db: &tokio_postgres::Client, batches: u64, letters: u64) -> an
 
 /// The plans of the pages' main queries, as PostgreSQL runs them (EXPLAIN ANALYZE).
 async fn explain(db: &tokio_postgres::Client) -> anyhow::Result<Vec<(&'static str, String)>> {
-    let queries: [(&str, &str); 4] = [
+    let queries: [(&str, &str); 6] = [
+        (
+            "history of a small org, first page",
+            "SELECT org_id, batch_id, status, received, failed, processed_at FROM import_batches \
+             WHERE status <> 'processing' AND org_id = 'org-42' \
+             ORDER BY processed_at DESC, batch_id DESC, org_id DESC LIMIT 50",
+        ),
+        (
+            "dead letters of a small org",
+            "SELECT stream_offset FROM dead_letters WHERE org_id = 'org-42' AND settled IS NULL \
+             ORDER BY dead_at DESC, stream_offset DESC LIMIT 50",
+        ),
         (
             "history of one org, first page",
             "SELECT org_id, batch_id, status, received, failed, processed_at FROM import_batches \
              WHERE status <> 'processing' AND org_id = 'org-big' \
-             ORDER BY processed_at DESC, batch_id DESC LIMIT 50",
+             ORDER BY processed_at DESC, batch_id DESC, org_id DESC LIMIT 50",
         ),
         (
             "history of one org with an error code",
             "SELECT org_id, batch_id FROM import_batches \
              WHERE status <> 'processing' AND org_id = 'org-big' AND error_codes @> ARRAY['invalid.email'] \
-             ORDER BY processed_at DESC, batch_id DESC LIMIT 50",
+             ORDER BY processed_at DESC, batch_id DESC, org_id DESC LIMIT 50",
         ),
         (
             "batch detail",

@@ -100,6 +100,12 @@ pub async fn run(args: BatchesArgs) -> anyhow::Result<()> {
             eprintln!("{} batch(es)", found.len());
         }
         BatchesCommand::Prune { older_than } => {
+            if older_than < history::PRUNE_AT_LEAST {
+                bail!(
+                    "--older-than {} is less than a day: batches that young may still come back, and their records keep them from being applied twice",
+                    humantime::format_duration(older_than)
+                );
+            }
             let (batches, letters) = history::prune(&client, older_than).await?;
             eprintln!(
                 "pruned {batches} batch(es) and {letters} dead-letter record(s) older than {}",

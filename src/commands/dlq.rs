@@ -107,10 +107,7 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
             } => {
                 let wanted = |letter: &Letter| {
                     let wanted = all || ids.contains(&letter.facts.batch_id);
-                    let refused = RejectCode::ALL
-                        .iter()
-                        .any(|code| code.requester_only() && code.as_str() == letter.facts.reason);
-                    if wanted && refused && !include_refused {
+                    if wanted && letter.facts.refused() && !include_refused {
                         eprintln!(
                             "skipped {} ({}: its sender was not allowed; --include-refused sends it \
                              as you)",
@@ -132,7 +129,7 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
                 Ok(())
             }
             DlqCommand::Purge { older_than, yes } => {
-                let matched = purge(&mut letters, older_than, yes).await?;
+                let matched = purge(&mut letters, older_than, yes).await?.len();
                 if yes {
                     eprintln!("removed {matched} dead letter(s) older than {older_than:?} from {queue}");
                 } else {
@@ -188,6 +185,14 @@ pub struct LetterFacts {
 }
 
 impl LetterFacts {
+    /// Whether the letter was refused because its sender was not allowed (`missing.user.id`,
+    /// `org.forbidden`, `reply.to.forbidden`): replayed, it would be sent as the replayer.
+    pub fn refused(&self) -> bool {
+        RejectCode::ALL
+            .iter()
+            .any(|code| code.requester_only() && code.as_str() == self.reason)
+    }
+
     /// Reads them off a delivery of the dead-letter queue or stream.
     pub fn read(delivery: &Delivery) -> Self {
         let props = &delivery.properties;
@@ -532,22 +537,27 @@ fn fresh_properties(original: &BasicProperties) -> BasicProperties {
     original.clone().with_headers(kept)
 }
 
+/// Removes (with `yes`) the letters dead longer than `older_than`, and returns what those
+/// letters said of themselves (all of them, removed or, without `yes`, only counted).
 async fn purge(
     letters: &mut Letters<'_>,
     older_than: Duration,
     yes: bool,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Vec<LetterFacts>> {
     let cutoff = SystemTime::now() - older_than;
-    let mut matched = 0;
+    let mut matched = Vec::new();
     while let Some(letter) = letters.next().await? {
         // A letter with no death time is kept: nothing says it is old.
-        let old = letter.facts.last_death.is_some_and(|t| t <= cutoff);
-        if old {
-            matched += 1;
+        if letter.facts.last_death.is_none_or(|t| t > cutoff) {
+            letters.keep(letter).await?;
+            continue;
         }
-        if old && yes {
+        if yes {
+            let facts = LetterFacts::read(&letter.message.delivery);
             letters.remove(letter).await?;
+            matched.push(facts);
         } else {
+            matched.push(LetterFacts::read(&letter.message.delivery));
             letters.keep(letter).await?;
         }
     }
@@ -568,9 +578,7 @@ pub async fn replay_batches(
         let mut letters = Letters::open(&channel, &broker.dead_letter_queue, &publisher).await?;
         let wanted = |letter: &Letter| {
             ids.contains(&(letter.facts.batch_id.clone(), letter.facts.org.clone()))
-                && !RejectCode::ALL
-                    .iter()
-                    .any(|code| code.requester_only() && code.as_str() == letter.facts.reason)
+                && !letter.facts.refused()
         };
         let nodes = broker::endpoints(&broker.amqp_url)?;
         let replayer = nodes[0].login_user();
@@ -583,8 +591,11 @@ pub async fn replay_batches(
 }
 
 /// Removes the letters dead longer than `older_than` from the dead-letter queue, as
-/// `dlq purge --yes` does; returns how many.
-pub async fn purge_queue(broker: &BrokerConfig, older_than: Duration) -> anyhow::Result<usize> {
+/// `dlq purge --yes` does; returns what each removed letter said of itself.
+pub async fn purge_queue(
+    broker: &BrokerConfig,
+    older_than: Duration,
+) -> anyhow::Result<Vec<LetterFacts>> {
     let (connection, channel) = broker::open_declared(broker, "contact-import console").await?;
     let outcome = async {
         let publisher = Publisher::open(&connection, broker.clone()).await?;

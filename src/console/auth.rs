@@ -115,8 +115,15 @@ impl FromRequestParts<Shared> for User {
         };
         match user.and_then(User::of) {
             Some(user) => Ok(user),
-            // Back to the same page after signing in.
-            None if console.config.auth == AuthMode::Password && parts.method == Method::GET => {
+            // Back to the same page after signing in; a script's fetch (not a navigation)
+            // gets 401 instead, so that it does not show the login page inside a page.
+            None if console.config.auth == AuthMode::Password
+                && parts.method == Method::GET
+                && parts
+                    .headers
+                    .get("sec-fetch-mode")
+                    .is_none_or(|mode| mode == "navigate") =>
+            {
                 Err(Refusal::SignIn {
                     next: parts
                         .uri
@@ -188,6 +195,10 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
+/// Password verifications at once: argon2id takes about 19 MiB and tens of milliseconds
+/// each, so a burst of sign-ins waits here instead of exhausting memory.
+static VERIFYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// A stand-in hash, verified against when the user does not exist, so that a wrong name
 /// takes as long as a wrong password.
 static DUMMY_HASH: LazyLock<String> =
@@ -202,16 +213,6 @@ pub async fn login(
         return Err(Refusal::NotFound("login page: sign in through the proxy"));
     }
     let client = db(&console).await?;
-    let stored = console_users::find(&**client, &form.user)
-        .await
-        .map_err(internal)?;
-    let hash = stored
-        .as_ref()
-        .map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
-    let password = form.password.clone();
-    let matches = tokio::task::spawn_blocking(move || credentials::verify(&password, &hash))
-        .await
-        .unwrap_or(false);
     let next = local_path(form.next.as_deref());
     // One answer for every refusal: it does not tell which names exist.
     let refused = || {
@@ -224,17 +225,35 @@ pub async fn login(
         *page.status_mut() = StatusCode::UNAUTHORIZED;
         Ok(page)
     };
+    // The attempt is counted before the password is checked (and the count cleared when it
+    // matches), so parallel guesses cannot all pass before the lockout.
+    let stored = console_users::find(&**client, &form.user)
+        .await
+        .map_err(internal)?;
+    let allowed = match &stored {
+        Some(user) => console_users::count_attempt(&**client, &user.name, LOCK_AFTER, LOCKOUT)
+            .await
+            .map_err(internal)?,
+        None => false,
+    };
+    let hash = stored
+        .as_ref()
+        .filter(|_| allowed)
+        .map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
+    let password = form.password.clone();
+    let matches = {
+        let _turn = VERIFYING.acquire().await.map_err(internal)?;
+        tokio::task::spawn_blocking(move || credentials::verify(&password, &hash))
+            .await
+            .unwrap_or(false)
+    };
     let Some(stored) = stored else {
         info!(target: "audit", user = %form.user, action = "login", outcome = "unknown user");
         return refused();
     };
-    if stored.locked || !matches {
-        if !matches {
-            console_users::login_failed(&**client, &stored.name, LOCK_AFTER, LOCKOUT)
-                .await
-                .map_err(internal)?;
-        }
-        info!(target: "audit", user = %stored.name, action = "login", outcome = if stored.locked { "locked" } else { "wrong password" });
+    if !allowed || !matches {
+        let outcome = if allowed { "wrong password" } else { "locked" };
+        info!(target: "audit", user = %stored.name, action = "login", outcome);
         return refused();
     }
     let mut token = [0u8; 32];
@@ -277,8 +296,16 @@ pub async fn logout(State(console): State<Shared>, jar: CookieJar) -> Result<Res
 
 /// `next` if it is a path of this site, else `/`: a login link cannot send the user away.
 fn local_path(next: Option<&str>) -> String {
+    // Browsers drop tabs and newlines from URLs and read `\` as `/`, so `/\t/evil` and
+    // `/\\evil` would lead off the site: any control character or backslash, or `//`, refuses.
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.chars().any(|c| c.is_control() || c == '\\') =>
+        {
+            p.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -293,6 +320,8 @@ mod tests {
         assert_eq!(local_path(Some("//evil.example/")), "/");
         assert_eq!(local_path(Some("https://evil.example/")), "/");
         assert_eq!(local_path(Some("/\\evil.example")), "/");
+        assert_eq!(local_path(Some("/\t/evil.example")), "/");
+        assert_eq!(local_path(Some("/\r\nSet-Cookie: x=y")), "/");
         assert_eq!(local_path(None), "/");
     }
 

@@ -4,7 +4,7 @@
 
 use super::Shared;
 use super::auth::{Role, User, db};
-use super::pages::stamp;
+use super::pages::{some, stamp};
 use super::refusal::{Refusal, internal};
 use super::views::{self, ConfirmPage, DeadRow, DonePage, LetterPage, LettersPage, Nav};
 use crate::commands::dlq;
@@ -35,11 +35,6 @@ pub struct ListQuery {
     /// The last line of the previous page: `<RFC 3339 time>|<offset>`.
     #[serde(default)]
     after: String,
-}
-
-fn some(s: &str) -> Option<String> {
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_owned())
 }
 
 fn filter(
@@ -181,6 +176,12 @@ pub async fn show(
         ),
         Err(_) => String::from_utf8_lossy(&body).into_owned(),
     };
+    // The body is contact data: for those who may download (and replay) it.
+    let body = if user.may(Role::Operator) {
+        body
+    } else {
+        "(the body holds contact data: operators and admins see it)".to_owned()
+    };
     views::render(&LetterPage {
         nav: Nav::new(&user, "dead-letters"),
         row: row(&letter),
@@ -196,8 +197,9 @@ pub async fn show(
 /// confirmed, the count the user was shown.
 #[derive(Debug, Default, Deserialize)]
 pub struct ActionForm {
+    /// `selected` (the `offset`s) or `all` (every letter the filter matches).
     #[serde(default)]
-    scope: String,
+    take: String,
     #[serde(default)]
     offset: Vec<i64>,
     #[serde(default)]
@@ -217,7 +219,7 @@ pub struct ActionForm {
 impl ActionForm {
     /// The form's fields again, for the confirmation page to send back.
     fn fields(&self) -> Vec<(String, String)> {
-        let mut fields = vec![("scope".to_owned(), self.scope.clone())];
+        let mut fields = vec![("take".to_owned(), self.take.clone())];
         fields.extend(
             self.offset
                 .iter()
@@ -237,7 +239,7 @@ impl ActionForm {
 /// The unsettled letters a replay takes: the selected ones, or all that match the filter.
 async fn chosen(console: &Shared, user: &User, form: &ActionForm) -> Result<Vec<Target>, Refusal> {
     let client = db(console).await?;
-    if form.scope == "all" {
+    if form.take == "all" {
         let f = filter(&form.org, &form.reason, &form.older_than, false)
             .map_err(Refusal::BadRequest)?;
         return dead_letters::matching(&**client, &user.scope, &f)
@@ -280,36 +282,19 @@ pub async fn replay(
     }
     // Batch ids are an org's own: a letter is taken by its batch id and org, so that a
     // replay never touches another org's letter with the same id.
-    let key = |(_, id, org): &Target| (id.clone(), org.clone().unwrap_or_else(|| "-".into()));
     let wanted: HashSet<(String, String)> = targets.iter().map(key).collect();
-    let replayed: HashSet<(String, String)> = dlq::replay_batches(&console.config.broker, &wanted)
-        .await
-        .map_err(|e| internal(format!("{e:#}")))?
-        .into_iter()
-        .collect();
-    let done: Vec<&Target> = targets
-        .iter()
-        .filter(|t| replayed.contains(&key(t)))
-        .collect();
-    let settled: Vec<i64> = done.iter().map(|(offset, _, _)| *offset).collect();
-    dead_letters::settle(&**db(&console).await?, &settled, "replayed", &user.name)
-        .await
-        .map_err(internal)?;
-    for (offset, id, org) in &done {
-        info!(target: "audit", user = %user.name, action = "replay dead letter", org = org.as_deref().unwrap_or("-"), batch = %id, letter = offset, "console action");
-    }
-    let missing = targets.len() - settled.len();
+    let replayed = settle_in_the_queue(&console, &user, Pass::Replay(wanted)).await?;
+    let missing = targets.len().saturating_sub(replayed);
     views::render(&DonePage {
         nav: Nav::new(&user, "dead-letters"),
         message: if missing == 0 {
             format!(
-                "Replayed {} dead letter(s); their results appear in Imports as the workers answer them.",
-                settled.len()
+                "Replayed {replayed} dead letter(s); their results appear in Imports as the workers answer them."
             )
         } else {
             format!(
                 "Replayed {} of {} dead letter(s). {missing} were not replayed: no longer in the dead-letter queue (replayed or purged with the CLI), or refused because their sender was not allowed (replay those with `contact-import dlq replay --include-refused`).",
-                settled.len(),
+                replayed,
                 targets.len()
             )
         },
@@ -357,14 +342,7 @@ pub async fn purge(
             error,
         });
     }
-    let removed = dlq::purge_queue(&console.config.broker, older_than)
-        .await
-        .map_err(|e| internal(format!("{e:#}")))?;
-    let offsets: Vec<i64> = targets.iter().map(|(o, _, _)| *o).collect();
-    dead_letters::settle(&**db(&console).await?, &offsets, "purged", &user.name)
-        .await
-        .map_err(internal)?;
-    info!(target: "audit", user = %user.name, action = "purge dead letters", older_than = %form.older_than, removed, recorded = offsets.len(), "console action");
+    let removed = settle_in_the_queue(&console, &user, Pass::Purge(older_than)).await?;
     views::render(&DonePage {
         nav: Nav::new(&user, "dead-letters"),
         message: format!(
@@ -373,4 +351,54 @@ pub async fn purge(
         ),
         back: "/dead-letters".into(),
     })
+}
+
+/// A pass over the dead-letter queue.
+enum Pass {
+    /// Replay the letters of these (batch id, org).
+    Replay(HashSet<(String, String)>),
+    /// Remove the letters dead longer than this.
+    Purge(std::time::Duration),
+}
+
+/// A letter's (batch id, org), as the queue passes match them (`-`: no org).
+fn key((_, id, org): &Target) -> (String, String) {
+    (id.clone(), org.clone().unwrap_or_else(|| "-".into()))
+}
+
+/// Runs the pass in a task of its own, so that a browser that goes away cannot stop it half
+/// way, then marks its letters settled and writes an audit line for each. Returns how many
+/// letters it replayed or removed.
+async fn settle_in_the_queue(console: &Shared, user: &User, pass: Pass) -> Result<usize, Refusal> {
+    let (console, user) = (console.clone(), user.clone());
+    let task = tokio::spawn(async move {
+        let broker = &console.config.broker;
+        let (how, action, done) = match pass {
+            Pass::Replay(wanted) => (
+                "replayed",
+                "replay dead letter",
+                dlq::replay_batches(broker, &wanted).await?,
+            ),
+            Pass::Purge(older_than) => (
+                "purged",
+                "purge dead letter",
+                dlq::purge_queue(broker, older_than)
+                    .await?
+                    .into_iter()
+                    .map(|f| (f.batch_id, f.org))
+                    .collect(),
+            ),
+        };
+        for (batch, org) in &done {
+            info!(target: "audit", user = %user.name, action, org = %org, batch = %batch, "console action");
+        }
+        let client = console.pool.get().await?;
+        dead_letters::settle(&**client, &done, how, &user.name).await?;
+        anyhow::Ok(done.len())
+    });
+    match task.await {
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) => Err(internal(format!("{e:#}"))),
+        Err(e) => Err(internal(e)),
+    }
 }

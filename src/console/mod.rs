@@ -99,6 +99,9 @@ pub(crate) struct Console {
     pub config: ConsoleConfig,
     /// The queues the overview shows, in order.
     pub queues: Vec<String>,
+    /// Their depths as last read, and when: every open overview refreshes every few
+    /// seconds, and each reading opens a broker connection.
+    pub depths: tokio::sync::Mutex<Option<(std::time::Instant, Vec<views::QueueRow>)>>,
 }
 
 pub(crate) type Shared = Arc<Console>;
@@ -113,6 +116,14 @@ pub async fn run(config: ConsoleConfig) -> anyhow::Result<()> {
     if config.auth == AuthMode::Proxy && config.trusted_proxies.is_empty() {
         bail!(
             "--auth proxy needs CONTACT_IMPORT_CONSOLE_TRUSTED_PROXIES: the addresses of the proxy, the only peers whose user header is believed"
+        );
+    }
+    if let Some(retention) = config.retention
+        && retention < history::PRUNE_AT_LEAST
+    {
+        bail!(
+            "CONTACT_IMPORT_HISTORY_RETENTION is {}: keep at least a day, since younger batches may still come back and their records keep them from being applied twice",
+            humantime::format_duration(retention)
         );
     }
     let (pool, _tls) = connect::pool(&config.database.database_url, 8)?;
@@ -133,6 +144,7 @@ pub async fn run(config: ConsoleConfig) -> anyhow::Result<()> {
         pool,
         config: config.clone(),
         queues,
+        depths: tokio::sync::Mutex::new(None),
     });
 
     let (trigger, stop) = crate::shutdown::channel();

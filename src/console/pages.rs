@@ -103,9 +103,26 @@ pub async fn overview_live(State(console): State<Shared>, user: User) -> Result<
     })
 }
 
-/// Each queue's ready messages and consumers, asked of the broker with passive declares (a
-/// queue that does not exist closes the channel, so each gets a channel of its own).
+/// How long a reading of the queues' depths is shown before it is read again.
+const DEPTHS_FOR: Duration = Duration::from_secs(4);
+
+/// Each queue's ready messages and consumers, read at most every [`DEPTHS_FOR`] (one reading
+/// for every open overview).
 async fn queue_depths(console: &Shared) -> Vec<QueueRow> {
+    let mut last = console.depths.lock().await;
+    if let Some((at, rows)) = last.as_ref()
+        && at.elapsed() < DEPTHS_FOR
+    {
+        return rows.clone();
+    }
+    let rows = read_queue_depths(console).await;
+    *last = Some((std::time::Instant::now(), rows.clone()));
+    rows
+}
+
+/// Asks the broker with passive declares (a queue that does not exist closes the channel,
+/// so each gets a channel of its own).
+async fn read_queue_depths(console: &Shared) -> Vec<QueueRow> {
     let failed = |queues: &[String], error: String| {
         queues
             .iter()
@@ -186,12 +203,14 @@ pub struct ImportsQuery {
     from: String,
     #[serde(default)]
     to: String,
-    /// The last line of the previous page: `<RFC 3339 time>|<batch id>`.
+    /// The last line of the previous page: a JSON array `[time, org, batch id]` (both ids
+    /// are the producers' text, so no separator is safe).
     #[serde(default)]
     after: String,
 }
 
-fn some(s: &str) -> Option<String> {
+/// A filter's text, trimmed; `None` when empty.
+pub(crate) fn some(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())
 }
@@ -208,9 +227,11 @@ fn time_param(text: &str) -> Result<Option<DateTime<Utc>>, String> {
         return Ok(Some(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
     }
     if let Ok(ago) = humantime::parse_duration(&text) {
-        return Ok(Some(
-            Utc::now() - chrono::Duration::from_std(ago).map_err(|e| e.to_string())?,
-        ));
+        return chrono::Duration::from_std(ago)
+            .ok()
+            .and_then(|ago| Utc::now().checked_sub_signed(ago))
+            .map(Some)
+            .ok_or_else(|| format!("'{text}' reaches back further than a time can"));
     }
     Err(format!(
         "'{text}' is not a time: write 2026-12-01, 2026-12-01T08:00:00Z or a duration such as 24h"
@@ -237,12 +258,9 @@ pub async fn imports(
         from: time(&q.from),
         to: time(&q.to),
     };
-    let after = q.after.split_once('|').and_then(|(at, id)| {
-        Some(Cursor {
-            at: DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
-            batch_id: id.to_owned(),
-        })
-    });
+    let after = serde_json::from_str::<(DateTime<Utc>, String, String)>(&q.after)
+        .ok()
+        .map(|(at, org, batch_id)| Cursor { at, org, batch_id });
     let client = db(&console).await?;
     let entries = history::page(&**client, &user.scope, &filter, after.as_ref(), PAGE)
         .await
@@ -264,11 +282,12 @@ pub async fn imports(
         }
         url.append_pair(
             "after",
-            &format!(
-                "{}|{}",
+            &serde_json::json!([
                 last.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                last.org_id.as_deref().unwrap_or(""),
                 last.batch_id
-            ),
+            ])
+            .to_string(),
         );
         format!("/imports?{}", url.finish())
     });
@@ -355,7 +374,7 @@ pub async fn batch(
     Query(q): Query<BatchQuery>,
 ) -> Result<Response, Refusal> {
     let (batch, result) = load(&console, &user, &q).await?;
-    let letters = history::letters_of(&**db(&console).await?, &user.scope, &batch.batch_id)
+    let letters = history::letters_of(&**db(&console).await?, &batch.org_id, &batch.batch_id)
         .await
         .map_err(internal)?;
     let mut by_code: BTreeMap<(&str, u16), usize> = BTreeMap::new();
@@ -549,7 +568,8 @@ pub async fn answer(
 }
 
 pub async fn settings(State(console): State<Shared>, user: User) -> Result<Response, Refusal> {
-    let users = if user.may(Role::Admin) {
+    // Users' names and orgs span every org: shown to admins of every org only.
+    let users = if user.may(Role::Admin) && user.scope == crate::store::scope::Scope::All {
         let client = db(&console).await?;
         match console_users::all(&**client).await {
             Ok(all) => Some(

@@ -4,12 +4,15 @@
 
 use super::Shared;
 use crate::broker::consume::DELIVERY_COUNT_HEADER;
-use crate::broker::publish::{DEAD_AT_HEADER, ERROR_HEADER};
+use crate::broker::consume::header_str;
+use crate::broker::publish::{DEAD_AT_HEADER, DEAD_USER_ID_HEADER, ERROR_HEADER};
 use crate::broker::topology;
 use crate::commands::dlq::{LetterFacts, readable};
+use crate::dialect::{self, save};
 use crate::store::dead_letters::{self, NewLetter};
 use chrono::{DateTime, Utc};
 use futures_lite::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use std::time::Duration;
@@ -43,7 +46,7 @@ async fn record(console: &Shared) -> anyhow::Result<()> {
     let stream = topology::dead_letter_stream(broker);
     let next = {
         let client = console.pool.get().await?;
-        dead_letters::next_offset(&**client).await?
+        dead_letters::next_offset(&**client, &stream).await?
     };
     // A stream consumer needs a prefetch, and starts where the records end.
     channel
@@ -72,65 +75,120 @@ async fn record(console: &Shared) -> anyhow::Result<()> {
             delivery.acker.ack(BasicAckOptions::default()).await?;
             continue;
         };
-        let facts = LetterFacts::read(&delivery);
-        let headers = delivery.properties.headers().as_ref();
-        let header_json: serde_json::Map<String, serde_json::Value> = headers
-            .map(|h| {
-                h.inner()
-                    .iter()
-                    .filter(|(name, _)| {
-                        !matches!(name.as_str(), "x-stream-offset" | DELIVERY_COUNT_HEADER)
-                    })
-                    .map(|(name, value)| (name.to_string(), readable(value).into()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let header_json = serde_json::Value::Object(header_json);
-        let error = crate::broker::consume::header_str(headers, ERROR_HEADER);
-        let dead_at = match headers.and_then(|h| h.inner().get(DEAD_AT_HEADER)) {
-            Some(AMQPValue::Timestamp(secs)) => DateTime::from_timestamp(*secs as i64, 0),
-            _ => None,
-        }
-        .or_else(|| facts.last_death.map(DateTime::<Utc>::from))
-        .unwrap_or_else(Utc::now);
-        let known = |s: &str| (s != "-").then(|| s.to_owned());
-        let org = known(&facts.org);
-        let publisher = crate::broker::consume::header_str(
-            headers,
-            crate::broker::publish::DEAD_USER_ID_HEADER,
-        )
-        .map(str::to_owned)
-        .or_else(|| {
-            delivery
-                .properties
-                .user_id()
-                .as_ref()
-                .map(|u| u.to_string())
-        });
-        let message_type = delivery.properties.kind().as_ref().map(|k| k.to_string());
-        let letter = NewLetter {
-            offset,
-            batch_id: &facts.batch_id,
-            org_id: org.as_deref(),
-            reason: &facts.reason,
-            error,
-            attempts: facts.attempts.parse().ok(),
-            message_type: message_type.as_deref(),
-            publisher: publisher.as_deref(),
-            dead_at,
-            headers: &header_json,
-            body: &delivery.data,
-        };
         let client = console.pool.get().await?;
-        dead_letters::record(&**client, &letter).await?;
+        match dead_letters::record(&**client, &stream, &(&letter_of(&delivery, offset)).into())
+            .await
+        {
+            Ok(()) => {}
+            // A value PostgreSQL cannot store (the producer's bytes) must not stop the
+            // recorder at this offset for good: the letter stays in the queue, unrecorded.
+            Err(e) if e.code().is_some_and(|c| c.code().starts_with("22")) => {
+                warn!(offset, error = %e, "a dead letter could not be recorded; skipped (it stays in the queue)");
+                dead_letters::skip(&**client, &stream, offset).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         delivery.acker.ack(BasicAckOptions::default()).await?;
     }
     let _ = connection.close(200, "done".into()).await;
     Ok(())
 }
 
+/// The record of a letter: what its properties and headers say, and its body with any
+/// account password hidden (replays read the queue, not this copy). Text loses NUL
+/// characters, which PostgreSQL cannot store.
+fn letter_of(delivery: &Delivery, offset: i64) -> Letter {
+    let facts = LetterFacts::read(delivery);
+    let headers = delivery.properties.headers().as_ref();
+    let text = |s: &str| s.replace('\0', "");
+    let header_json: serde_json::Map<String, serde_json::Value> = headers
+        .map(|h| {
+            h.inner()
+                .iter()
+                .filter(|(name, _)| {
+                    !matches!(name.as_str(), "x-stream-offset" | DELIVERY_COUNT_HEADER)
+                })
+                .map(|(name, value)| (text(name.as_str()), text(&readable(value)).into()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let dead_at = match headers.and_then(|h| h.inner().get(DEAD_AT_HEADER)) {
+        Some(AMQPValue::Timestamp(secs)) => DateTime::from_timestamp(*secs as i64, 0),
+        _ => None,
+    }
+    .or_else(|| facts.last_death.map(DateTime::<Utc>::from))
+    .unwrap_or_else(Utc::now);
+    let known = |s: &str| (s != "-").then(|| text(s));
+    let body = match serde_json::from_slice::<serde_json::Value>(&delivery.data) {
+        Ok(mut json) => {
+            save::hide_passwords(&mut json, Some("<hidden>"));
+            serde_json::to_vec(&json).unwrap_or_default()
+        }
+        Err(_) if dialect::mentions_password(&delivery.data) => Vec::new(),
+        Err(_) => delivery.data.clone(),
+    };
+    Letter {
+        offset,
+        batch_id: text(&facts.batch_id),
+        org_id: known(&facts.org),
+        reason: text(&facts.reason),
+        error: header_str(headers, ERROR_HEADER).map(text),
+        attempts: facts.attempts.parse().ok(),
+        message_type: delivery
+            .properties
+            .kind()
+            .as_ref()
+            .map(|k| text(k.as_str())),
+        publisher: header_str(headers, DEAD_USER_ID_HEADER)
+            .map(text)
+            .or_else(|| {
+                delivery
+                    .properties
+                    .user_id()
+                    .as_ref()
+                    .map(|u| text(u.as_str()))
+            }),
+        dead_at,
+        headers: serde_json::Value::Object(header_json),
+        body,
+    }
+}
+
+/// A letter as recorded, owned (see [`NewLetter`] for the fields).
+struct Letter {
+    offset: i64,
+    batch_id: String,
+    org_id: Option<String>,
+    reason: String,
+    error: Option<String>,
+    attempts: Option<i32>,
+    message_type: Option<String>,
+    publisher: Option<String>,
+    dead_at: DateTime<Utc>,
+    headers: serde_json::Value,
+    body: Vec<u8>,
+}
+
+impl<'a> From<&'a Letter> for NewLetter<'a> {
+    fn from(l: &'a Letter) -> Self {
+        NewLetter {
+            offset: l.offset,
+            batch_id: &l.batch_id,
+            org_id: l.org_id.as_deref(),
+            reason: &l.reason,
+            error: l.error.as_deref(),
+            attempts: l.attempts,
+            message_type: l.message_type.as_deref(),
+            publisher: l.publisher.as_deref(),
+            dead_at: l.dead_at,
+            headers: &l.headers,
+            body: &l.body,
+        }
+    }
+}
+
 /// The offset RabbitMQ gives a message read from a stream.
-fn stream_offset(delivery: &lapin::message::Delivery) -> Option<i64> {
+fn stream_offset(delivery: &Delivery) -> Option<i64> {
     match delivery
         .properties
         .headers()

@@ -50,6 +50,7 @@ pub struct OverviewPage {
 }
 
 /// One queue's line on the overview.
+#[derive(Clone)]
 pub struct QueueRow {
     pub name: String,
     pub ready: Option<u32>,

@@ -127,6 +127,8 @@ pub async fn finish(
         .collect();
     error_codes.sort_unstable();
     error_codes.dedup();
+    // NULL, not `{}`, for a batch without failures: the error-code index skips it.
+    let error_codes = (!error_codes.is_empty()).then_some(error_codes);
     // now() is the transaction's start, the claim's time: the difference is the apply time.
     tx.execute(
         "UPDATE import_batches \

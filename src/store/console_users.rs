@@ -103,24 +103,26 @@ pub async fn count(client: &impl GenericClient) -> Result<i64, tokio_postgres::E
         .get(0))
 }
 
-/// Counts a failed login; at `limit` failures in a row the user is locked out for `lockout`
-/// (and again at each further failure).
-pub async fn login_failed(
+/// Counts a sign-in attempt of `name`, unless the user is locked out: `false` then. At
+/// `limit` attempts in a row the user is locked out for `lockout`; a successful sign-in
+/// ([`start_session`]) clears the count. Counted before the password is checked, in one
+/// statement, so that parallel guesses cannot all pass before the lockout.
+pub async fn count_attempt(
     client: &impl GenericClient,
     name: &str,
     limit: i32,
     lockout: Duration,
-) -> Result<(), tokio_postgres::Error> {
-    client
+) -> Result<bool, tokio_postgres::Error> {
+    let counted = client
         .execute(
             "UPDATE console_users SET failed_logins = failed_logins + 1, \
                  locked_until = CASE WHEN failed_logins + 1 >= $2 \
-                     THEN now() + make_interval(secs => $3) ELSE locked_until END \
-             WHERE name = $1",
+                     THEN now() + make_interval(secs => $3) ELSE NULL END \
+             WHERE name = $1 AND (locked_until IS NULL OR locked_until <= now())",
             &[&name, &limit, &lockout.as_secs_f64()],
         )
         .await?;
-    Ok(())
+    Ok(counted == 1)
 }
 
 /// Starts a session for `name` under the token digest `token_sha256`, valid for `ttl`, and

@@ -61,13 +61,15 @@ pub struct NewLetter<'a> {
     pub dead_at: DateTime<Utc>,
     /// Its headers, values readable.
     pub headers: &'a serde_json::Value,
-    /// The message body, as it will be replayed.
+    /// The message body, to show (passwords already hidden; replays read the queue).
     pub body: &'a [u8],
 }
 
-/// Records a letter; one already recorded (same offset) is left as it is.
+/// Records a letter (one already recorded, same offset, is left as it is) and that the
+/// stream `stream` goes on after it.
 pub async fn record(
     client: &impl GenericClient,
+    stream: &str,
     letter: &NewLetter<'_>,
 ) -> Result<(), tokio_postgres::Error> {
     client
@@ -91,17 +93,40 @@ pub async fn record(
             ],
         )
         .await?;
+    // After the row: a failure in between records the letter again, never skips it.
+    skip(client, stream, letter.offset).await
+}
+
+/// Records that the stream goes on after `offset` (a letter that cannot be recorded is
+/// skipped this way).
+pub async fn skip(
+    client: &impl GenericClient,
+    stream: &str,
+    offset: i64,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO dead_letter_stream (stream, next_offset) VALUES ($1, $2::bigint + 1) \
+             ON CONFLICT (stream) DO UPDATE \
+             SET next_offset = greatest(dead_letter_stream.next_offset, EXCLUDED.next_offset)",
+            &[&stream, &offset],
+        )
+        .await?;
     Ok(())
 }
 
-/// The offset after the last one recorded: where the recorder goes on.
+/// Where the recorder goes on in `stream`; `None` before its first letter.
 pub async fn next_offset(
     client: &impl GenericClient,
+    stream: &str,
 ) -> Result<Option<i64>, tokio_postgres::Error> {
     let row = client
-        .query_one("SELECT max(stream_offset) + 1 FROM dead_letters", &[])
+        .query_opt(
+            "SELECT next_offset FROM dead_letter_stream WHERE stream = $1",
+            &[&stream],
+        )
         .await?;
-    Ok(row.get(0))
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// Which letters a list or a bulk action takes.
@@ -222,18 +247,24 @@ pub async fn of_batch(
     Ok(rows.iter().map(letter).collect())
 }
 
-/// Marks letters as replayed or purged by `by`.
+/// Marks the unsettled letters of these (batch id, org) as replayed or purged by `by`
+/// (`-` stands for a letter that names no org): the queue passes take letters by both.
 pub async fn settle(
     client: &impl GenericClient,
-    offsets: &[i64],
+    letters: &[(String, String)],
     how: &str,
     by: &str,
 ) -> Result<u64, tokio_postgres::Error> {
+    let (batches, orgs): (Vec<&str>, Vec<&str>) = letters
+        .iter()
+        .map(|(b, o)| (b.as_str(), o.as_str()))
+        .unzip();
     client
         .execute(
-            "UPDATE dead_letters SET settled = $2, settled_by = $3, settled_at = now() \
-             WHERE stream_offset = ANY($1) AND settled IS NULL",
-            &[&offsets, &how, &by],
+            "UPDATE dead_letters SET settled = $3, settled_by = $4, settled_at = now() \
+             WHERE settled IS NULL AND (batch_id, coalesce(org_id, '-')) IN \
+                 (SELECT * FROM unnest($1::text[], $2::text[]))",
+            &[&batches, &orgs, &how, &by],
         )
         .await
 }

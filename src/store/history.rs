@@ -25,13 +25,17 @@ pub struct Filter {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// Where a page of the history ends: the next page starts after it.
+/// Where a page of the history ends: the next page starts after it. The history is ordered
+/// by time, then batch id, then org (`""` for none), so that lines that share a time (dead
+/// letters are stamped to the second) are neither skipped nor repeated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     /// When it was processed, or dead-lettered.
     pub at: DateTime<Utc>,
     /// The batch id.
     pub batch_id: String,
+    /// The org, `""` for none.
+    pub org: String,
 }
 
 /// One line of the history.
@@ -65,9 +69,9 @@ pub async fn page(
 ) -> Result<Vec<Entry>, tokio_postgres::Error> {
     let batches = filter.status.as_deref() != Some("rejected");
     let letters = filter.status.as_deref().is_none_or(|s| s == "rejected");
-    // Each half is ordered and limited by its own index; the union is cut to the page. The
-    // parameters are bound before planning (unnamed statements), so a filter left empty
-    // (`$n IS NULL`) costs nothing.
+    // Each half is ordered and limited by its own index; the union is cut to the page. Each
+    // statement is prepared for this one query, so PostgreSQL plans it for the values bound
+    // (a custom plan): a filter left empty (`$n IS NULL`) costs nothing.
     let sql = format!(
         "SELECT * FROM ( \
            (SELECT org_id, batch_id, status, received, failed, processed_at AS at, \
@@ -81,8 +85,8 @@ pub async fn page(
               AND ($5::text IS NULL OR error_codes @> ARRAY[$5]) \
               AND ($6::timestamptz IS NULL OR processed_at >= $6) \
               AND ($7::timestamptz IS NULL OR processed_at < $7) \
-              AND ($8::timestamptz IS NULL OR (processed_at, batch_id) < ($8, $9)) \
-            ORDER BY processed_at DESC, batch_id DESC LIMIT $10) \
+              AND ($8::timestamptz IS NULL OR (processed_at, batch_id, org_id) < ($8, $9, $11)) \
+            ORDER BY processed_at DESC, batch_id DESC, org_id DESC LIMIT $10) \
            UNION ALL \
            (SELECT org_id, batch_id, 'rejected', NULL, NULL, dead_at, reason, stream_offset \
             FROM dead_letters \
@@ -93,9 +97,10 @@ pub async fn page(
               AND ($5::text IS NULL OR reason = $5) \
               AND ($6::timestamptz IS NULL OR dead_at >= $6) \
               AND ($7::timestamptz IS NULL OR dead_at < $7) \
-              AND ($8::timestamptz IS NULL OR (dead_at, batch_id) < ($8, $9)) \
-            ORDER BY dead_at DESC, batch_id DESC LIMIT $10) \
-         ) history ORDER BY at DESC, batch_id DESC LIMIT $10"
+              AND ($8::timestamptz IS NULL \
+                   OR (dead_at, batch_id, coalesce(org_id, '')) < ($8, $9, $11)) \
+            ORDER BY dead_at DESC, batch_id DESC, coalesce(org_id, '') DESC LIMIT $10) \
+         ) history ORDER BY at DESC, batch_id DESC, coalesce(org_id, '') DESC LIMIT $10"
     );
     let status = filter.status.as_deref().filter(|s| *s != "rejected");
     let rows = client
@@ -112,6 +117,7 @@ pub async fn page(
                 &after.map(|c| c.at),
                 &after.map(|c| c.batch_id.as_str()),
                 &limit,
+                &after.map(|c| c.org.as_str()),
             ],
         )
         .await?;
@@ -198,16 +204,16 @@ pub async fn batch(
     }))
 }
 
-/// The dead letters of a batch id within `scope`, newest first: a batch's earlier lives.
+/// The dead letters of an org's batch, newest first: the batch's earlier lives.
 pub async fn letters_of(
     client: &impl GenericClient,
-    scope: &Scope,
+    org: &str,
     batch_id: &str,
 ) -> Result<Vec<DeadLetter>, tokio_postgres::Error> {
     let letters = dead_letters::of_batch(client, batch_id).await?;
     Ok(letters
         .into_iter()
-        .filter(|l| scope.allows(l.org_id.as_deref()))
+        .filter(|l| l.org_id.as_deref() == Some(org))
         .collect())
 }
 
@@ -270,24 +276,30 @@ pub async fn recent_totals(
     Ok((row.get(0), row.get(1)))
 }
 
-/// Deletes processed batches and dead-letter records older than `older_than`, in chunks (so
-/// that no statement holds many locks or a long transaction); returns how many rows of each.
-/// A pruned batch id is forgotten: a redelivery of it would be applied again.
+/// The least age `prune` takes: younger batches may still be redelivered or resent, and
+/// their records are what makes that harmless.
+pub const PRUNE_AT_LEAST: Duration = Duration::from_secs(24 * 3600);
+
+/// Deletes processed batches and dead-letter records older than `older_than` (at least
+/// [`PRUNE_AT_LEAST`]), in chunks (so that no statement holds many locks or a long
+/// transaction); returns how many rows of each. A pruned batch id is forgotten: a
+/// redelivery of it would be applied again.
 pub async fn prune(
     client: &impl GenericClient,
     older_than: Duration,
 ) -> Result<(u64, u64), tokio_postgres::Error> {
+    let older_than = older_than.max(PRUNE_AT_LEAST);
     const CHUNK: i64 = 10_000;
     let secs = older_than.as_secs_f64();
     let mut batches = 0;
     loop {
         let n = client
             .execute(
-                "DELETE FROM import_batches WHERE ctid IN ( \
+                "DELETE FROM import_batches WHERE ctid = ANY(ARRAY( \
                      SELECT ctid FROM import_batches \
                      WHERE processed_at < now() - make_interval(secs => $1) \
                        AND status <> 'processing' \
-                     LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                     LIMIT $2 FOR UPDATE SKIP LOCKED))",
                 &[&secs, &CHUNK],
             )
             .await?;

@@ -1,6 +1,7 @@
 //! The known stream: batches whose every contact is known in advance, published with
-//! publisher confirms; the results collected from a durable queue bound to the results
-//! exchange, surviving broker restarts; the dead letters read from `contacts.import.dead`.
+//! publisher confirms; the results collected from a durable quorum queue bound to the
+//! results exchange, surviving broker restarts; the dead letters read from
+//! `contacts.import.dead`.
 
 use crate::support;
 use crate::support::broker::{
@@ -265,23 +266,25 @@ pub struct Collector<T> {
     task: JoinHandle<()>,
 }
 
-/// How a collector reads its queue.
+/// How a collector reads its queue. Either way each message is taken and acknowledged once
+/// kept.
 #[derive(Clone, Copy, PartialEq)]
 enum Reading {
-    /// A queue the worker declares: each message taken and acknowledged, one subscription
-    /// kept for as long as its connection lives (abandoning one would leave the broker
-    /// delivering to a connection nobody reads).
+    /// A queue the worker declares (the dead letters): one subscription kept for as long as
+    /// its connection lives (a message delivered twice would read as a batch dead-lettered
+    /// twice).
     Queue,
-    /// A stream the test declares: read from the first offset not yet kept, so that a
-    /// subscription can be dropped and made again at any time, losing and doubling nothing.
-    /// One that stays silent for [`STREAM_IDLE`] is made again: once, in CI, a subscription
-    /// made while a restarted broker was recovering stayed open and silent while results
-    /// piled up behind it.
-    Stream,
+    /// The results queue, which the test declares: a subscription silent for [`IDLE`] while
+    /// its queue holds ready messages is stuck, and is dropped and made again. Once, in CI,
+    /// a subscription made while a restarted broker was recovering stayed open and silent
+    /// while results piled up behind it. A result read twice is harmless (results are
+    /// counted by batch).
+    Results,
 }
 
-/// How long a stream subscription may stay silent before it is made again.
-const STREAM_IDLE: Duration = Duration::from_secs(5);
+/// How long a results subscription may stay silent before the queue is checked for ready
+/// messages it should have delivered.
+const IDLE: Duration = Duration::from_secs(5);
 
 /// How long an ack may take before the subscription is given up and made again.
 const ACK_WITHIN: Duration = Duration::from_secs(5);
@@ -292,17 +295,16 @@ impl<T: Clone + Send + 'static> Collector<T> {
         let url = amqp_url.to_owned();
         let sink = received.clone();
         let task = tokio::spawn(async move {
-            let mut next_offset = 0;
             let mut last_error = String::new();
             loop {
                 // Each new kind of failure is printed once: a collector that stops
                 // collecting must say why in the test's output.
-                let error = match consume(&url, queue, how, read, &sink, &mut next_offset).await {
+                let error = match consume(&url, queue, how, read, &sink).await {
                     Ok(()) => "subscription ended".to_owned(),
                     Err(e) => e.to_string(),
                 };
                 if error != last_error {
-                    eprintln!("collector of {queue}: {error} (next offset {next_offset})");
+                    eprintln!("collector of {queue}: {error}");
                     last_error = error;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -322,14 +324,14 @@ impl<T> Drop for Collector<T> {
     }
 }
 
-/// Declares the results exchange (as the worker does) and the test's durable stream bound
-/// to it with `#`, then collects every result.
+/// Declares the results exchange (as the worker does) and the test's durable quorum queue
+/// bound to it with `#`, then collects every result.
 pub async fn collect_results(amqp_url: &str) -> Collector<Received> {
     let connection = connect(amqp_url).await.expect("connect");
     let channel = connection.create_channel().await.unwrap();
     declare_results_queue(&channel).await.unwrap();
     let _ = connection.close(200, "declared".into()).await;
-    Collector::start(amqp_url, RESULTS_QUEUE, Reading::Stream, read_result)
+    Collector::start(amqp_url, RESULTS_QUEUE, Reading::Results, read_result)
 }
 
 /// Collects every dead letter from `contacts.import.dead` (the test owns it), once the
@@ -356,10 +358,15 @@ async fn declare_results_queue(channel: &Channel) -> lapin::Result<()> {
             FieldTable::default(),
         )
         .await?;
-    let mut stream = FieldTable::default();
-    stream.insert(
+    // A quorum queue, not a stream: on RabbitMQ 3.10 a stream whose writer moved to another
+    // node while a majority was lost (rabbitmq_majority_loss) was seen to confirm results to
+    // the worker that no replica ever stored (every replica ended at the same offset, and the
+    // collector had read all of it), failing the scenario for results the worker did publish.
+    // A quorum queue confirms a message only once a majority has written it.
+    let mut quorum = FieldTable::default();
+    quorum.insert(
         "x-queue-type".into(),
-        AMQPValue::LongString(LongString::from("stream")),
+        AMQPValue::LongString(LongString::from("quorum")),
     );
     channel
         .queue_declare(
@@ -368,7 +375,7 @@ async fn declare_results_queue(channel: &Channel) -> lapin::Result<()> {
                 durable: true,
                 ..Default::default()
             },
-            stream,
+            quorum,
         )
         .await?;
     channel
@@ -382,86 +389,83 @@ async fn declare_results_queue(channel: &Channel) -> lapin::Result<()> {
         .await
 }
 
-/// One subscription: keeps what it reads until its connection fails (or, for a stream,
-/// falls silent). `next_offset` is the first stream offset not yet kept.
+/// One subscription: keeps what it reads until its connection fails (or, for the results,
+/// it is stuck: see [`Reading::Results`]).
 async fn consume<T>(
     url: &str,
     queue: &str,
     how: Reading,
     read: fn(&Delivery) -> T,
     sink: &Mutex<Vec<T>>,
-    next_offset: &mut u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let connection = connect(url).await?;
+    // As text: the error is not `Send`, and the close below is awaited.
+    let outcome = subscription(&connection, queue, how, read, sink)
+        .await
+        .map_err(|e| e.to_string());
+    // Every way out closes the connection, which requeues what it held unacked: one left
+    // open keeps its subscription (even a `basic.consume` that timed out here, during a
+    // majority loss, completes once the queue has a leader again), and the broker then
+    // hands results to a consumer nobody reads. If the close never completes, the broker
+    // requeues them once it gives the connection up.
+    let _ = tokio::time::timeout(IDLE, connection.close(200, "resubscribing".into())).await;
+    Ok(outcome?)
+}
+
+async fn subscription<T>(
+    connection: &Connection,
+    queue: &str,
+    how: Reading,
+    read: fn(&Delivery) -> T,
+    sink: &Mutex<Vec<T>>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let subscribe = async {
         let channel = connection.create_channel().await?;
         channel.basic_qos(500, BasicQosOptions::default()).await?;
-        let mut arguments = FieldTable::default();
-        if how == Reading::Stream {
-            arguments.insert(
-                "x-stream-offset".into(),
-                AMQPValue::LongLongInt(*next_offset as i64),
-            );
-        }
         channel
             .basic_consume(
                 queue.into(),
                 "faults-collector".into(),
                 BasicConsumeOptions::default(),
-                arguments,
+                FieldTable::default(),
             )
             .await
     };
     let mut consumer = match how {
         Reading::Queue => subscribe.await?,
-        Reading::Stream => tokio::time::timeout(STREAM_IDLE, subscribe).await??,
+        Reading::Results => tokio::time::timeout(IDLE, subscribe).await??,
     };
     loop {
         let delivery = match how {
             Reading::Queue => consumer.next().await,
-            Reading::Stream => match tokio::time::timeout(STREAM_IDLE, consumer.next()).await {
+            Reading::Results => match tokio::time::timeout(IDLE, consumer.next()).await {
                 Ok(delivery) => delivery,
-                Err(_) => break,
+                Err(_) if stuck(connection, queue).await => break,
+                Err(_) => continue,
             },
         };
         let Some(delivery) = delivery else { break };
         let delivery = delivery?;
-        let keep = match how {
-            Reading::Queue => true,
-            Reading::Stream => {
-                let offset =
-                    stream_offset(&delivery).ok_or("a stream delivery without x-stream-offset")?;
-                let new = offset >= *next_offset;
-                *next_offset = (*next_offset).max(offset + 1);
-                new
-            }
-        };
-        if keep {
-            sink.lock().unwrap().push(read(&delivery));
-        }
+        sink.lock().unwrap().push(read(&delivery));
         // Bounded: an ack in flight when the broker goes down was seen (under load) never
         // to complete, which left the collector stuck for good after a broker restart.
         tokio::time::timeout(ACK_WITHIN, delivery.acker.ack(BasicAckOptions::default()))
             .await
             .map_err(|_| "an ack did not complete")??;
     }
-    if how == Reading::Stream {
-        // Nothing is lost if the close never completes: a stream keeps its messages.
-        let _ =
-            tokio::time::timeout(STREAM_IDLE, connection.close(200, "resubscribing".into())).await;
-    }
     Ok(())
 }
 
-/// The offset RabbitMQ gives a message read from a stream.
-fn stream_offset(delivery: &Delivery) -> Option<u64> {
-    let headers = delivery.properties.headers().as_ref()?;
-    match headers.inner().get("x-stream-offset")? {
-        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
-        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
-        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
-        _ => None,
-    }
+/// Whether a silent subscription on `connection` is stuck: `queue` holds ready messages that
+/// it was not given (or the broker cannot even say, within [`IDLE`]).
+async fn stuck(connection: &Connection, queue: &str) -> bool {
+    let ready = async {
+        let channel = connection.create_channel().await?;
+        let ready = support::broker::queue_depth(&channel, queue).await;
+        let _ = channel.close(200, "checked".into()).await;
+        ready
+    };
+    !matches!(tokio::time::timeout(IDLE, ready).await, Ok(Ok(0)))
 }
 
 fn read_result(delivery: &Delivery) -> Received {

@@ -318,7 +318,7 @@ async fn nobody_gets_in_without_signing_in_and_a_wrong_password_is_throttled() {
     }
     let mut nobody = Session::anonymous(&server);
     let answer = nobody
-        .post("/dead-letters/replay", &[("scope", "all")])
+        .post("/dead-letters/replay", &[("take", "all")])
         .await;
     assert_eq!(answer.status, 401);
 
@@ -374,9 +374,9 @@ async fn a_viewer_cannot_replay_or_download_even_with_a_hand_made_request() {
         "a viewer is offered replay or purge controls"
     );
     for form in [
-        vec![("scope", "selected"), ("offset", offset.as_str())],
+        vec![("take", "selected"), ("offset", offset.as_str())],
         vec![
-            ("scope", "selected"),
+            ("take", "selected"),
             ("offset", offset.as_str()),
             ("confirm", "yes"),
             ("expected", "1"),
@@ -436,7 +436,7 @@ async fn an_operator_replays_a_dead_letter_after_a_count_and_a_confirmation() {
     let confirm = operator
         .post(
             "/dead-letters/replay",
-            &[("scope", "selected"), ("offset", offset.as_str())],
+            &[("take", "selected"), ("offset", offset.as_str())],
         )
         .await;
     assert_eq!(confirm.status, 200);
@@ -452,7 +452,7 @@ async fn an_operator_replays_a_dead_letter_after_a_count_and_a_confirmation() {
         .post(
             "/dead-letters/replay",
             &[
-                ("scope", "selected"),
+                ("take", "selected"),
                 ("offset", offset.as_str()),
                 ("confirm", "yes"),
                 ("expected", "1"),
@@ -492,7 +492,7 @@ async fn cross_origin_posts_are_refused() {
     let mut admin = Session::sign_in(&server, "ada").await;
     let offset = dead_letter_fixed_since(&env, &admin, "doomed").await;
     let form = [
-        ("scope", "selected"),
+        ("take", "selected"),
         ("offset", offset.as_str()),
         ("confirm", "yes"),
         ("expected", "1"),
@@ -563,13 +563,14 @@ async fn an_org_scoped_user_sees_only_their_orgs() {
         ))
         .await;
     assert_eq!(mine.status, 200);
-    let missing = olga
-        .get(&format!(
-            "/batch?{}",
-            query(&[("org", other), ("id", "no-such-batch")])
-        ))
-        .await;
     for path in ["/batch", "/batch/failed.csv", "/batch/result.json"] {
+        // A batch of the user's own org that does not exist: the answer to compare with.
+        let missing = olga
+            .get(&format!(
+                "{path}?{}",
+                query(&[("org", ORG), ("id", "no-such-batch")])
+            ))
+            .await;
         let theirs = olga
             .get(&format!(
                 "{path}?{}",
@@ -578,8 +579,9 @@ async fn an_org_scoped_user_sees_only_their_orgs() {
             .await;
         assert_eq!(theirs.status, 404, "{path} of another org");
         assert_eq!(
-            theirs.body, missing.body,
-            "{path}: another org's batch is told apart"
+            (theirs.status, theirs.body),
+            (missing.status, missing.body),
+            "{path}: another org's batch is told apart from a missing one"
         );
     }
 }
@@ -759,7 +761,10 @@ async fn an_admin_purges_old_letters_only_after_typing_the_count() {
     assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("purged"));
     assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("ada"));
     let log = server.log();
-    assert!(log.contains("\"action\":\"purge dead letters\""), "{log}");
+    assert!(
+        log.contains("\"action\":\"purge dead letter\"") && log.contains("\"batch\":\"doomed\""),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -845,8 +850,25 @@ async fn a_scoped_operator_replays_only_their_orgs_letters_even_with_the_same_ba
         !list.contains(other),
         "another org's letter is listed:\n{list}"
     );
+    let theirs: i64 = env
+        .db
+        .query_one(
+            "SELECT stream_offset FROM dead_letters WHERE org_id = $1",
+            &[&other],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let shown = olga
+        .get(&format!("/dead-letters/letter?offset={theirs}"))
+        .await;
+    let missing = olga.get("/dead-letters/letter?offset=999999").await;
+    assert_eq!(shown.status, 404, "another org's letter is shown");
+    assert_eq!(shown.body, missing.body);
+    let rejected = olga.get("/imports?status=rejected").await;
+    assert!(rejected.body.contains("same-id") && !rejected.body.contains(other));
 
-    let count = olga.post("/dead-letters/replay", &[("scope", "all")]).await;
+    let count = olga.post("/dead-letters/replay", &[("take", "all")]).await;
     assert!(
         count.body.contains("Replay 1 dead letter(s)?"),
         "{}",
@@ -855,7 +877,7 @@ async fn a_scoped_operator_replays_only_their_orgs_letters_even_with_the_same_ba
     let done = olga
         .post(
             "/dead-letters/replay",
-            &[("scope", "all"), ("confirm", "yes"), ("expected", "1")],
+            &[("take", "all"), ("confirm", "yes"), ("expected", "1")],
         )
         .await;
     assert!(
