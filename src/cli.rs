@@ -1,5 +1,5 @@
 //! The command line: `worker`, `migrate`, `publish`, `dlq`, `batches`, `accounts`, `grants`,
-//! `console`, `console-users`.
+//! `console`, `console-users`, `man`, `completions`.
 
 use crate::commands::accounts::AccountsArgs;
 use crate::commands::batches::BatchesArgs;
@@ -56,6 +56,15 @@ pub enum Command {
     Console(Box<ConsoleConfig>),
     /// Manage who may sign in to the console, with which role and orgs.
     ConsoleUsers(ConsoleUsersArgs),
+    /// Print the man page (roff): `contact-import man | man -l -`.
+    Man,
+    /// Print a shell completion script, e.g. `contact-import completions bash >
+    /// /etc/bash_completion.d/contact-import`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
@@ -77,6 +86,7 @@ impl Command {
                 cfg.database.read_secret_file()
             }
             Command::ConsoleUsers(args) => args.database.read_secret_file(),
+            Command::Man | Command::Completions { .. } => Ok(()),
         }
     }
 }

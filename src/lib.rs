@@ -40,6 +40,8 @@ pub mod config;
 pub mod ids;
 /// Every metric name and label, in one place.
 pub mod metrics;
+/// The generated references (docs/reference/), the man page and the completions.
+pub mod reference;
 /// The shutdown signal as a type, handed to every long-running task.
 pub mod shutdown;
 /// Tracing set-up and the log format.

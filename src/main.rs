@@ -4,7 +4,7 @@ use contact_import::commands::{
     self, accounts, batches, console_users, dlq, grants, migrate, publish,
 };
 use contact_import::telemetry::{self, LogFormat};
-use contact_import::{console, shutdown, worker};
+use contact_import::{console, reference, shutdown, worker};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -34,6 +34,13 @@ async fn main() -> ExitCode {
         Command::Grants(args) => grants::run(args).await,
         Command::Console(cfg) => console::run(*cfg).await,
         Command::ConsoleUsers(args) => console_users::run(args).await,
+        Command::Man => reference::man_page()
+            .and_then(|page| std::io::Write::write_all(&mut std::io::stdout(), &page))
+            .map_err(Into::into),
+        Command::Completions { shell } => {
+            std::io::Write::write_all(&mut std::io::stdout(), &reference::completions(shell))
+                .map_err(Into::into)
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -126,6 +126,211 @@ impl UnroutableTarget {
     }
 }
 
+/// What a metric is, for Prometheus and for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up (`_total`).
+    Counter,
+    /// A value now.
+    Gauge,
+    /// A distribution, in seconds.
+    Histogram,
+}
+
+impl MetricKind {
+    /// Prometheus's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+        }
+    }
+}
+
+/// One exported metric: registered from this table at start ([`install`]), and listed from
+/// it in docs/reference/metrics.md.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDoc {
+    /// Its name.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: MetricKind,
+    /// Its labels (bounded: none per org or batch).
+    pub labels: &'static [&'static str],
+    /// Its help text.
+    pub help: &'static str,
+}
+
+/// Every metric the worker exports.
+pub const METRICS: &[MetricDoc] = &[
+    MetricDoc {
+        name: BATCHES,
+        kind: MetricKind::Counter,
+        labels: &["status"],
+        help: "Batches finished, by status (succeeded, partial, failed, rejected).",
+    },
+    MetricDoc {
+        name: CONTACTS,
+        kind: MetricKind::Counter,
+        labels: &["outcome"],
+        help: "Contacts of applied batches, by outcome (created, updated, failed).",
+    },
+    MetricDoc {
+        name: BATCH_DURATION,
+        kind: MetricKind::Histogram,
+        labels: &[],
+        help: "Time from delivery to settlement of a batch.",
+    },
+    MetricDoc {
+        name: DB_RETRIES,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Database attempts retried after a transient error.",
+    },
+    MetricDoc {
+        name: IN_FLIGHT,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "Batches being processed now.",
+    },
+    MetricDoc {
+        name: DEAD_LETTERED,
+        kind: MetricKind::Counter,
+        labels: &["reason"],
+        help: "Messages this worker dead-lettered, by reason.",
+    },
+    MetricDoc {
+        name: REPLAYED,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Redelivered batches answered with their stored result.",
+    },
+    MetricDoc {
+        name: REQUEUED,
+        kind: MetricKind::Counter,
+        labels: &["reason"],
+        help: "Deliveries returned to the queue for another attempt, by reason.",
+    },
+    MetricDoc {
+        name: RESULTS_UNROUTABLE,
+        kind: MetricKind::Counter,
+        labels: &["target"],
+        help: "Results the broker could not route to any queue, by target.",
+    },
+    MetricDoc {
+        name: BROKER_RECONNECTS,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Broker sessions lost (connection, channel or consumer) and reconnected.",
+    },
+    MetricDoc {
+        name: BROKER_BLOCKED,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "1 while the broker blocks this worker's publishing (memory or disk alarm).",
+    },
+    MetricDoc {
+        name: DATABASE_UP,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "0 while the database is unavailable and no new batches are taken, else 1.",
+    },
+    MetricDoc {
+        name: DRY_RUNS,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Batches answered as dry runs (x-dry-run): checked, nothing written. Also counted in contact_import_batches_total, not in contact_import_contacts_total.",
+    },
+    MetricDoc {
+        name: READY,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "1 while the worker consumes on open channels, unblocked, with the database available (what /readyz reports, without its database round trip).",
+    },
+    MetricDoc {
+        name: BUILD_INFO,
+        kind: MetricKind::Gauge,
+        labels: &["version"],
+        help: "Always 1; the version label says which build runs.",
+    },
+    MetricDoc {
+        name: MESSAGES,
+        kind: MetricKind::Counter,
+        labels: &["type"],
+        help: "Messages taken from the import queue, by AMQP type (the dialect; \"unknown\" for a type no dialect reads). Redeliveries count again.",
+    },
+    MetricDoc {
+        name: UNAUTHORIZED,
+        kind: MetricKind::Counter,
+        labels: &["reason"],
+        help: "Batches refused because their publisher may not write into the org, by reason \
+         (missing.user.id, org.forbidden, reply.to.forbidden).",
+    },
+    MetricDoc {
+        name: LOGIN_THROTTLED,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Save User Contacts userName/password pairs refused with too.many.attempts, unverified: \
+         their userName had too many failed verifications within the window \
+         (CONTACT_IMPORT_LOGIN_MAX_FAILURES, CONTACT_IMPORT_LOGIN_FAILURE_WINDOW).",
+    },
+    MetricDoc {
+        name: LANE_DWELL,
+        kind: MetricKind::Histogram,
+        labels: &["lane"],
+        help: "Time from a batch's arrival on its lane to the start of its work, by lane (interactive, bulk, heavy); with CONTACT_IMPORT_LANES on.",
+    },
+    MetricDoc {
+        name: ROUTED,
+        kind: MetricKind::Counter,
+        labels: &["lane"],
+        help: "Messages routed from the import queue to a lane, by lane (interactive, bulk, heavy).",
+    },
+    MetricDoc {
+        name: QUEUE_READY,
+        kind: MetricKind::Gauge,
+        labels: &["queue"],
+        help: "Messages ready in the import queue and in each lane queue, by queue; sampled every 5 s with CONTACT_IMPORT_LANES on.",
+    },
+    MetricDoc {
+        name: HEAVY_ORGS,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "Orgs this worker's router counts as heavy now: more than their share of the recent bulk traffic, so their batches wait on the heavy shards while other orgs' bulk batches run first.",
+    },
+    MetricDoc {
+        name: BATCH_OLDEST,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "How long the oldest batch in flight has been in flight; 0 with none. Unlike the latency histogram, it grows while batches hang.",
+    },
+    MetricDoc {
+        name: COMMITTING,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "Batches whose COMMIT was sent and has not returned (with a synchronous standby away, they wait for it).",
+    },
+    MetricDoc {
+        name: COMMIT_WAIT_OLDEST,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "How long the oldest COMMIT has waited: this worker's, or any of the database's (same role) waiting for the synchronous standby; 0 with none.",
+    },
+    MetricDoc {
+        name: COMMIT_OUTCOME_UNKNOWN,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Commits that ended without a definite answer (connection lost under the COMMIT, or its wait for the synchronous standby cancelled); their batches are answered only once the commit is read back and confirmed replicated.",
+    },
+    MetricDoc {
+        name: SYNC_WAIT_CANCELLED,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Commits whose wait for the synchronous standby was cancelled (pg_cancel_backend, a pooler, a server shutdown): committed on the primary only, so not answered.",
+    },
+];
+
 /// A person waits on the interactive lane: fine below 1 s; bulk work waits minutes.
 const DWELL_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
@@ -141,118 +346,17 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(BATCH_DURATION.into()), DURATION_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(LANE_DWELL.into()), DWELL_BUCKETS)?
         .install_recorder()?;
-    describe_counter!(
-        UNAUTHORIZED,
-        "Batches refused because their publisher may not write into the org, by reason \
-         (missing.user.id, org.forbidden, reply.to.forbidden)."
-    );
-    describe_counter!(
-        LOGIN_THROTTLED,
-        "Save User Contacts userName/password pairs refused with too.many.attempts, unverified: \
-         their userName had too many failed verifications within the window \
-         (CONTACT_IMPORT_LOGIN_MAX_FAILURES, CONTACT_IMPORT_LOGIN_FAILURE_WINDOW)."
-    );
-    describe_counter!(
-        BATCHES,
-        "Batches finished, by status (succeeded, partial, failed, rejected)."
-    );
-    describe_counter!(
-        CONTACTS,
-        "Contacts of applied batches, by outcome (created, updated, failed)."
-    );
-    describe_histogram!(
-        BATCH_DURATION,
-        metrics::Unit::Seconds,
-        "Time from delivery to settlement of a batch."
-    );
-    describe_counter!(
-        DB_RETRIES,
-        "Database attempts retried after a transient error."
-    );
-    describe_gauge!(IN_FLIGHT, "Batches being processed now.");
-    describe_histogram!(
-        LANE_DWELL,
-        metrics::Unit::Seconds,
-        "Time from a batch's arrival on its lane to the start of its work, by lane (interactive, bulk, heavy); with CONTACT_IMPORT_LANES on."
-    );
-    describe_gauge!(
-        HEAVY_ORGS,
-        "Orgs this worker's router counts as heavy now: more than their share of the recent bulk traffic, so their batches wait on the heavy shards while other orgs' bulk batches run first."
-    );
-    describe_counter!(
-        ROUTED,
-        "Messages routed from the import queue to a lane, by lane (interactive, bulk, heavy)."
-    );
-    describe_gauge!(
-        QUEUE_READY,
-        "Messages ready in the import queue and in each lane queue, by queue; sampled every 5 s with CONTACT_IMPORT_LANES on."
-    );
-    describe_gauge!(
-        BATCH_OLDEST,
-        metrics::Unit::Seconds,
-        "How long the oldest batch in flight has been in flight; 0 with none. Unlike the latency histogram, it grows while batches hang."
-    );
-    describe_gauge!(
-        COMMITTING,
-        "Batches whose COMMIT was sent and has not returned (with a synchronous standby away, they wait for it)."
-    );
-    describe_gauge!(
-        COMMIT_WAIT_OLDEST,
-        metrics::Unit::Seconds,
-        "How long the oldest COMMIT has waited: this worker's, or any of the database's (same role) waiting for the synchronous standby; 0 with none."
-    );
-    describe_counter!(
-        COMMIT_OUTCOME_UNKNOWN,
-        "Commits that ended without a definite answer (connection lost under the COMMIT, or its wait for the synchronous standby cancelled); their batches are answered only once the commit is read back and confirmed replicated."
-    );
-    describe_counter!(
-        SYNC_WAIT_CANCELLED,
-        "Commits whose wait for the synchronous standby was cancelled (pg_cancel_backend, a pooler, a server shutdown): committed on the primary only, so not answered."
-    );
-    describe_counter!(
-        DEAD_LETTERED,
-        "Messages this worker dead-lettered, by reason."
-    );
-    describe_counter!(
-        REPLAYED,
-        "Redelivered batches answered with their stored result."
-    );
-    describe_counter!(
-        REQUEUED,
-        "Deliveries returned to the queue for another attempt, by reason."
-    );
-    describe_counter!(
-        RESULTS_UNROUTABLE,
-        "Results the broker could not route to any queue, by target."
-    );
-    describe_counter!(
-        BROKER_RECONNECTS,
-        "Broker sessions lost (connection, channel or consumer) and reconnected."
-    );
-    describe_gauge!(
-        BROKER_BLOCKED,
-        "1 while the broker blocks this worker's publishing (memory or disk alarm)."
-    );
-    describe_counter!(
-        DRY_RUNS,
-        "Batches answered as dry runs (x-dry-run): checked, nothing written. Also counted in contact_import_batches_total, not in contact_import_contacts_total."
-    );
-    describe_gauge!(
-        READY,
-        "1 while the worker consumes on open channels, unblocked, with the database available (what /readyz reports, without its database round trip)."
-    );
-    describe_gauge!(
-        BUILD_INFO,
-        "Always 1; the version label says which build runs."
-    );
-    describe_gauge!(
-        DATABASE_UP,
-        "0 while the database is unavailable and no new batches are taken, else 1."
-    );
-    describe_counter!(
-        MESSAGES,
-        "Messages taken from the import queue, by AMQP type (the dialect; \"unknown\" for a type no dialect reads). Redeliveries count again."
-    );
+    for m in METRICS {
+        let (name, help) = (m.name, m.help);
+        match m.kind {
+            MetricKind::Counter => describe_counter!(name, help),
+            MetricKind::Gauge if name.ends_with("_seconds") => {
+                describe_gauge!(name, metrics::Unit::Seconds, help)
+            }
+            MetricKind::Gauge => describe_gauge!(name, help),
+            MetricKind::Histogram => describe_histogram!(name, metrics::Unit::Seconds, help),
+        }
+    }
     // Zero-valued series exist from the start, so that rate() and alerts see them.
     for status in BatchStatus::ALL {
         counter!(BATCHES, "status" => status.as_str()).increment(0);

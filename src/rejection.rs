@@ -82,6 +82,44 @@ impl RejectCode {
         }
     }
 
+    /// What the code means, for people (docs/reference/error-codes.md).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::UnsupportedType => "An AMQP `type` no dialect reads.",
+            Self::UnsupportedContentType => "A content type the dialect does not read.",
+            Self::MalformedBody => "The body cannot be read in its dialect and format.",
+            Self::InvalidSchemas => "`schemas` is not the contact core URN.",
+            Self::MissingOrgId => "Neither the body nor a header names the org.",
+            Self::InvalidOrgId => "The org is blank or over-long.",
+            Self::OrgIdMismatch => "Body and header name different orgs.",
+            Self::MissingContacts => "No `contacts` array.",
+            Self::TooLarge => "Over the message size or contact count limit.",
+            Self::InvalidBatchId => "The `message_id` holds control characters.",
+            Self::BatchIdConflict => {
+                "The batch id was already used for a batch with a different body."
+            }
+            Self::AttemptsExhausted => {
+                "Every allowed delivery failed (e.g. the database refuses the batch each time): the batch is dead-lettered with its last error, to be replayed once the cause is fixed."
+            }
+            Self::MissingUserId => {
+                "`CONTACT_IMPORT_AUTHORIZATION=grants` and the message has no `user_id`."
+            }
+            Self::OrgForbidden => {
+                "`CONTACT_IMPORT_AUTHORIZATION=grants` and the `user_id` has no grant for the org."
+            }
+            Self::ReplyToForbidden => {
+                "`CONTACT_IMPORT_AUTHORIZATION=grants` and `reply_to` is a queue, not RabbitMQ's direct reply-to: any producer could otherwise have results written into another's queue."
+            }
+        }
+    }
+
+    /// Whether replaying the dead letter unchanged can succeed once the cause is fixed: only
+    /// `attempts.exhausted`, whose cause was outside the batch (the database refused it every
+    /// time). Every other refusal is the body's or its sender's.
+    pub fn replayable(self) -> bool {
+        self == Self::AttemptsExhausted
+    }
+
     /// The `statusCode` of the `rejected` result's `error`.
     pub fn status_code(self) -> u16 {
         match self {

@@ -1,5 +1,5 @@
 //! The shutdown signal as a type: fired once (SIGTERM, SIGINT, or a fatal error), observed by
-//! every task that holds a [`Shutdown`].
+//! every task that holds a [`Shutdown`](crate::shutdown::Shutdown).
 
 use tokio::sync::watch;
 

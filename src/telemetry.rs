@@ -2,9 +2,9 @@
 //! (JSON unless stderr is a terminal, with `--log-format auto`).
 //!
 //! Contact data is never logged, by any target: the dependencies that would print message
-//! bodies or query parameters are capped whatever `RUST_LOG` says ([`BODY_PRINTING_TARGETS`]).
+//! bodies or query parameters are capped whatever `RUST_LOG` says (`BODY_PRINTING_TARGETS`).
 //!
-//! A JSON line holds each key once ([`JsonLines`]), so that a log pipeline that keeps one of
+//! A JSON line holds each key once (`JsonLines`), so that a log pipeline that keeps one of
 //! two equal keys loses nothing.
 
 use clap::ValueEnum;

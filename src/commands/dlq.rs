@@ -7,7 +7,7 @@
 //! since; any `delivery-limit` policy) the broker drops it, the dead-letter queue having no
 //! dead-letter exchange of its own. So every letter a command reads and does not remove is
 //! put back as a confirmed copy at the tail of the queue, and only then is the original
-//! acked ([`Letters::keep`]): its count starts again at nothing, on every broker version and
+//! acked (`Letters::keep`): its count starts again at nothing, on every broker version and
 //! whatever the limit. A crash between the two leaves the letter twice, never zero times (a
 //! batch replayed twice is applied once). A command reads at most the letters present when
 //! it began, so it never meets its own copies.

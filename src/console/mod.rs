@@ -3,10 +3,10 @@
 //! overview, everything embedded in the binary. Off unless `--listen` is set, and never
 //! anonymous: every page needs a signed-in user (or a user named by a trusted proxy).
 //!
-//! The rooms: [`auth`] (users, sessions, roles, scopes), [`pages`] (overview, history,
-//! batch detail, downloads), [`letters`] (dead letters: list, show, replay, purge), and
-//! [`recorder`] (copies every dead letter from the dead-letter stream into the database, so
-//! that listing them never touches the queue). [`views`] holds the templates.
+//! The rooms: `auth` (users, sessions, roles, scopes), `pages` (overview, history,
+//! batch detail, downloads), `letters` (dead letters: list, show, replay, purge), and
+//! `recorder` (copies every dead letter from the dead-letter stream into the database, so
+//! that listing them never touches the queue). `views` holds the templates.
 
 mod assets;
 mod auth;

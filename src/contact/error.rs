@@ -55,6 +55,86 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 22] = [
+        Self::InvalidContact,
+        Self::MissingName,
+        Self::InvalidEmail,
+        Self::InvalidPhone,
+        Self::InvalidType,
+        Self::InvalidPrimaryContactMethod,
+        Self::MultiplePrimary,
+        Self::MissingValue,
+        Self::TooLong,
+        Self::InvalidCharacters,
+        Self::TooManyValues,
+        Self::InvalidContactId,
+        Self::InvalidAddress,
+        Self::InvalidUrl,
+        Self::DuplicateInBatch,
+        Self::ContactNotFound,
+        Self::MissingField,
+        Self::InvalidDate,
+        Self::InvalidValue,
+        Self::InvalidCredentials,
+        Self::AmbiguousContact,
+        Self::TooManyAttempts,
+    ];
+
+    /// What the code means, for people (docs/reference/error-codes.md).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::InvalidContact => {
+                "The contact is not an object, or a field has the wrong JSON type."
+            }
+            Self::MissingName => "None of displayName, firstName, lastName on a new contact.",
+            Self::InvalidEmail => {
+                "`invalid.email`: an email value missing or not an address (RFC 5322, at most 254 characters)."
+            }
+            Self::InvalidPhone => {
+                "`invalid.phone`: a phone number missing, or not 3–15 digits with an optional leading `+`."
+            }
+            Self::InvalidType => "A `type` of an email or phone number outside the allowed values.",
+            Self::InvalidPrimaryContactMethod => {
+                "`invalid.primary.contact.method`: outside `EMAIL PHONE SIPADDRESS IMS`."
+            }
+            Self::MultiplePrimary => "More than one entry of a list marked primary.",
+            Self::MissingValue => "A list entry without a value (SIP address, IM, group).",
+            Self::TooLong => {
+                "`value.too.long`: a text field over 256 characters, `avatarURL` over 2048."
+            }
+            Self::InvalidCharacters => {
+                "NUL or another control character (tab and line breaks are allowed)."
+            }
+            Self::TooManyValues => "`too.many.values`: a list with more than 50 entries.",
+            Self::InvalidContactId => "`invalid.contact.id`: a `contactId` that is not a UUID.",
+            Self::InvalidAddress => {
+                "`invalid.address`: neither an object nor a JSON-encoded one, or with unknown keys."
+            }
+            Self::InvalidUrl => "`invalid.url`: an `avatarURL` that is not an http(s) URL.",
+            Self::DuplicateInBatch => "The same contactId appears earlier in the same batch.",
+            Self::ContactNotFound => {
+                "An update names a contactId that the org does not have, or (Update User Contact) no contact of the org has the user's email address or IM id."
+            }
+            Self::MissingField => {
+                "A field the dialect requires is absent or empty (Save User Contacts)."
+            }
+            Self::InvalidDate => "A date that is not a real `YYYY-MM-DD` calendar date.",
+            Self::InvalidValue => {
+                "A value outside the field's allowed values or type (DocuSign `shared`, `cloudProvider`, `phoneType`)."
+            }
+            Self::InvalidCredentials => {
+                "The userName/password pair is not an account of the org (Save User Contacts)."
+            }
+            Self::AmbiguousContact => {
+                "Update User Contact: the user's id matches more than one contact of the org."
+            }
+            Self::TooManyAttempts => {
+                "Save User Contacts: the userName had too many failed verifications lately, so its pairs are not verified (account or not) until the throttle's window passes."
+            }
+        }
+    }
+
     /// The stable `errorCode` string.
     pub fn as_str(self) -> &'static str {
         match self {

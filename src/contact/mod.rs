@@ -1,5 +1,5 @@
-//! The canonical contact: every dialect maps its wire shape onto a [`ContactDraft`], which
-//! [`validate`] turns into a [`ValidContact`] or a [`ContactError`], once.
+//! The canonical contact: every dialect maps its wire shape onto a [`ContactDraft`](crate::contact::ContactDraft), which
+//! `validate` turns into a [`ValidContact`](crate::contact::ValidContact) or a [`ContactError`](crate::contact::ContactError), once.
 
 pub mod credentials;
 /// Per-contact error codes, a stable contract with upstream systems.

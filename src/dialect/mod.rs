@@ -1,6 +1,6 @@
-//! Wire formats. A dialect reads a message (body and properties) into a [`DecodedBatch`]:
-//! the org and one canonical [`ContactDraft`] (or per-contact error) per contact. Which
-//! dialect reads a message comes from its AMQP `type` ([`MessageType`]), which format from
+//! Wire formats. A dialect reads a message (body and properties) into a [`DecodedBatch`](crate::dialect::DecodedBatch):
+//! the org and one canonical [`ContactDraft`](crate::contact::ContactDraft) (or per-contact error) per contact. Which
+//! dialect reads a message comes from its AMQP `type` ([`MessageType`](crate::dialect::MessageType)), which format from
 //! its content type; nothing is guessed.
 
 pub mod docusign;

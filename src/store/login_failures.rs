@@ -38,7 +38,7 @@ pub async fn recent(
 }
 
 /// Records failed verifications of `org`'s users (a name once per failure), and deletes up
-/// to [`PRUNE_LIMIT`] rows of any org that are older than `window`, in one statement of its
+/// to `PRUNE_LIMIT` (1,000) rows of any org that are older than `window`, in one statement of its
 /// own: run outside a batch's transaction, the failures stay recorded when the batch rolls
 /// back. Rows another worker is pruning at the same moment are skipped, not waited for.
 pub async fn record(

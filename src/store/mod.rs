@@ -1,6 +1,6 @@
 //! Everything that talks SQL. One batch is one transaction: claim the batch id, upsert its
 //! contacts in one statement, store its result, commit. The batch's time limit bounds the
-//! work up to COMMIT; the COMMIT itself is never cancelled (see [`commits`]).
+//! work up to COMMIT; the COMMIT itself is never cancelled (see [`commits`](crate::store::commits)).
 
 pub mod accounts;
 pub mod availability;
@@ -203,7 +203,7 @@ impl Store {
     /// Applies a batch exactly once: the batch row, the contacts and the result commit
     /// together or not at all. Safe to call again after any error.
     ///
-    /// Past `deadline` the transaction is abandoned (see [`Abandonable`]), but only before its
+    /// Past `deadline` the transaction is abandoned (see `Abandonable`), but only before its
     /// COMMIT is sent: a COMMIT waits for as long as the database takes (with a synchronous
     /// standby away, until it is back) and ends in a definite answer or in
     /// [`StoreError::CommitOutcomeUnknown`]. A batch found applied before is answered from its

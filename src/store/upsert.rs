@@ -100,14 +100,14 @@ macro_rules! merge_and_return {
     };
 }
 
-/// [`merge_and_return!`] as a constant, for statements built at run time.
+/// `merge_and_return!` as a constant, for statements built at run time.
 pub const MERGE_AND_RETURN: &str = merge_and_return!();
 
 /// New contacts are inserted; updates (`is_update`) only touch a row that the batch's org
 /// already has, so an update of an unknown id writes nothing and is reported as 404. Rows are
 /// written in contact_id order so that concurrent batches lock shared rows in the same
 /// order. Fields absent from an update (NULL here) keep their stored value. A contact sent
-/// as it is stored is not written again ([`merge_clause!`]) and comes back from `unchanged`
+/// as it is stored is not written again (`merge_clause!`) and comes back from `unchanged`
 /// as stored, locked like a written one.
 pub const UPSERT: &str = concat!(
     "

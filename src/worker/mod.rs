@@ -3,7 +3,7 @@
 //! in-flight batches finish and exits.
 //!
 //! Reconnection is this loop rather than lapin's `enable_auto_recover`: that recovery is young
-//! (its maintainer does not yet call it production-ready), and a whole new [`session`] per
+//! (its maintainer does not yet call it production-ready), and a whole new `session` per
 //! loss keeps the rules simple: delivery tags of a lost channel are never acked, the topology
 //! is declared again, and a consumer cancelled by the broker means subscribe again.
 
