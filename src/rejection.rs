@@ -87,28 +87,30 @@ impl RejectCode {
         match self {
             Self::UnsupportedType => "An AMQP `type` no dialect reads.",
             Self::UnsupportedContentType => "A content type the dialect does not read.",
-            Self::MalformedBody => "The body cannot be read in its dialect and format.",
+            Self::MalformedBody => "Not JSON, not an object, or `contacts` is not an array.",
             Self::InvalidSchemas => "`schemas` is not the contact core URN.",
             Self::MissingOrgId => "Neither the body nor a header names the org.",
-            Self::InvalidOrgId => "The org is blank or over-long.",
-            Self::OrgIdMismatch => "Body and header name different orgs.",
+            Self::InvalidOrgId => {
+                "The org is blank, over-long, or holds whitespace or control characters."
+            }
+            Self::OrgIdMismatch => {
+                "The body and the `org-id` (or DocuSign `account-id`) header name different orgs."
+            }
             Self::MissingContacts => "No `contacts` array.",
             Self::TooLarge => "Over the message size or contact count limit.",
-            Self::InvalidBatchId => "The `message_id` holds control characters.",
-            Self::BatchIdConflict => {
-                "The batch id was already used for a batch with a different body."
-            }
+            Self::InvalidBatchId => "The `message_id` contains control characters.",
+            Self::BatchIdConflict => "The batch id was already applied with a different body.",
             Self::AttemptsExhausted => {
-                "Every allowed delivery failed (e.g. the database refuses the batch each time): the batch is dead-lettered with its last error, to be replayed once the cause is fixed."
+                "Every allowed delivery failed (e.g. the database refuses the batch each time); `error.message` has the last error."
             }
             Self::MissingUserId => {
                 "`CONTACT_IMPORT_AUTHORIZATION=grants` and the message has no `user_id`."
             }
             Self::OrgForbidden => {
-                "`CONTACT_IMPORT_AUTHORIZATION=grants` and the `user_id` has no grant for the org."
+                "`CONTACT_IMPORT_AUTHORIZATION=grants` and the `user_id` has no grant for the batch's org."
             }
             Self::ReplyToForbidden => {
-                "`CONTACT_IMPORT_AUTHORIZATION=grants` and `reply_to` is a queue, not RabbitMQ's direct reply-to: any producer could otherwise have results written into another's queue."
+                "`CONTACT_IMPORT_AUTHORIZATION=grants` and `reply_to` names a queue rather than direct reply-to; the refusal is dead-lettered and answered nowhere (not even it is written to that queue; a dry run is only logged and counted)."
             }
         }
     }

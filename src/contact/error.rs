@@ -87,50 +87,54 @@ impl ErrorCode {
             Self::InvalidContact => {
                 "The contact is not an object, or a field has the wrong JSON type."
             }
-            Self::MissingName => "None of displayName, firstName, lastName on a new contact.",
+            Self::MissingName => "A new contact has none of displayName, firstName, lastName.",
             Self::InvalidEmail => {
-                "`invalid.email`: an email value missing or not an address (RFC 5322, at most 254 characters)."
+                "An email value is missing or not an address (RFC 5322 syntax, ≤ 254 characters)."
             }
             Self::InvalidPhone => {
-                "`invalid.phone`: a phone number missing, or not 3–15 digits with an optional leading `+`."
+                "A phone number is missing, or not digits with an optional leading `+` and separators (space `-` `.` `(` `)`), 3–15 digits. Stored normalised: `\"+1 (400) 123-1234\"` → `\"+14001231234\"`."
             }
-            Self::InvalidType => "A `type` of an email or phone number outside the allowed values.",
+            Self::InvalidType => {
+                "An email type outside `work home room other`, or a phone type outside `work home mobile fax pager other` (case-insensitive, stored lowercase)."
+            }
             Self::InvalidPrimaryContactMethod => {
-                "`invalid.primary.contact.method`: outside `EMAIL PHONE SIPADDRESS IMS`."
+                "Outside `EMAIL PHONE SIPADDRESS IMS` (case-insensitive, stored uppercase)."
             }
             Self::MultiplePrimary => "More than one entry of a list marked primary.",
-            Self::MissingValue => "A list entry without a value (SIP address, IM, group).",
-            Self::TooLong => {
-                "`value.too.long`: a text field over 256 characters, `avatarURL` over 2048."
-            }
+            Self::MissingValue => "A SIP address, IM or group without a value.",
+            Self::TooLong => "A text field over 256 characters, avatarURL over 2048.",
             Self::InvalidCharacters => {
-                "NUL or another control character (tab and line breaks are allowed)."
+                "A text value with NUL or another control character (tab and line breaks are allowed)."
             }
-            Self::TooManyValues => "`too.many.values`: a list with more than 50 entries.",
-            Self::InvalidContactId => "`invalid.contact.id`: a `contactId` that is not a UUID.",
+            Self::TooManyValues => "A list with more than 50 entries.",
+            Self::InvalidContactId => "`contactId` is not a UUID.",
             Self::InvalidAddress => {
-                "`invalid.address`: neither an object nor a JSON-encoded one, or with unknown keys."
+                "`address` is neither an object nor a JSON-encoded object, or has keys other than street, city, state, country, zipCode."
             }
-            Self::InvalidUrl => "`invalid.url`: an `avatarURL` that is not an http(s) URL.",
-            Self::DuplicateInBatch => "The same contactId appears earlier in the same batch.",
+            Self::InvalidUrl => "`avatarURL` is not an http(s) URL.",
+            Self::DuplicateInBatch => {
+                "A contactId already updated by an earlier contact of the same batch."
+            }
             Self::ContactNotFound => {
-                "An update names a contactId that the org does not have, or (Update User Contact) no contact of the org has the user's email address or IM id."
+                "An update of a contactId the org does not have; Update User Contact: no contact of the org has the user's email address or chat id."
             }
             Self::MissingField => {
-                "A field the dialect requires is absent or empty (Save User Contacts)."
+                "A field the dialect requires is absent or empty (Save User Contacts: userName, password, firstName, lastName, mobileNumber; Update User Contact: the user's id, a phoneNumber or emailId); the message names them."
             }
-            Self::InvalidDate => "A date that is not a real `YYYY-MM-DD` calendar date.",
+            Self::InvalidDate => {
+                "`birthDate`, `weddingDate` or anniversaryDate is not a real calendar date written `YYYY-MM-DD`."
+            }
             Self::InvalidValue => {
-                "A value outside the field's allowed values or type (DocuSign `shared`, `cloudProvider`, `phoneType`)."
+                "A value outside its field's allowed values: DocuSign `shared` (true/false), `phoneType` (home mobile work other fax), `cloudProvider` (rooms docusignCore); an Update User Contact naming two different users."
             }
             Self::InvalidCredentials => {
-                "The userName/password pair is not an account of the org (Save User Contacts)."
+                "Save User Contacts: the userName/password pair is not an account of the org (unknown user and wrong password read the same)."
             }
             Self::AmbiguousContact => {
                 "Update User Contact: the user's id matches more than one contact of the org."
             }
             Self::TooManyAttempts => {
-                "Save User Contacts: the userName had too many failed verifications lately, so its pairs are not verified (account or not) until the throttle's window passes."
+                "Save User Contacts: the userName had `CONTACT_IMPORT_LOGIN_MAX_FAILURES` failed verifications within `CONTACT_IMPORT_LOGIN_FAILURE_WINDOW`, so its pairs are not verified until the window passes (account or not, the same message); `retryable: true`."
             }
         }
     }

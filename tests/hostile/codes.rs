@@ -1,19 +1,20 @@
-//! The error codes README documents, read from its two tables, so the properties check
-//! against the contract itself rather than a copy of it.
+//! The error codes the contract documents, read from the two tables of
+//! docs/reference/error-codes.md (written from the enums, and checked against them by
+//! tests/reference.rs), so the properties check against the published contract.
 
 use contact_import::rejection::RejectCode;
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-const README: &str = include_str!("../../README.md");
+const README: &str = include_str!("../../docs/reference/error-codes.md");
 
-/// `errorCode`s of README's "Per-contact error codes" table.
+/// `errorCode`s of the "Per contact" table.
 pub static CONTACT_CODES: LazyLock<BTreeSet<String>> =
-    LazyLock::new(|| table_codes("### Per-contact error codes"));
+    LazyLock::new(|| table_codes("## Per contact"));
 
-/// `error.code`s of README's "Batch rejection codes" table.
+/// `error.code`s of the "Batch rejections" table.
 pub static REJECT_CODES: LazyLock<BTreeSet<String>> =
-    LazyLock::new(|| table_codes("### Batch rejection codes"));
+    LazyLock::new(|| table_codes("## Batch rejections"));
 
 /// The backquoted names in the first column of the table under the heading that starts
 /// with `heading` (a cell may name several: `` `a` / `b` ``).
@@ -29,12 +30,15 @@ fn table_codes(heading: &str) -> BTreeSet<String> {
         let first = line.split('|').nth(1).unwrap_or_default();
         codes.extend(first.split('`').skip(1).step_by(2).map(str::to_owned));
     }
-    assert!(!codes.is_empty(), "README has no table under {heading:?}");
+    assert!(
+        !codes.is_empty(),
+        "error-codes.md has no table under {heading:?}"
+    );
     codes
 }
 
 #[test]
-fn readme_documents_every_rejection_code_and_no_other() {
+fn the_reference_documents_every_rejection_code_and_no_other() {
     let ours: BTreeSet<String> = RejectCode::ALL
         .iter()
         .map(|c| c.as_str().to_owned())
@@ -43,7 +47,7 @@ fn readme_documents_every_rejection_code_and_no_other() {
 }
 
 #[test]
-fn readme_documents_the_per_contact_codes() {
+fn the_reference_documents_the_per_contact_codes() {
     // A spot check that the table was found and read whole; every property checks each
     // code it meets against the full list.
     for code in ["invalid.contact", "invalid.email", "ambiguous.contact"] {

@@ -1,7 +1,7 @@
 //! Hostile input, tried by a machine: property tests (proptest) of every decoder and of
 //! `publish`'s detection and splitting. Arbitrary bytes and arbitrary mutations of the seed
 //! examples must never panic, never make a decoder hold far more memory than the message
-//! is long, and always end in a batch whose every failed contact has a code from README's
+//! is long, and always end in a batch whose every failed contact has a code from docs/reference/error-codes.md's
 //! per-contact table, or in a rejection with a code from its batch rejection table.
 //!
 //! `cargo test --test hostile` runs each property with [`cases`] cases (256);
