@@ -1,5 +1,5 @@
 //! Typed settings. Every flag has an environment fallback and a default that points at local
-//! services; README lists them all.
+//! services; docs/reference/configuration.md lists them all.
 
 use crate::result::ResultDetail;
 use clap::Args;
@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where the broker is and the names of the topology (see README, "The contract").
+/// Where the broker is and the names of the topology (see docs/producer.md, "The contract").
 #[derive(Debug, Clone, Args)]
 pub struct BrokerConfig {
     /// RabbitMQ URL; add `?heartbeat=N` to change the heartbeat (default 15 s). Several URLs
@@ -143,7 +143,7 @@ pub enum Authorization {
     Grants,
 }
 
-/// The interactive lane and the bulk shards (README, "Lanes"), on by default. Off, the
+/// The interactive lane and the bulk shards (docs/operations.md, "Lanes"), on by default. Off, the
 /// worker consumes the import queue alone, first come first served.
 #[derive(Debug, Clone, Args)]
 pub struct LaneConfig {

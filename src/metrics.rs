@@ -1,5 +1,5 @@
 //! Every metric name and label, in one place. Names follow Prometheus conventions and are
-//! listed in README; changing one breaks operators' dashboards and alerts.
+//! listed in docs/reference/metrics.md; changing one breaks operators' dashboards and alerts.
 
 use crate::dialect::MessageType;
 use crate::rejection::RejectCode;

@@ -566,7 +566,7 @@ impl Report {
             .collect();
         let _ = writeln!(
             s,
-            "\nThe file: {:.0} MiB, the README's 19 columns, one bad row in every ten (report by code: {}). \
+            "\nThe file: {:.0} MiB, the producer guide's 19 columns, one bad row in every ten (report by code: {}). \
              publish said: `{}`. Producer RSS (VmRSS) through the run, one sample per tenth of the wall time, MiB: {}.\n",
             csv.file_bytes as f64 / (1 << 20) as f64,
             codes.join(", "),

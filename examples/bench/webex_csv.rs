@@ -1,4 +1,4 @@
-//! A Webex CSV file as a user exports one (the README's columns, one contact per row), on
+//! A Webex CSV file as a user exports one (the columns `publish` reads, one contact per row), on
 //! disk, from a seed; about one row in ten is bad in a way the worker rejects per contact,
 //! and the generator keeps those rows' numbers so the producer's `--report` can be checked.
 
@@ -7,7 +7,7 @@ use anyhow::Context;
 use std::io::BufWriter;
 use std::path::Path;
 
-/// The header row: `contact-import`'s CSV columns, in the README's order.
+/// The header row: `contact-import`'s CSV columns, in the producer guide's order.
 pub const COLUMNS: [&str; 19] = [
     "contactId",
     "displayName",

@@ -1,4 +1,4 @@
-//! The lanes (README, "Lanes"): the interactive lane for requests a person waits on, and the
+//! The lanes (docs/operations.md, "Lanes"): the interactive lane for requests a person waits on, and the
 //! bulk shards, several quorum queues that an org's bulk batches are spread over by org.
 //! Producers publish to the import queue as ever; the worker's router moves each message
 //! from there to its lane, through a direct exchange of the workers' own, and its

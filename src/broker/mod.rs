@@ -36,8 +36,8 @@ pub async fn open_declared(
     let channel = connection.create_channel().await?;
     match topology::declare(&channel, cfg).await {
         Ok(()) => Ok((connection, channel)),
-        // A producer's user may write to the import exchange and nothing more (README,
-        // docs/operations.md): the workers declared the topology, and publishes are
+        // A producer's user may write to the import exchange and nothing more
+        // (docs/operations.md): the workers declared the topology, and publishes are
         // `mandatory`, so a queue that is missing after all is still an error.
         Err(e) if access_refused(&e) => {
             tracing::info!(

@@ -7,7 +7,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, ExchangeKind};
 
 /// Declares the dead-letter exchange, queue and stream, the import exchange and quorum queue (with their
-/// arguments, see README) and the results exchange; safe to run from every worker at start.
+/// arguments, see docs/producer.md) and the results exchange; safe to run from every worker at start.
 pub async fn declare(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> {
     let durable_exchange = ExchangeDeclareOptions {
         durable: true,

@@ -2,7 +2,7 @@ use serde::Serialize;
 use std::fmt;
 
 /// Why one contact of a batch was not stored. The string forms are a contract: upstream
-/// systems match on them, so they never change once released (see README).
+/// systems match on them, so they never change once released (docs/reference/error-codes.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ErrorCode {
     /// The contact is not an object, or a field has the wrong JSON type.

@@ -1,4 +1,4 @@
-//! Which delivery runs next (README, "Lanes"). Without lanes: the import queue's, in order.
+//! Which delivery runs next (docs/operations.md, "Lanes"). Without lanes: the import queue's, in order.
 //! With lanes: the interactive lane first, with slots of its own beyond the concurrency that
 //! bulk work may not take (`CONTACT_IMPORT_INTERACTIVE_SLOTS`), so a request a person waits
 //! on starts at once even when bulk batches hold every other slot; then the bulk shards in

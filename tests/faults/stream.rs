@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// Names from README, "Broker topology" (the defaults: each scenario has its own broker).
+/// Names from docs/producer.md, "Broker topology" (the defaults: each scenario has its own broker).
 pub const IMPORT_EXCHANGE: &str = "contacts.import";
 pub const IMPORT_ROUTING_KEY: &str = "contacts.import";
 pub const IMPORT_QUEUE: &str = "contacts.import";

@@ -83,7 +83,7 @@ fn encodings(secret: &str) -> Vec<String> {
 }
 
 /// Publishes `batches` secret batches answered to a `reply_to` queue, with nothing bound to
-/// the results exchange (README's default: nobody binds a queue for you), and returns the
+/// the results exchange (the default: nobody binds a queue for you), and returns the
 /// worker's whole log and the secrets.
 async fn run_unbound(env: &TestEnv, rust_log: &str, batches: usize) -> (String, Vec<String>) {
     let unbound = format!("t{}.nobody.listens", env.id);

@@ -25,7 +25,7 @@ pub fn names(amqp_url: &str, prefix: &str, delivery_limit: u32) -> BrokerConfig 
     }
 }
 
-/// The default topology (README, "Broker topology") of a broker of one's own.
+/// The default topology (docs/producer.md, "Broker topology") of a broker of one's own.
 pub fn default_names(amqp_url: &str) -> BrokerConfig {
     names(amqp_url, "", 5)
 }

@@ -49,7 +49,7 @@ pub fn target_tmpdir() -> PathBuf {
     }
 }
 
-/// The variables a `contact-import` process reads `cfg` from (README, "Configuration").
+/// The variables a `contact-import` process reads `cfg` from (docs/reference/configuration.md).
 pub fn broker_env(cfg: &BrokerConfig) -> [(&'static str, String); 8] {
     [
         ("AMQP_URL", cfg.amqp_url.clone()),

@@ -1,5 +1,5 @@
 //! The worker under test: the real `contact-import worker` binary as a child process,
-//! configured only through its environment (README, "Configuration"), serving HTTP on a free
+//! configured only through its environment (docs/reference/configuration.md), serving HTTP on a free
 //! port, with its log (stderr) in a file that tests read back and whose tail is printed when
 //! a test fails.
 

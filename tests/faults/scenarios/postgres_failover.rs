@@ -5,7 +5,7 @@
 //! With synchronous replication every batch the worker answered is on the standby, so the
 //! failover loses nothing. With asynchronous replication a batch can be committed and
 //! answered on the primary and never reach the standby: the second test shows that loss, so
-//! that README's advice to replicate synchronously rests on a measurement.
+//! that the operator guide's advice to replicate synchronously rests on a measurement.
 
 use crate::harness::Scenario;
 use crate::proxy::Proxy;
