@@ -417,9 +417,9 @@ pub async fn batch(
             .unwrap_or_else(|| "not recorded".into()),
         resent: match &batch.send_id {
             Some(id) => format!(
-                "send id {id}: later copies with other send ids were answered as resends (replayed)"
+                "x-send-id {id}: a copy with another send id is answered as a resend, from the stored result"
             ),
-            None => "no send id".into(),
+            None => "no x-send-id".into(),
         },
         failures_shown_of: result.failed_contacts.len(),
         failures: result
