@@ -10,9 +10,10 @@ use std::time::Duration;
 /// Where the broker is and the names of the topology (see docs/producer.md, "The contract").
 #[derive(Debug, Clone, Args)]
 pub struct BrokerConfig {
-    /// RabbitMQ URL; add `?heartbeat=N` to change the heartbeat (default 15 s). Several URLs
-    /// separated by commas name a cluster's nodes: each connection tries them in random
-    /// order and takes the first that answers.
+    /// RabbitMQ URL, with RabbitMQ's URI query parameters: `?heartbeat=N` (default 15 s),
+    /// `?connection_timeout=MS` (default 10 s), TLS with `amqps://` and `cacertfile=`,
+    /// `certfile=`, `keyfile=`. Several URLs separated by commas name a cluster's nodes: each
+    /// connection tries them in random order and takes the first that answers.
     #[arg(
         long,
         env = "AMQP_URL",
@@ -69,7 +70,9 @@ pub struct BrokerConfig {
 /// Where the database is.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
-    /// PostgreSQL URL.
+    /// PostgreSQL connection string, in libpq's URL or `key=value` form: several hosts
+    /// (`h1:5432,h2:5432` with `target_session_attrs=read-write`), `sslmode`, `sslrootcert`
+    /// (a file or `system`), `sslcert`, `sslkey`, `application_name`, `options`.
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -231,7 +234,8 @@ pub struct WorkerConfig {
     /// next batch is already here when one finishes).
     #[arg(long, env = "CONTACT_IMPORT_PREFETCH")]
     pub prefetch: Option<u16>,
-    /// Database connections (default: concurrency + 1, the spare for /readyz).
+    /// Database connections (default: one per slot, i.e. the concurrency plus the interactive
+    /// slots with lanes on, plus one spare for /readyz).
     #[arg(long, env = "CONTACT_IMPORT_DB_POOL_SIZE")]
     pub db_pool_size: Option<usize>,
     /// Retries of a batch's transaction after a transient database error (deadlock,

@@ -155,13 +155,10 @@ fn table<'a>(out: &mut String, args: impl Iterator<Item = &'a Arg>) {
             .map(|v| format!("`{}`", v.get_name()))
             .collect();
         let mut help = cell(arg.get_help().map(|h| h.to_string()).unwrap_or_default());
-        if !possible.is_empty()
-            && !arg
-                .get_possible_values()
-                .iter()
-                .all(|v| ["true", "false"].contains(&v.get_name()))
-        {
-            let _ = write!(help, " One of {}.", possible.join(", "));
+        // clap drops the help's last period; a bool's values say nothing its help does not.
+        let boolean = possible.iter().all(|v| v == "`true`" || v == "`false`");
+        if !possible.is_empty() && !boolean {
+            let _ = write!(help, ". One of {}", possible.join(", "));
         }
         let _ = writeln!(
             out,
@@ -289,10 +286,11 @@ pub fn error_codes() -> String {
             code.as_str(),
             code.status_code(),
             if code.replayable() { "yes" } else { "no" },
-            if code.requester_only() {
-                "the requester only"
-            } else {
-                "the requester and the org's subscribers"
+            match code {
+                // Its reply_to is not direct reply-to: answering there is what it is refused for.
+                RejectCode::ReplyToForbidden => "nobody (dead-lettered only)",
+                c if c.requester_only() => "the requester only",
+                _ => "the requester and the org's subscribers",
             },
             cell(code.meaning())
         );

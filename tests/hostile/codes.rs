@@ -6,7 +6,7 @@ use contact_import::rejection::RejectCode;
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-const README: &str = include_str!("../../docs/reference/error-codes.md");
+const ERROR_CODES: &str = include_str!("../../docs/reference/error-codes.md");
 
 /// `errorCode`s of the "Per contact" table.
 pub static CONTACT_CODES: LazyLock<BTreeSet<String>> =
@@ -19,7 +19,7 @@ pub static REJECT_CODES: LazyLock<BTreeSet<String>> =
 /// The backquoted names in the first column of the table under the heading that starts
 /// with `heading` (a cell may name several: `` `a` / `b` ``).
 fn table_codes(heading: &str) -> BTreeSet<String> {
-    let mut lines = README
+    let mut lines = ERROR_CODES
         .lines()
         .skip_while(|l| !l.starts_with(heading))
         .skip(1)
