@@ -390,11 +390,7 @@ pub async fn batch(
         })
         .collect();
     by_code.sort_by_key(|c| std::cmp::Reverse(c.count));
-    let answer = batch
-        .message_type
-        .as_deref()
-        .and_then(MessageType::named)
-        .and_then(|t| t.dialect().requester_reply(&batch.result));
+    let answer = requester_answer(&batch);
     views::render(&BatchPage {
         nav: Nav::new(&user, "imports"),
         query: batch_query(&batch.org_id, &batch.batch_id),
@@ -451,6 +447,25 @@ pub async fn batch(
     })
 }
 
+/// The requester's own answer, made from the stored result by the batch's dialect, as the
+/// worker made it (none for a dialect without one, or a batch stored before its type was).
+fn requester_answer(batch: &history::Batch) -> Option<crate::dialect::RequesterReply> {
+    let dialect = MessageType::named(batch.message_type.as_deref()?)?;
+    dialect.dialect().requester_reply(&batch.result)
+}
+
+/// A file to download, named after the batch.
+fn download(content_type: &str, batch_id: &str, suffix: &str, body: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, file_name(batch_id, suffix)),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// A download's file name: the batch id made safe for a header (it is the producer's).
 fn file_name(batch_id: &str, suffix: &str) -> String {
     let safe: String = batch_id
@@ -498,17 +513,12 @@ pub async fn failed_csv(
         &batch.org_id,
         &batch.batch_id,
     );
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                file_name(&batch.batch_id, "-failed.csv"),
-            ),
-        ],
+    Ok(download(
+        "text/csv; charset=utf-8",
+        &batch.batch_id,
+        "-failed.csv",
         body,
-    )
-        .into_response())
+    ))
 }
 
 pub async fn result_json(
@@ -519,17 +529,12 @@ pub async fn result_json(
     user.require(Role::Operator)?;
     let (batch, _) = load(&console, &user, &q).await?;
     audit(&user, "download result", &batch.org_id, &batch.batch_id);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/json".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                file_name(&batch.batch_id, "-result.json"),
-            ),
-        ],
+    Ok(download(
+        "application/json",
+        &batch.batch_id,
+        "-result.json",
         batch.result,
-    )
-        .into_response())
+    ))
 }
 
 /// The requester's answer in its dialect (DocuSign's XML included), as a download.
@@ -540,12 +545,7 @@ pub async fn answer(
 ) -> Result<Response, Refusal> {
     user.require(Role::Operator)?;
     let (batch, _) = load(&console, &user, &q).await?;
-    let Some(answer) = batch
-        .message_type
-        .as_deref()
-        .and_then(MessageType::named)
-        .and_then(|t| t.dialect().requester_reply(&batch.result))
-    else {
+    let Some(answer) = requester_answer(&batch) else {
         return Err(Refusal::NotFound("dialect answer for this batch"));
     };
     audit(&user, "download answer", &batch.org_id, &batch.batch_id);
@@ -554,17 +554,12 @@ pub async fn answer(
     } else {
         "-answer.json"
     };
-    Ok((
-        [
-            (header::CONTENT_TYPE, answer.content_type.to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                file_name(&batch.batch_id, suffix),
-            ),
-        ],
+    Ok(download(
+        answer.content_type,
+        &batch.batch_id,
+        suffix,
         answer.body,
-    )
-        .into_response())
+    ))
 }
 
 pub async fn settings(State(console): State<Shared>, user: User) -> Result<Response, Refusal> {
