@@ -308,8 +308,11 @@ pub fn readable(value: &AMQPValue) -> String {
     }
 }
 
+/// A header's timestamp; one past what a clock can hold (a producer's header, kept by the
+/// broker's dead-lettering) reads as the latest time chrono can hold, never a panic.
 fn at(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    let latest = DateTime::<Utc>::MAX_UTC.timestamp() as u64;
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs.min(latest))
 }
 
 /// The body's `orgId`, for letters dead-lettered by the broker (no header names the org).

@@ -230,19 +230,24 @@ pub async fn login(
     let stored = console_users::find(&**client, &form.user)
         .await
         .map_err(internal)?;
-    let allowed = match &stored {
-        Some(user) => console_users::count_attempt(&**client, &user.name, LOCK_AFTER, LOCKOUT)
-            .await
-            .map_err(internal)?,
-        None => false,
-    };
+    // Every name costs the same statement, so that timing does not tell which exist.
+    let allowed = console_users::count_attempt(&**client, &form.user, LOCK_AFTER, LOCKOUT)
+        .await
+        .map_err(internal)?
+        && stored.is_some();
     let hash = stored
         .as_ref()
         .filter(|_| allowed)
         .map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
     let password = form.password.clone();
+    // No connection is held while waiting for a turn: a burst of sign-ins must not take
+    // the pool from every page.
+    drop(client);
     let matches = {
-        let _turn = VERIFYING.acquire().await.map_err(internal)?;
+        let _turn = tokio::time::timeout(Duration::from_secs(10), VERIFYING.acquire())
+            .await
+            .map_err(|_| Refusal::Unavailable)?
+            .map_err(internal)?;
         tokio::task::spawn_blocking(move || credentials::verify(&password, &hash))
             .await
             .unwrap_or(false)
@@ -256,6 +261,7 @@ pub async fn login(
         info!(target: "audit", user = %stored.name, action = "login", outcome);
         return refused();
     }
+    let client = db(&console).await?;
     let mut token = [0u8; 32];
     getrandom::fill(&mut token).map_err(internal)?;
     let token = hex::encode(token);

@@ -283,7 +283,8 @@ pub async fn replay(
     // Batch ids are an org's own: a letter is taken by its batch id and org, so that a
     // replay never touches another org's letter with the same id.
     let wanted: HashSet<(String, String)> = targets.iter().map(key).collect();
-    let replayed = settle_in_the_queue(&console, &user, Pass::Replay(wanted)).await?;
+    let offsets: Vec<i64> = targets.iter().map(|(o, _, _)| *o).collect();
+    let replayed = settle_in_the_queue(&console, &user, Pass::Replay(wanted), offsets).await?;
     let missing = targets.len().saturating_sub(replayed);
     views::render(&DonePage {
         nav: Nav::new(&user, "dead-letters"),
@@ -342,7 +343,8 @@ pub async fn purge(
             error,
         });
     }
-    let removed = settle_in_the_queue(&console, &user, Pass::Purge(older_than)).await?;
+    let offsets: Vec<i64> = targets.iter().map(|(o, _, _)| *o).collect();
+    let removed = settle_in_the_queue(&console, &user, Pass::Purge(older_than), offsets).await?;
     views::render(&DonePage {
         nav: Nav::new(&user, "dead-letters"),
         message: format!(
@@ -367,9 +369,14 @@ fn key((_, id, org): &Target) -> (String, String) {
 }
 
 /// Runs the pass in a task of its own, so that a browser that goes away cannot stop it half
-/// way, then marks its letters settled and writes an audit line for each. Returns how many
-/// letters it replayed or removed.
-async fn settle_in_the_queue(console: &Shared, user: &User, pass: Pass) -> Result<usize, Refusal> {
+/// way, then writes an audit line for each letter it took and marks those of the confirmed
+/// `offsets` settled. Returns how many letters it replayed or removed.
+async fn settle_in_the_queue(
+    console: &Shared,
+    user: &User,
+    pass: Pass,
+    offsets: Vec<i64>,
+) -> Result<usize, Refusal> {
     let (console, user) = (console.clone(), user.clone());
     let task = tokio::spawn(async move {
         let broker = &console.config.broker;
@@ -393,7 +400,7 @@ async fn settle_in_the_queue(console: &Shared, user: &User, pass: Pass) -> Resul
             info!(target: "audit", user = %user.name, action, org = %org, batch = %batch, "console action");
         }
         let client = console.pool.get().await?;
-        dead_letters::settle(&**client, &done, how, &user.name).await?;
+        dead_letters::settle(&**client, &offsets, &done, how, &user.name).await?;
         anyhow::Ok(done.len())
     });
     match task.await {

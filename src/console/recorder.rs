@@ -25,10 +25,17 @@ const PREFETCH: u16 = 100;
 pub async fn run(console: Shared) {
     let mut last_error = String::new();
     loop {
-        match record(&console).await {
+        // In a task of its own: a panic on one letter must not end recording for good.
+        let recording = tokio::spawn({
+            let console = console.clone();
+            async move { record(&console).await.map_err(|e| format!("{e:#}")) }
+        });
+        match recording
+            .await
+            .unwrap_or_else(|e| Err(format!("the recorder panicked: {e}")))
+        {
             Ok(()) => {}
             Err(e) => {
-                let e = format!("{e:#}");
                 if e != last_error {
                     warn!(error = %e, "recording dead letters stopped; trying again every 5 s");
                     last_error = e;
@@ -71,7 +78,9 @@ async fn record(console: &Shared) -> anyhow::Result<()> {
     info!(stream = %stream, from = ?next, "recording dead letters");
     while let Some(delivery) = consumer.next().await {
         let delivery = delivery?;
-        let Some(offset) = stream_offset(&delivery) else {
+        // Attached at an offset, a stream delivers from the start of its chunk: what comes
+        // before `next` was recorded (and may have been pruned since).
+        let Some(offset) = stream_offset(&delivery).filter(|o| next.is_none_or(|n| *o >= n)) else {
             delivery.acker.ack(BasicAckOptions::default()).await?;
             continue;
         };
@@ -80,9 +89,13 @@ async fn record(console: &Shared) -> anyhow::Result<()> {
             .await
         {
             Ok(()) => {}
-            // A value PostgreSQL cannot store (the producer's bytes) must not stop the
-            // recorder at this offset for good: the letter stays in the queue, unrecorded.
-            Err(e) if e.code().is_some_and(|c| c.code().starts_with("22")) => {
+            // A value PostgreSQL cannot store (the producer's bytes: class 22, data
+            // exceptions; 54, a value over an index's size limit) must not stop the recorder
+            // at this offset for good: the letter stays in the queue, unrecorded.
+            Err(e)
+                if e.code()
+                    .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("54")) =>
+            {
                 warn!(offset, error = %e, "a dead letter could not be recorded; skipped (it stays in the queue)");
                 dead_letters::skip(&**client, &stream, offset).await?;
             }
@@ -118,7 +131,13 @@ fn letter_of(delivery: &Delivery, offset: i64) -> Letter {
     }
     .or_else(|| facts.last_death.map(DateTime::<Utc>::from))
     .unwrap_or_else(Utc::now);
-    let known = |s: &str| (s != "-").then(|| text(s));
+    // Ids are the producer's: an org only when it is a valid one, a batch id cut to what an
+    // index holds.
+    let org = crate::ids::OrgId::parse(&facts.org)
+        .ok()
+        .filter(|_| facts.org != "-")
+        .map(|o| text(o.as_str()));
+    let batch_id: String = text(&facts.batch_id).chars().take(512).collect();
     let body = match serde_json::from_slice::<serde_json::Value>(&delivery.data) {
         Ok(mut json) => {
             save::hide_passwords(&mut json, Some("<hidden>"));
@@ -129,8 +148,8 @@ fn letter_of(delivery: &Delivery, offset: i64) -> Letter {
     };
     Letter {
         offset,
-        batch_id: text(&facts.batch_id),
-        org_id: known(&facts.org),
+        batch_id,
+        org_id: org,
         reason: text(&facts.reason),
         error: header_str(headers, ERROR_HEADER).map(text),
         attempts: facts.attempts.parse().ok(),

@@ -115,8 +115,10 @@ pub async fn count_attempt(
 ) -> Result<bool, tokio_postgres::Error> {
     let counted = client
         .execute(
-            "UPDATE console_users SET failed_logins = failed_logins + 1, \
-                 locked_until = CASE WHEN failed_logins + 1 >= $2 \
+            "UPDATE console_users SET \
+                 failed_logins = CASE WHEN locked_until <= now() THEN 1 ELSE failed_logins + 1 END, \
+                 locked_until = CASE \
+                     WHEN (CASE WHEN locked_until <= now() THEN 1 ELSE failed_logins + 1 END) >= $2 \
                      THEN now() + make_interval(secs => $3) ELSE NULL END \
              WHERE name = $1 AND (locked_until IS NULL OR locked_until <= now())",
             &[&name, &limit, &lockout.as_secs_f64()],

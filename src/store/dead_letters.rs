@@ -233,24 +233,27 @@ pub async fn one(
 /// Every letter recorded for `batch_id`, newest first.
 pub async fn of_batch(
     client: &impl GenericClient,
+    org: &str,
     batch_id: &str,
 ) -> Result<Vec<DeadLetter>, tokio_postgres::Error> {
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM dead_letters WHERE batch_id = $1 \
+                "SELECT {COLUMNS} FROM dead_letters WHERE batch_id = $1 AND org_id = $2 \
                  ORDER BY dead_at DESC LIMIT 100"
             ),
-            &[&batch_id],
+            &[&batch_id, &org],
         )
         .await?;
     Ok(rows.iter().map(letter).collect())
 }
 
-/// Marks the unsettled letters of these (batch id, org) as replayed or purged by `by`
-/// (`-` stands for a letter that names no org): the queue passes take letters by both.
+/// Marks as replayed or purged by `by` those of the letters at `offsets` (the ones the user
+/// confirmed) whose (batch id, org) the queue pass took (`-` stands for a letter that names
+/// no org). A letter recorded since, such as a replay that failed again, stays unsettled.
 pub async fn settle(
     client: &impl GenericClient,
+    offsets: &[i64],
     letters: &[(String, String)],
     how: &str,
     by: &str,
@@ -262,9 +265,10 @@ pub async fn settle(
     client
         .execute(
             "UPDATE dead_letters SET settled = $3, settled_by = $4, settled_at = now() \
-             WHERE settled IS NULL AND (batch_id, coalesce(org_id, '-')) IN \
+             WHERE settled IS NULL AND stream_offset = ANY($5) \
+               AND (batch_id, coalesce(org_id, '-')) IN \
                  (SELECT * FROM unnest($1::text[], $2::text[]))",
-            &[&batches, &orgs, &how, &by],
+            &[&batches, &orgs, &how, &by, &offsets],
         )
         .await
 }

@@ -210,11 +210,7 @@ pub async fn letters_of(
     org: &str,
     batch_id: &str,
 ) -> Result<Vec<DeadLetter>, tokio_postgres::Error> {
-    let letters = dead_letters::of_batch(client, batch_id).await?;
-    Ok(letters
-        .into_iter()
-        .filter(|l| l.org_id.as_deref() == Some(org))
-        .collect())
+    dead_letters::of_batch(client, org, batch_id).await
 }
 
 /// One minute of throughput.
