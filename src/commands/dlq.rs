@@ -90,15 +90,11 @@ pub enum DlqCommand {
 /// Runs the command. Letters it reads and does not remove are put back (see the module
 /// documentation); an interrupted command leaves unacked letters to return with the channel.
 pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
-    let (connection, channel) = broker::open_declared(&args.broker, "contact-import dlq").await?;
-    let queue = args.broker.dead_letter_queue.clone();
-    let publisher = Publisher::open(&connection, args.broker.clone()).await?;
-    let queue = &queue;
-    let outcome = async {
-        let mut letters = Letters::open(&channel, queue, &publisher).await?;
+    let queue = &args.broker.dead_letter_queue;
+    with_letters(&args.broker, "contact-import dlq", async |letters, publisher| {
         match args.command {
-            DlqCommand::List { limit } => list(&mut letters, limit).await,
-            DlqCommand::Show { id } => show(&mut letters, &id).await,
+            DlqCommand::List { limit } => list(letters, limit).await,
+            DlqCommand::Show { id } => show(letters, &id).await,
             DlqCommand::Replay {
                 ids,
                 all,
@@ -121,7 +117,7 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
                 // whose grants a worker in `grants` mode then checks.
                 let nodes = broker::endpoints(&args.broker.amqp_url)?;
                 let replayer = nodes[0].login_user();
-                let replayed = replay(&mut letters, &publisher, wanted, limit, replayer).await?;
+                let replayed = replay(letters, publisher, wanted, limit, replayer).await?;
                 for done in &replayed {
                     eprintln!("replayed {} ({})", done.batch_id, done.reason);
                 }
@@ -129,7 +125,7 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
                 Ok(())
             }
             DlqCommand::Purge { older_than, yes } => {
-                let matched = purge(&mut letters, older_than, yes).await?.len();
+                let matched = purge(letters, older_than, yes).await?.len();
                 if yes {
                     eprintln!("removed {matched} dead letter(s) older than {older_than:?} from {queue}");
                 } else {
@@ -140,10 +136,8 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
                 Ok(())
             }
         }
-    }
-    .await;
-    let _ = connection.close(200, "done".into()).await;
-    outcome
+    })
+    .await
 }
 
 /// One dead letter as read from the queue.
@@ -165,6 +159,7 @@ impl Letter {
 
 /// What a dead letter's properties and headers say of it (the console's recorder reads the
 /// same from the dead-letter stream).
+#[derive(Clone)]
 pub struct LetterFacts {
     /// The message id, else the worker's `x-contact-import-batch-id`, else `-`.
     pub batch_id: String,
@@ -454,18 +449,7 @@ async fn show(letters: &mut Letters<'_>, id: &str) -> anyhow::Result<()> {
                 println!("header {name}: {}", readable(value));
             }
         }
-        // Save User Contacts letters carry account passwords: kept for the replay, never shown.
-        match serde_json::from_slice::<serde_json::Value>(&delivery.data) {
-            Ok(mut json) => {
-                save::hide_passwords(&mut json, Some("<hidden>"));
-                println!("{}", serde_json::to_string_pretty(&json)?);
-            }
-            Err(_) if dialect::mentions_password(&delivery.data) => println!(
-                "(body not shown: it is not JSON and mentions a password; {} bytes)",
-                delivery.data.len()
-            ),
-            Err(_) => println!("{}", String::from_utf8_lossy(&delivery.data)),
-        }
+        println!("{}", shown_body(&delivery.data));
         return letters.keep(letter).await;
     }
     bail!("no dead letter with batch id {id} in {}", letters.queue)
@@ -555,12 +539,10 @@ async fn purge(
             letters.keep(letter).await?;
             continue;
         }
+        matched.push(letter.facts.clone());
         if yes {
-            let facts = LetterFacts::read(&letter.message.delivery);
             letters.remove(letter).await?;
-            matched.push(facts);
         } else {
-            matched.push(LetterFacts::read(&letter.message.delivery));
             letters.keep(letter).await?;
         }
     }
@@ -575,22 +557,21 @@ pub async fn replay_batches(
     broker: &BrokerConfig,
     ids: &std::collections::HashSet<(String, String)>,
 ) -> anyhow::Result<Vec<(String, String)>> {
-    let (connection, channel) = broker::open_declared(broker, "contact-import console").await?;
-    let outcome = async {
-        let publisher = Publisher::open(&connection, broker.clone()).await?;
-        let mut letters = Letters::open(&channel, &broker.dead_letter_queue, &publisher).await?;
-        let wanted = |letter: &Letter| {
-            ids.contains(&(letter.facts.batch_id.clone(), letter.facts.org.clone()))
-                && !letter.facts.refused()
-        };
-        let nodes = broker::endpoints(&broker.amqp_url)?;
-        let replayer = nodes[0].login_user();
-        let replayed = replay(&mut letters, &publisher, wanted, None, replayer).await?;
-        anyhow::Ok(replayed.into_iter().map(|r| (r.batch_id, r.org)).collect())
-    }
-    .await;
-    let _ = connection.close(200, "done".into()).await;
-    outcome
+    with_letters(
+        broker,
+        "contact-import console",
+        async |letters, publisher| {
+            let wanted = |letter: &Letter| {
+                ids.contains(&(letter.facts.batch_id.clone(), letter.facts.org.clone()))
+                    && !letter.facts.refused()
+            };
+            let nodes = broker::endpoints(&broker.amqp_url)?;
+            let replayer = nodes[0].login_user();
+            let replayed = replay(letters, publisher, wanted, None, replayer).await?;
+            Ok(replayed.into_iter().map(|r| (r.batch_id, r.org)).collect())
+        },
+    )
+    .await
 }
 
 /// Removes the letters dead longer than `older_than` from the dead-letter queue, as
@@ -599,13 +580,55 @@ pub async fn purge_queue(
     broker: &BrokerConfig,
     older_than: Duration,
 ) -> anyhow::Result<Vec<LetterFacts>> {
-    let (connection, channel) = broker::open_declared(broker, "contact-import console").await?;
+    with_letters(broker, "contact-import console", async |letters, _| {
+        purge(letters, older_than, true).await
+    })
+    .await
+}
+
+/// Runs `work` on the dead-letter queue's letters, on a connection of its own that is closed
+/// afterwards (which returns any letter `work` left unacked).
+async fn with_letters<T>(
+    broker: &BrokerConfig,
+    name: &str,
+    work: impl AsyncFnOnce(&mut Letters<'_>, &Publisher) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let (connection, channel) = broker::open_declared(broker, name).await?;
     let outcome = async {
         let publisher = Publisher::open(&connection, broker.clone()).await?;
         let mut letters = Letters::open(&channel, &broker.dead_letter_queue, &publisher).await?;
-        purge(&mut letters, older_than, true).await
+        work(&mut letters, &publisher).await
     }
     .await;
     let _ = connection.close(200, "done".into()).await;
     outcome
+}
+
+/// A letter's body without account passwords: Save User Contacts letters carry them (kept
+/// for the replay, never shown). JSON has them masked; a body that is not JSON and mentions
+/// a password is withheld (`None`).
+pub fn without_passwords(data: &[u8]) -> Option<Vec<u8>> {
+    match serde_json::from_slice::<serde_json::Value>(data) {
+        Ok(mut json) => {
+            save::hide_passwords(&mut json, Some("<hidden>"));
+            Some(serde_json::to_vec(&json).expect("a JSON value serialises"))
+        }
+        Err(_) if dialect::mentions_password(data) => None,
+        Err(_) => Some(data.to_vec()),
+    }
+}
+
+/// A letter's body as `dlq show` and the console show it: [`without_passwords`], JSON
+/// pretty-printed.
+pub fn shown_body(data: &[u8]) -> String {
+    let Some(shown) = without_passwords(data) else {
+        return format!(
+            "(body not shown: it is not JSON and mentions a password; {} bytes)",
+            data.len()
+        );
+    };
+    match serde_json::from_slice::<serde_json::Value>(&shown) {
+        Ok(json) => serde_json::to_string_pretty(&json).expect("a JSON value serialises"),
+        Err(_) => String::from_utf8_lossy(&shown).into_owned(),
+    }
 }

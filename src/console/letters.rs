@@ -8,7 +8,6 @@ use super::pages::{some, stamp};
 use super::refusal::{Refusal, internal};
 use super::views::{self, ConfirmPage, DeadRow, DonePage, LetterPage, LettersPage, Nav};
 use crate::commands::dlq;
-use crate::dialect::{self, save};
 use crate::store::dead_letters::{self, DeadLetter, LetterFilter, Target};
 use crate::store::scope::Scope;
 use axum::extract::{Query, State};
@@ -163,22 +162,9 @@ pub async fn show(
             .collect(),
         _ => Vec::new(),
     };
-    // Save User Contacts letters carry account passwords: kept for the replay, never shown
-    // (as `dlq show` hides them).
-    let body = match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(mut json) => {
-            save::hide_passwords(&mut json, Some("<hidden>"));
-            serde_json::to_string_pretty(&json).unwrap_or_default()
-        }
-        Err(_) if dialect::mentions_password(&body) => format!(
-            "(body not shown: it is not JSON and mentions a password; {} bytes)",
-            body.len()
-        ),
-        Err(_) => String::from_utf8_lossy(&body).into_owned(),
-    };
     // The body is contact data: for those who may download (and replay) it.
     let body = if user.may(Role::Operator) {
-        body
+        dlq::shown_body(&body)
     } else {
         "(the body holds contact data: operators and admins see it)".to_owned()
     };

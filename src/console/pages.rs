@@ -447,6 +447,16 @@ pub async fn batch(
     })
 }
 
+/// A batch to download: for operators and admins, within their orgs.
+async fn load_download(
+    console: &Shared,
+    user: &User,
+    q: &BatchQuery,
+) -> Result<(history::Batch, StoredResult), Refusal> {
+    user.require(Role::Operator)?;
+    load(console, user, q).await
+}
+
 /// The requester's own answer, made from the stored result by the batch's dialect, as the
 /// worker made it (none for a dialect without one, or a batch stored before its type was).
 fn requester_answer(batch: &history::Batch) -> Option<crate::dialect::RequesterReply> {
@@ -491,8 +501,7 @@ pub async fn failed_csv(
     user: User,
     Query(q): Query<BatchQuery>,
 ) -> Result<Response, Refusal> {
-    user.require(Role::Operator)?;
-    let (batch, result) = load(&console, &user, &q).await?;
+    let (batch, result) = load_download(&console, &user, &q).await?;
     let mut csv = csv::Writer::from_writer(Vec::new());
     let written = (|| -> Result<Vec<u8>, csv::Error> {
         csv.write_record(["index", "errorCode", "errorMessage", "statusCode"])?;
@@ -526,8 +535,7 @@ pub async fn result_json(
     user: User,
     Query(q): Query<BatchQuery>,
 ) -> Result<Response, Refusal> {
-    user.require(Role::Operator)?;
-    let (batch, _) = load(&console, &user, &q).await?;
+    let (batch, _) = load_download(&console, &user, &q).await?;
     audit(&user, "download result", &batch.org_id, &batch.batch_id);
     Ok(download(
         "application/json",
@@ -543,8 +551,7 @@ pub async fn answer(
     user: User,
     Query(q): Query<BatchQuery>,
 ) -> Result<Response, Refusal> {
-    user.require(Role::Operator)?;
-    let (batch, _) = load(&console, &user, &q).await?;
+    let (batch, _) = load_download(&console, &user, &q).await?;
     let Some(answer) = requester_answer(&batch) else {
         return Err(Refusal::NotFound("dialect answer for this batch"));
     };

@@ -7,8 +7,7 @@ use crate::broker::consume::DELIVERY_COUNT_HEADER;
 use crate::broker::consume::header_str;
 use crate::broker::publish::{DEAD_AT_HEADER, DEAD_USER_ID_HEADER, ERROR_HEADER};
 use crate::broker::topology;
-use crate::commands::dlq::{LetterFacts, readable};
-use crate::dialect::{self, save};
+use crate::commands::dlq::{LetterFacts, readable, without_passwords};
 use crate::store::dead_letters::{self, NewLetter};
 use chrono::{DateTime, Utc};
 use futures_lite::StreamExt;
@@ -85,9 +84,7 @@ async fn record(console: &Shared) -> anyhow::Result<()> {
             continue;
         };
         let client = console.pool.get().await?;
-        match dead_letters::record(&**client, &stream, &(&letter_of(&delivery, offset)).into())
-            .await
-        {
+        match dead_letters::record(&**client, &stream, &letter_of(&delivery, offset)).await {
             Ok(()) => {}
             // A value PostgreSQL cannot store (the producer's bytes: class 22, data
             // exceptions; 54, a value over an index's size limit) must not stop the recorder
@@ -110,7 +107,7 @@ async fn record(console: &Shared) -> anyhow::Result<()> {
 /// The record of a letter: what its properties and headers say, and its body with any
 /// account password hidden (replays read the queue, not this copy). Text loses NUL
 /// characters, which PostgreSQL cannot store.
-fn letter_of(delivery: &Delivery, offset: i64) -> Letter {
+fn letter_of(delivery: &Delivery, offset: i64) -> NewLetter {
     let facts = LetterFacts::read(delivery);
     let headers = delivery.properties.headers().as_ref();
     let text = |s: &str| s.replace('\0', "");
@@ -138,15 +135,8 @@ fn letter_of(delivery: &Delivery, offset: i64) -> Letter {
         .filter(|_| facts.org != "-")
         .map(|o| text(o.as_str()));
     let batch_id: String = text(&facts.batch_id).chars().take(512).collect();
-    let body = match serde_json::from_slice::<serde_json::Value>(&delivery.data) {
-        Ok(mut json) => {
-            save::hide_passwords(&mut json, Some("<hidden>"));
-            serde_json::to_vec(&json).unwrap_or_default()
-        }
-        Err(_) if dialect::mentions_password(&delivery.data) => Vec::new(),
-        Err(_) => delivery.data.clone(),
-    };
-    Letter {
+    let body = without_passwords(&delivery.data).unwrap_or_default();
+    NewLetter {
         offset,
         batch_id,
         org_id: org,
@@ -170,39 +160,6 @@ fn letter_of(delivery: &Delivery, offset: i64) -> Letter {
         dead_at,
         headers: serde_json::Value::Object(header_json),
         body,
-    }
-}
-
-/// A letter as recorded, owned (see [`NewLetter`] for the fields).
-struct Letter {
-    offset: i64,
-    batch_id: String,
-    org_id: Option<String>,
-    reason: String,
-    error: Option<String>,
-    attempts: Option<i32>,
-    message_type: Option<String>,
-    publisher: Option<String>,
-    dead_at: DateTime<Utc>,
-    headers: serde_json::Value,
-    body: Vec<u8>,
-}
-
-impl<'a> From<&'a Letter> for NewLetter<'a> {
-    fn from(l: &'a Letter) -> Self {
-        NewLetter {
-            offset: l.offset,
-            batch_id: &l.batch_id,
-            org_id: l.org_id.as_deref(),
-            reason: &l.reason,
-            error: l.error.as_deref(),
-            attempts: l.attempts,
-            message_type: l.message_type.as_deref(),
-            publisher: l.publisher.as_deref(),
-            dead_at: l.dead_at,
-            headers: &l.headers,
-            body: &l.body,
-        }
     }
 }
 

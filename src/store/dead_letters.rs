@@ -40,29 +40,29 @@ pub struct DeadLetter {
 
 /// A letter to record, as read from the stream.
 #[derive(Debug, Clone)]
-pub struct NewLetter<'a> {
+pub struct NewLetter {
     /// Its offset in the stream.
     pub offset: i64,
     /// The batch id.
-    pub batch_id: &'a str,
+    pub batch_id: String,
     /// The org, if named.
-    pub org_id: Option<&'a str>,
+    pub org_id: Option<String>,
     /// The reason code.
-    pub reason: &'a str,
+    pub reason: String,
     /// The worker's explanation.
-    pub error: Option<&'a str>,
+    pub error: Option<String>,
     /// Deliveries before it was dead-lettered.
     pub attempts: Option<i32>,
     /// Its AMQP `type`.
-    pub message_type: Option<&'a str>,
+    pub message_type: Option<String>,
     /// The broker user that published it.
-    pub publisher: Option<&'a str>,
+    pub publisher: Option<String>,
     /// When it was dead-lettered.
     pub dead_at: DateTime<Utc>,
     /// Its headers, values readable.
-    pub headers: &'a serde_json::Value,
+    pub headers: serde_json::Value,
     /// The message body, to show (passwords already hidden; replays read the queue).
-    pub body: &'a [u8],
+    pub body: Vec<u8>,
 }
 
 /// Records a letter (one already recorded, same offset, is left as it is) and that the
@@ -70,7 +70,7 @@ pub struct NewLetter<'a> {
 pub async fn record(
     client: &impl GenericClient,
     stream: &str,
-    letter: &NewLetter<'_>,
+    letter: &NewLetter,
 ) -> Result<(), tokio_postgres::Error> {
     client
         .execute(
@@ -88,7 +88,7 @@ pub async fn record(
                 &letter.message_type,
                 &letter.publisher,
                 &letter.dead_at,
-                letter.headers,
+                &letter.headers,
                 &letter.body,
             ],
         )

@@ -3,7 +3,9 @@
 //! screenshots go to `target/console-screenshots/`.
 
 use crate::common::{ORG, TestEnv, batch};
-use crate::console::{ConsoleServer, PASSWORD, Session, add_user, dead_letter_fixed_since};
+use crate::console::{
+    ConsoleServer, PASSWORD, Session, add_user, csv_rows, dead_letter_fixed_since, stored_failures,
+};
 use crate::support::ports::free_port;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -308,23 +310,8 @@ async fn an_operator_finds_an_import_downloads_its_failures_and_replays_a_dead_l
     browser.click("#download-failed").await;
     let csv = browser.downloaded().await;
     let stored: Value = serde_json::from_slice(stored).unwrap();
-    let expected: Vec<Vec<String>> = stored["failedContacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            ["id", "errorCode", "errorMessage", "statusCode"]
-                .map(|k| {
-                    f[k].as_str()
-                        .map_or_else(|| f[k].to_string(), str::to_owned)
-                })
-                .to_vec()
-        })
-        .collect();
-    let downloaded: Vec<Vec<String>> = csv::Reader::from_reader(csv.as_bytes())
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect();
+    let expected = stored_failures(&stored);
+    let downloaded = csv_rows(&csv);
     assert!(!expected.is_empty());
     assert_eq!(downloaded, expected, "the CSV is the stored failures");
 

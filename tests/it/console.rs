@@ -242,6 +242,31 @@ pub async fn wait_for_page(session: &Session, path: &str, text: &str) -> String 
     }
 }
 
+/// A downloaded CSV's rows after its header.
+pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+/// A result's `failedContacts` as the failed-contacts CSV's rows should hold them.
+pub fn stored_failures(result: &serde_json::Value) -> Vec<Vec<String>> {
+    result["failedContacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            ["id", "errorCode", "errorMessage", "statusCode"]
+                .map(|k| {
+                    f[k].as_str()
+                        .map_or_else(|| f[k].to_string(), str::to_owned)
+                })
+                .to_vec()
+        })
+        .collect()
+}
+
 fn query(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs.iter().copied())
@@ -637,24 +662,8 @@ async fn producer_values_are_shown_as_text_and_failures_download_as_csv() {
         .await;
     assert_eq!(csv.status, 200);
     assert!(csv.content_type.starts_with("text/csv"));
-    let mut rows = csv::Reader::from_reader(csv.body.as_bytes());
-    let downloaded: Vec<Vec<String>> = rows
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect();
-    let stored: Vec<Vec<String>> = result["failedContacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            vec![
-                f["id"].as_str().unwrap().to_owned(),
-                f["errorCode"].as_str().unwrap().to_owned(),
-                f["errorMessage"].as_str().unwrap().to_owned(),
-                f["statusCode"].to_string(),
-            ]
-        })
-        .collect();
+    let downloaded = csv_rows(&csv.body);
+    let stored = stored_failures(&result);
     assert_eq!(downloaded, stored);
     assert_eq!(downloaded.len(), 2);
     let log = server.log();
