@@ -133,16 +133,29 @@ impl Browser {
             .unwrap();
     }
 
+    /// The element's text, once it exists. Found again if the page replaces it between the
+    /// finding and the reading (the overview's live part is rewritten every 5 s).
     async fn text(&self, css: &str) -> String {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
-            .text()
-            .await
-            .unwrap()
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let read = async {
+                self.client
+                    .wait()
+                    .at_most(Duration::from_secs(20))
+                    .for_element(Locator::Css(css))
+                    .await?
+                    .text()
+                    .await
+            };
+            match read.await {
+                Ok(text) => return text,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("{css}: {e}; reading it again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("{css}: {e}"),
+            }
+        }
     }
 
     /// Waits until the element's text satisfies `done` (a live part refreshes on its own).
