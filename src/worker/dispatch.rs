@@ -1,7 +1,9 @@
 //! Which delivery runs next (docs/operations.md, "Lanes"). Without lanes: the import queue's, in order.
 //! With lanes: the interactive lane first, with slots of its own beyond the concurrency that
 //! bulk work may not take (`CONTACT_IMPORT_INTERACTIVE_SLOTS`), so a request a person waits
-//! on starts at once even when bulk batches hold every other slot; then the bulk shards in
+//! on starts at once even when bulk batches hold every other slot, and never on the last
+//! slot, so that a flood of interactive requests slows bulk work but cannot stop it
+//! ([`Dispatch::subscribe`]); then the bulk shards in
 //! turn, so an org whose batches sit on one shard does not hold back the orgs on the others;
 //! then the heavy shards in turn, where the router puts the batches of orgs with more than
 //! their share of the bulk traffic (see `shares`), so that a new org's bulk batch does not
@@ -29,10 +31,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// towards the broker's `consumer_timeout` while other orgs keep the bulk shards busy).
 const HEAVY_SHARE: usize = 4;
 
-/// A delivery taken, and the bulk slot it holds (bulk deliveries only).
+/// A delivery taken, and the slot of its kind (interactive or bulk) it holds until it settles.
 pub struct Taken {
     pub delivery: Delivery,
-    pub bulk_slot: Option<OwnedSemaphorePermit>,
+    pub lane_slot: OwnedSemaphorePermit,
 }
 
 /// Consumers served in turn.
@@ -76,6 +78,8 @@ pub struct Dispatch {
     /// Slots bulk and heavy deliveries may hold: the concurrency (the session's slots add
     /// the interactive lane's own).
     bulk_slots: Arc<Semaphore>,
+    /// Slots interactive deliveries may hold: all the session's but one.
+    interactive_slots: Arc<Semaphore>,
     /// Every consumer's tag and queue, for cancelling and for messages.
     pub consumers: Vec<(String, String)>,
 }
@@ -83,6 +87,10 @@ pub struct Dispatch {
 impl Dispatch {
     /// Subscribes to the import queue, or with `lanes` to every lane queue, on `channel`,
     /// `prefetch` unacked deliveries per consumer (`heavy_prefetch` on a heavy shard).
+    ///
+    /// Interactive deliveries may hold every slot of the session (the concurrency plus the
+    /// interactive lane's own) but one: under a flood of them, one bulk batch still runs.
+    /// With a single slot in all there is nothing to keep, and that one slot serves both.
     pub async fn subscribe(
         channel: &Channel,
         import_queue: &str,
@@ -109,6 +117,9 @@ impl Dispatch {
             Ok::<_, String>((consumer, lane))
         };
         let bulk_slots = Arc::new(Semaphore::new(usize::from(concurrency)));
+        let interactive_slots = Arc::new(Semaphore::new(lanes.map_or(0, |lanes| {
+            interactive_slot_count(concurrency, lanes.rules.interactive_slots)
+        })));
         let Some(lanes) = lanes else {
             let only = subscribe(import_queue, Lane::Bulk(0)).await?;
             return Ok(Self {
@@ -117,6 +128,7 @@ impl Dispatch {
                 heavy: None,
                 picks: 0,
                 bulk_slots,
+                interactive_slots,
                 consumers,
             });
         };
@@ -135,6 +147,7 @@ impl Dispatch {
             heavy: Some(Tier::new(heavy)),
             picks: 0,
             bulk_slots,
+            interactive_slots,
             consumers,
         })
     }
@@ -150,13 +163,19 @@ impl Dispatch {
             heavy,
             picks,
             bulk_slots,
+            interactive_slots,
             ..
         } = self;
         let interactive_next = async {
-            match interactive {
-                Some(tier) => std::future::poll_fn(|cx| tier.poll_turn(cx)).await,
-                None => std::future::pending().await,
-            }
+            let Some(tier) = interactive else {
+                return std::future::pending().await;
+            };
+            let slot = interactive_slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            (slot, std::future::poll_fn(|cx| tier.poll_turn(cx)).await)
         };
         let bulk_next = async {
             let slot = bulk_slots
@@ -181,10 +200,10 @@ impl Dispatch {
             *picks += 1;
             (slot, next)
         };
-        let ((lane, next), bulk_slot) = tokio::select! {
+        let (lane_slot, (lane, next)) = tokio::select! {
             biased;
-            next = interactive_next => (next, None),
-            (slot, next) = bulk_next => (next, Some(slot)),
+            taken = interactive_next => taken,
+            taken = bulk_next => taken,
         };
         let queue = || match self.interactive.is_some() {
             true => lane_name(&self.consumers, lane),
@@ -197,13 +216,19 @@ impl Dispatch {
                 }
                 Ok(Taken {
                     delivery,
-                    bulk_slot,
+                    lane_slot,
                 })
             }
             Some(Err(e)) => Err(format!("the consumer of {} failed: {e}", queue())),
             None => Err(format!("the broker cancelled the consumer of {}", queue())),
         }
     }
+}
+
+/// Slots interactive deliveries may hold: every slot of the session (the concurrency plus the
+/// interactive lane's own) but one, and at least one.
+fn interactive_slot_count(concurrency: u16, own: u16) -> usize {
+    usize::from(concurrency.saturating_add(own).saturating_sub(1).max(1))
 }
 
 /// The queue of `lane` among `consumers` (listed interactive, bulk shards, heavy shards).
@@ -215,4 +240,17 @@ fn lane_name(consumers: &[(String, String)], lane: Lane) -> String {
         Lane::Heavy(n) => 1 + shards + usize::from(n),
     };
     consumers[index].1.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interactive_slot_count;
+
+    #[test]
+    fn interactive_requests_leave_bulk_work_one_slot_when_there_are_two_or_more() {
+        assert_eq!(interactive_slot_count(4, 1), 4, "5 slots: 4 for a flood");
+        assert_eq!(interactive_slot_count(1, 1), 1);
+        assert_eq!(interactive_slot_count(4, 0), 3);
+        assert_eq!(interactive_slot_count(1, 0), 1, "a single slot serves both");
+    }
 }

@@ -15,11 +15,12 @@ use crate::broker::publish::Publisher;
 use crate::dialect::Limits;
 use crate::metrics;
 use futures_lite::StreamExt;
-use lapin::options::{BasicAckOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicCancelOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
@@ -36,11 +37,41 @@ const DEPTH_EVERY: Duration = Duration::from_secs(5);
 const ROUTE_RETRY_MIN: Duration = Duration::from_millis(500);
 const ROUTE_RETRY_MAX: Duration = Duration::from_secs(30);
 
+/// How long a stopping router waits for the messages it is routing to reach their lane.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
 /// A router at work: its channel on the consume connection (the session watches it) and its
-/// tasks (routing, and sampling the depths), which the session aborts when it closes.
+/// tasks (routing, and sampling the depths).
 pub struct Router {
     pub channel: Channel,
-    pub tasks: Vec<JoinHandle<()>>,
+    routing: JoinHandle<()>,
+    sampling: JoinHandle<()>,
+    stop: oneshot::Sender<()>,
+}
+
+impl Router {
+    /// Stops taking messages and lets the ones under way reach their lane and be acked, for
+    /// up to [`STOP_WAIT`]; then closes the router's channel, so what it holds unrouted
+    /// returns to the import queue. Aborting instead could leave a message both on its lane
+    /// and back on the import queue, to be routed and answered twice.
+    pub async fn stop(self) {
+        self.sampling.abort();
+        let _ = self.stop.send(());
+        let mut routing = self.routing;
+        if tokio::time::timeout(STOP_WAIT + Duration::from_secs(1), &mut routing)
+            .await
+            .is_err()
+        {
+            routing.abort();
+        }
+    }
+
+    /// Stops at once: for a session that could not open, which has routed nothing yet worth
+    /// waiting for.
+    pub fn abort(&self) {
+        self.sampling.abort();
+        self.routing.abort();
+    }
 }
 
 /// Starts routing `queue` (the import queue) to `lanes` on a channel of its own on `consume`,
@@ -63,36 +94,72 @@ pub async fn start(
         .map_err(|e| format!("subscribing the router to {queue}: {e}"))?;
     let mut sampled = vec![queue.to_owned()];
     sampled.extend(lanes.queues().map(str::to_owned));
+    let (stop, stopped) = oneshot::channel();
     let routing = tokio::spawn({
         let channel = channel.clone();
         async move {
-            let why = run(intake, publisher, lanes, limits).await;
-            warn!(reason = %why, "the router stopped; the session ends");
+            let intake = Intake {
+                consumer: intake,
+                channel: channel.clone(),
+                tag,
+            };
+            if let Err(why) = run(intake, publisher, lanes, limits, stopped).await {
+                warn!(reason = %why, "the router stopped; the session ends");
+            }
             let _ = channel.close(200, "router stopped".into()).await;
         }
     });
     let sampling = tokio::spawn(sample_depths(channel.clone(), sampled));
     Ok(Router {
         channel,
-        tasks: vec![routing, sampling],
+        routing,
+        sampling,
+        stop,
     })
 }
 
-/// Routes the deliveries of `consumer` until it ends (or a routing task panics); returns
-/// why. A routing that fails is retried, holding its message, until it succeeds or the
-/// publish channel closes, which ends the session.
-async fn run(
+/// The router's consumer of the import queue, and what cancelling it takes.
+struct Intake {
     consumer: Consumer,
+    channel: Channel,
+    tag: String,
+}
+
+/// Routes the deliveries of `intake` until `stop` fires (`Ok`), or its consumer ends or a
+/// routing task panics (`Err`, why). A routing that fails is retried, holding its message,
+/// until it succeeds or the publish channel closes, which ends the session.
+async fn run(
+    intake: Intake,
     publisher: Publisher,
     lanes: Arc<Lanes>,
     limits: Limits,
-) -> String {
-    let mut consumer = consumer;
+    mut stop: oneshot::Receiver<()>,
+) -> Result<(), String> {
+    let Intake {
+        mut consumer,
+        channel,
+        tag,
+    } = intake;
     let mut routing = JoinSet::new();
     let shares = Arc::new(Mutex::new(Shares::default()));
     let mut heavy_count = tokio::time::interval(DEPTH_EVERY);
     loop {
         let next = tokio::select! {
+            _ = &mut stop => {
+                // No more deliveries; the ones buffered and not started return to the queue
+                // when the channel closes.
+                if let Err(e) = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await {
+                    debug!(error = %e, "cancelling the router's consumer failed");
+                }
+                let routed = tokio::time::timeout(STOP_WAIT, async {
+                    while routing.join_next().await.is_some() {}
+                })
+                .await;
+                if routed.is_err() {
+                    warn!(messages = routing.len(), "messages still being routed at shutdown return to the import queue");
+                }
+                return Ok(());
+            }
             _ = heavy_count.tick() => {
                 let mut shares = shares.lock().expect("shares lock");
                 metrics::heavy_orgs(shares.heavy_orgs(Instant::now()));
@@ -100,7 +167,7 @@ async fn run(
             }
             Some(done) = routing.join_next(), if !routing.is_empty() => {
                 if let Err(e) = done {
-                    return format!("routing a message panicked: {e}");
+                    return Err(format!("routing a message panicked: {e}"));
                 }
                 continue;
             }
@@ -108,8 +175,8 @@ async fn run(
         };
         let delivery = match next {
             Some(Ok(delivery)) => delivery,
-            Some(Err(e)) => return format!("the router's consumer failed: {e}"),
-            None => return "the broker cancelled the router's consumer".into(),
+            Some(Err(e)) => return Err(format!("the router's consumer failed: {e}")),
+            None => return Err("the broker cancelled the router's consumer".into()),
         };
         let (publisher, lanes, limits) = (publisher.clone(), lanes.clone(), limits);
         let shares = shares.clone();

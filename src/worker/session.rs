@@ -24,7 +24,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 /// How a broker session ended.
@@ -47,11 +47,11 @@ impl SessionEnd {
     }
 }
 
-/// A delivery and the concurrency slot it may use (and the bulk slot, for a bulk batch).
+/// A delivery and the concurrency slot it may use (and the slot of its lane's kind).
 pub struct Next {
     delivery: Delivery,
     permit: OwnedSemaphorePermit,
-    bulk_slot: Option<OwnedSemaphorePermit>,
+    lane_slot: OwnedSemaphorePermit,
 }
 
 /// A session that consumes.
@@ -62,8 +62,8 @@ pub struct Session {
     channels: Vec<Channel>,
     /// The consumers, and which delivery runs next.
     dispatch: Dispatch,
-    /// The router and the lane depth sampler, with lanes.
-    background: Vec<JoinHandle<()>>,
+    /// The router, with lanes.
+    router: Option<router::Router>,
     publisher: Publisher,
     gate: Gate,
     permits: Arc<Semaphore>,
@@ -141,7 +141,7 @@ impl Session {
         }
         let queue = &cfg.broker.import_queue;
         let mut channels = vec![channel.clone(), publisher.channel().clone()];
-        let mut background = Vec::new();
+        let mut started_router = None;
         let subscribed = async {
             let Some(lanes) = &lanes else {
                 let prefetch = cfg.prefetch();
@@ -172,14 +172,14 @@ impl Session {
                 super::limits(cfg),
             )
             .await?;
-            background.extend(router.tasks);
-            channels.push(router.channel);
+            channels.push(router.channel.clone());
+            started_router = Some(router);
             Ok(dispatch)
         };
         let dispatch = match subscribed.await {
             Ok(dispatch) => dispatch,
             Err(reason) => {
-                background.iter().for_each(|task| task.abort());
+                started_router.iter().for_each(router::Router::abort);
                 close(&[consume, publish]).await;
                 return Err(SessionEnd::lost(reason));
             }
@@ -197,7 +197,7 @@ impl Session {
             consume,
             publish,
             dispatch,
-            background,
+            router: started_router,
             publisher,
             gate,
             permits: Arc::new(Semaphore::new(usize::from(cfg.slots()))),
@@ -248,12 +248,12 @@ impl Session {
                 None => continue,
                 Some(Ok(Taken {
                     delivery,
-                    bulk_slot,
+                    lane_slot,
                 })) => {
                     return Ok(Next {
                         delivery,
                         permit,
-                        bulk_slot,
+                        lane_slot,
                     });
                 }
                 Some(Err(reason)) => return Err(lost(reason)),
@@ -268,7 +268,7 @@ impl Session {
             let Next {
                 delivery,
                 permit,
-                bulk_slot,
+                lane_slot,
             } = next;
             // A panic must not leave the delivery unacked until the channel closes: requeue
             // it, and the delivery limit dead-letters it if it keeps panicking.
@@ -281,7 +281,7 @@ impl Session {
                 error!("processing the batch panicked; requeueing it");
                 let _ = acker.nack(REQUEUE).await;
             }
-            drop((permit, bulk_slot));
+            drop((permit, lane_slot));
         });
     }
 
@@ -292,9 +292,11 @@ impl Session {
         let consume_channel = &self.channels[0];
         // No new deliveries; prefetched ones not started return to the queue when the channel
         // closes.
-        // The router stops first: what it has not routed returns to the import queue when
-        // the connection closes (a copy already on its lane is made harmless by the claim).
-        self.background.iter().for_each(|task| task.abort());
+        // The router stops first, finishing what it is routing; what it holds unrouted returns
+        // to the import queue.
+        if let Some(router) = self.router.take() {
+            router.stop().await;
+        }
         for (tag, queue) in &self.dispatch.consumers {
             if consume_channel.status().connected()
                 && let Err(e) = consume_channel

@@ -159,6 +159,14 @@ impl TestEnv {
         (delivery.routing_key.to_string(), delivery.properties, body)
     }
 
+    /// The next result's body, if one comes within `within`.
+    pub async fn try_next_result(&self, within: Duration) -> Option<Value> {
+        let mut results = self.results.lock().await;
+        let delivery = tokio::time::timeout(within, results.next()).await.ok()?;
+        let delivery = delivery.expect("results consumer ended").unwrap();
+        Some(serde_json::from_slice(&delivery.data).expect("result is JSON"))
+    }
+
     /// Declares a durable queue owned by this test.
     pub async fn declare_queue(&self, name: &str) {
         let durable = QueueDeclareOptions {

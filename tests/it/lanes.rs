@@ -139,3 +139,45 @@ async fn probes_are_answered_before_most_of_another_orgs_bulk_backlog() {
         );
     }
 }
+
+/// A worker stopped while its router moves a backlog to the lanes finishes what it is routing
+/// before it closes: no message is left both on its lane and back on the import queue, so
+/// every batch is answered once, by the stopped worker or by the next.
+#[tokio::test]
+async fn a_worker_stopped_while_routing_answers_every_batch_once() {
+    const BATCHES: usize = 600;
+    let env = TestEnv::new().await;
+    for n in 0..BATCHES {
+        // 20 contacts: over the interactive limit, so routed to the bulk shards.
+        env.publish_json(
+            &format!("bulk-{n}"),
+            &batch(ORG, contacts(20, &format!("s{n}-"))),
+        )
+        .await;
+    }
+    let lanes = [("CONTACT_IMPORT_LANES", "on")];
+    let first = env.spawn_worker_with(&[], &lanes).await;
+    assert!(first.terminate().await.success());
+    let unrouted = env.queue_depth(&env.broker.import_queue).await;
+    assert!(
+        unrouted > 0 && unrouted < BATCHES as u32,
+        "the worker was to stop while routing, with part of the backlog routed ({unrouted} left)"
+    );
+    let second = env.spawn_worker_with(&[], &lanes).await;
+    let mut answers: HashMap<String, usize> = HashMap::new();
+    while answers.len() < BATCHES {
+        let (_, _, result) = env.next_result().await;
+        *answers
+            .entry(result["batchId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    second.stop().await.unwrap();
+    while let Some(result) = env.try_next_result(std::time::Duration::from_secs(1)).await {
+        *answers
+            .entry(result["batchId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = answers.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "answered more than once: {twice:?}");
+    assert_eq!(env.contact_count().await, (BATCHES * 20) as i64);
+}
