@@ -21,7 +21,6 @@ use contact_import::config::{BrokerConfig, LaneConfig};
 use contact_import::result::ResultDetail;
 use futures_lite::StreamExt;
 use lapin::Channel;
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -147,7 +146,7 @@ pub async fn run(
         worker.stop().await?;
     }
     check(&summaries, batches, expected)?;
-    delete_topology(&channel, &broker).await;
+    crate::support::broker::delete_topology(&connection, &broker).await;
     let _ = connection.close(200, "bench done".into()).await;
     let _ = results_connection.close(200, "bench done".into()).await;
     Ok(m)
@@ -300,28 +299,4 @@ pub fn diff(before: &CpuUse, after: &CpuUse) -> CpuUse {
 /// The lanes the workers declare for `broker` (their defaults).
 pub fn lanes_of(broker: &BrokerConfig) -> Lanes {
     Lanes::new(broker, &LaneConfig::default())
-}
-
-/// Leaves the broker as it was: the run's queues and exchanges, lanes included, are deleted.
-pub async fn delete_topology(channel: &Channel, broker: &BrokerConfig) {
-    let lanes = lanes_of(broker);
-    let queues = [&broker.import_queue, &broker.dead_letter_queue]
-        .into_iter()
-        .map(String::as_str)
-        .chain(lanes.queues());
-    for queue in queues {
-        let _ = channel
-            .queue_delete(queue.into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in [
-        &broker.import_exchange,
-        &broker.dead_letter_exchange,
-        &broker.results_exchange,
-        &lanes.exchange,
-    ] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
 }

@@ -7,7 +7,7 @@
 //! run on a fresh copy of the seeded database, in one invocation.
 
 use crate::dataset::Batch;
-use crate::e2e::{delete_topology, lanes_of, publish_all};
+use crate::e2e::{lanes_of, publish_all};
 use crate::services::Services;
 use crate::support::broker::{
     confirm_channel, names, publish_batch, queue_depth, subscribe_results, webex_properties,
@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 /// Time between two rounds of probes.
 pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 
+/// How often the import queue's depth is read until the router has emptied it.
+const ROUTING_SAMPLE: Duration = Duration::from_millis(50);
+
 /// The kinds of probe, in the order of a round.
 pub const PROBE_KINDS: [&str; 3] = ["chat, quiet org", "chat, busy org", "new org, 10 contacts"];
 
@@ -39,6 +42,11 @@ pub struct NoisyRun {
     /// broker (import queue and lanes) when it was sent, and of those the import queue's
     /// (not yet routed: ahead of the probe whatever its lane).
     pub probes: Vec<(usize, Duration, u32, u32)>,
+    /// With lanes: from the worker's start until its router had emptied the import queue.
+    pub routed_after: Option<Duration>,
+    /// CPU seconds per 1,000 bulk contacts from the worker's start to the last bulk result:
+    /// the worker, RabbitMQ, PostgreSQL (`None` for a server not on this machine).
+    pub cpu_per_1000: [Option<f64>; 3],
 }
 
 pub struct Config<'a> {
@@ -74,8 +82,11 @@ pub async fn run(
     )
     .env("CONTACT_IMPORT_LANES", if cfg.lanes { "on" } else { "off" });
     settings.concurrency = cfg.concurrency;
+    let servers_before = (services.broker_cpu(), services.postgres_cpu());
     let worker = Worker::spawn(&format!("{}-worker", cfg.tag), &settings).await?;
     let started = Instant::now();
+    let mut routed_after = None;
+    let mut routing_sampled = started;
 
     let mut queues = vec![broker.import_queue.clone()];
     if cfg.lanes {
@@ -90,6 +101,12 @@ pub async fn run(
     let mut next_round = Instant::now();
     let mut round = 0;
     while bulk_left > 0 || probes.len() < sent.len() {
+        if cfg.lanes && routed_after.is_none() && routing_sampled.elapsed() >= ROUTING_SAMPLE {
+            routing_sampled = Instant::now();
+            if queue_depth(&depth_channel, &broker.import_queue).await? == 0 {
+                routed_after = Some(started.elapsed());
+            }
+        }
         if cfg.probes && bulk_left > 0 && Instant::now() >= next_round {
             let mut ready = 0;
             let mut unrouted = 0;
@@ -110,7 +127,10 @@ pub async fn run(
             round += 1;
             next_round += PROBE_EVERY;
         }
-        let wait = next_round.saturating_duration_since(Instant::now());
+        let mut wait = next_round.saturating_duration_since(Instant::now());
+        if cfg.lanes && routed_after.is_none() {
+            wait = wait.min(ROUTING_SAMPLE);
+        }
         let delivery =
             match tokio::time::timeout(wait.max(Duration::from_millis(5)), results.next()).await {
                 Err(_) => continue,
@@ -134,6 +154,22 @@ pub async fn run(
         );
     }
     let contacts: usize = bulk.iter().map(|b| b.contacts).sum();
+    let per_1000 = |seconds: Option<f64>| seconds.map(|s| s * 1000.0 / contacts as f64);
+    let cpu_per_1000 = [
+        per_1000(crate::procfs::cpu_seconds(worker.pid)),
+        per_1000(
+            services
+                .broker_cpu()
+                .zip(servers_before.0)
+                .map(|(b, a)| b - a),
+        ),
+        per_1000(
+            services
+                .postgres_cpu()
+                .zip(servers_before.1)
+                .map(|(b, a)| b - a),
+        ),
+    ];
     let run = NoisyRun {
         label: format!(
             "{}{}",
@@ -146,9 +182,11 @@ pub async fn run(
         ),
         bulk_contacts_per_s: contacts as f64 / (last_bulk - started).as_secs_f64(),
         probes,
+        routed_after,
+        cpu_per_1000,
     };
     worker.stop().await?;
-    delete_topology(&channel, &broker).await;
+    crate::support::broker::delete_topology(&connection, &broker).await;
     Ok(run)
 }
 
@@ -241,6 +279,21 @@ pub fn markdown(runs: &[NoisyRun]) -> String {
                 latencies.last().unwrap().as_secs_f64() * 1000.0,
             );
         }
+    }
+    out += "\n| run | import queue routed after | CPU s per 1,000 bulk contacts: worker / RabbitMQ / PostgreSQL |\n| --- | ---: | --- |\n";
+    let cpu = |s: Option<f64>| s.map_or("–".into(), |s| format!("{s:.4}"));
+    for run in runs {
+        let routed = run.routed_after.map_or("–".into(), |d| {
+            format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+        });
+        let [worker, broker, postgres] = run.cpu_per_1000;
+        out += &format!(
+            "| {} | {routed} | {} / {} / {} |\n",
+            run.label,
+            cpu(worker),
+            cpu(broker),
+            cpu(postgres)
+        );
     }
     out
 }

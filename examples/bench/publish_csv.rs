@@ -149,7 +149,7 @@ pub async fn run(services: &Services, cfg: &Config<'_>, file: &CsvFile) -> anyho
     run.cpu = e2e::diff(&cpu_before, &cpu_after);
     run.worker_peak_rss_kib = procfs::peak_rss_kib(worker.pid).unwrap_or(0);
     worker.stop().await?;
-    e2e::delete_topology(&channel, &broker).await;
+    crate::support::broker::delete_topology(&connection, &broker).await;
     let _ = connection.close(200, "bench done".into()).await;
 
     // Exit status 1 is "not every contact was stored": right, a tenth of the rows are bad.

@@ -33,6 +33,8 @@ pub struct TestEnv {
     channel: Channel,
     results: Mutex<Consumer>,
     workers_started: AtomicUsize,
+    /// Queues the test declared itself ([`TestEnv::declare_queue`]), deleted with the world.
+    own_queues: std::sync::Mutex<Vec<String>>,
     _connection: Connection,
     /// Last: dropped after the connections above, at the end of the test.
     _database: FreshDatabase,
@@ -73,6 +75,7 @@ impl TestEnv {
             channel,
             results: Mutex::new(results),
             workers_started: AtomicUsize::new(0),
+            own_queues: Default::default(),
             _connection: connection,
             _database: database,
         }
@@ -177,6 +180,7 @@ impl TestEnv {
             .queue_declare(name.into(), durable, FieldTable::default())
             .await
             .unwrap();
+        self.own_queues.lock().unwrap().push(name.to_owned());
     }
 
     /// Waits for the next message in the dead-letter queue.
@@ -274,6 +278,44 @@ impl TestEnv {
             .await
             .unwrap()
             .get(0)
+    }
+}
+
+impl Drop for TestEnv {
+    /// Deletes the world's queues, streams and exchanges, so that a broker shared by many
+    /// runs does not pile them up (thousands of quorum queues stop a small node). `Drop`
+    /// cannot await: a thread of its own, on its own runtime, over a fresh connection, as
+    /// the database is dropped.
+    fn drop(&mut self) {
+        let broker = self.broker.clone();
+        let own_queues =
+            std::mem::take(&mut *self.own_queues.lock().unwrap_or_else(|e| e.into_inner()));
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                    let connection =
+                        Connection::connect(&broker.amqp_url, ConnectionProperties::default())
+                            .await?;
+                    amqp::delete_topology(&connection, &broker).await;
+                    let channel = connection.create_channel().await?;
+                    for queue in own_queues {
+                        let _ = channel
+                            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                            .await;
+                    }
+                    connection.close(200, "test done".into()).await
+                })
+                .await;
+            });
+        })
+        .join();
+        if deleted.is_err() {
+            eprintln!("deleting the test's broker topology panicked");
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! RabbitMQ: a test's own topology names, confirm-mode channels, the exclusive reply queue
 //! on the results exchange, confirmed publishes, queue depths and header values.
 
-use contact_import::config::BrokerConfig;
+use contact_import::broker::lanes::Lanes;
+use contact_import::broker::topology;
+use contact_import::config::{BrokerConfig, LaneConfig};
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, Consumer, PublisherConfirm};
@@ -179,5 +181,63 @@ pub fn header_text(value: &AMQPValue) -> String {
                 .join(", ")
         ),
         other => format!("{other:?}"),
+    }
+}
+
+/// Shard counts up to which [`delete_topology`] deletes lane queues: more than any test or
+/// benchmark run uses.
+const MAX_SHARDS: u16 = 8;
+
+/// Leaves the broker as it was: deletes every queue, stream and exchange a worker with
+/// `broker`'s names declares, the lanes included (for any shard count up to [`MAX_SHARDS`]).
+/// Best effort: a name that is already gone is skipped (RabbitMQ closes the channel on some
+/// refusals, so each deletion that fails gets a new one).
+pub async fn delete_topology(connection: &Connection, broker: &BrokerConfig) {
+    let lanes = Lanes::new(
+        broker,
+        &LaneConfig {
+            bulk_shards: MAX_SHARDS,
+            ..LaneConfig::default()
+        },
+    );
+    let Ok(mut channel) = connection.create_channel().await else {
+        return;
+    };
+    let dead_letter_log = topology::dead_letter_stream(broker);
+    let queues = [
+        broker.import_queue.as_str(),
+        &broker.dead_letter_queue,
+        &dead_letter_log,
+    ]
+    .into_iter()
+    .chain(lanes.queues());
+    for queue in queues {
+        if channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await
+            .is_err()
+        {
+            let Ok(fresh) = connection.create_channel().await else {
+                return;
+            };
+            channel = fresh;
+        }
+    }
+    for exchange in [
+        &broker.import_exchange,
+        &broker.dead_letter_exchange,
+        &broker.results_exchange,
+        &lanes.exchange,
+    ] {
+        if channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await
+            .is_err()
+        {
+            let Ok(fresh) = connection.create_channel().await else {
+                return;
+            };
+            channel = fresh;
+        }
     }
 }
