@@ -44,8 +44,9 @@ pub struct NoisyRun {
     pub probes: Vec<(usize, Duration, u32, u32)>,
     /// With lanes: from the worker's start until its router had emptied the import queue.
     pub routed_after: Option<Duration>,
-    /// CPU seconds per 1,000 bulk contacts from the worker's start to the last bulk result:
-    /// the worker, RabbitMQ, PostgreSQL (`None` for a server not on this machine).
+    /// CPU seconds per 1,000 bulk contacts from the worker's start to the end of the run (the
+    /// last answer, probes included): the worker, RabbitMQ, PostgreSQL (`None` for a server
+    /// not on this machine).
     pub cpu_per_1000: [Option<f64>; 3],
 }
 

@@ -63,6 +63,10 @@ impl Router {
             .is_err()
         {
             routing.abort();
+            // The task did not get to close the channel: close it here, so that what it held
+            // returns to the import queue now rather than when the session's connection closes.
+            let closing = self.channel.close(200, "router stopped".into());
+            let _ = tokio::time::timeout(Duration::from_secs(1), closing).await;
         }
     }
 
@@ -151,13 +155,7 @@ async fn run(
                 if let Err(e) = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await {
                     debug!(error = %e, "cancelling the router's consumer failed");
                 }
-                let routed = tokio::time::timeout(STOP_WAIT, async {
-                    while routing.join_next().await.is_some() {}
-                })
-                .await;
-                if routed.is_err() {
-                    warn!(messages = routing.len(), "messages still being routed at shutdown return to the import queue");
-                }
+                settle(&mut routing).await;
                 return Ok(());
             }
             _ = heavy_count.tick() => {
@@ -167,6 +165,7 @@ async fn run(
             }
             Some(done) = routing.join_next(), if !routing.is_empty() => {
                 if let Err(e) = done {
+                    settle(&mut routing).await;
                     return Err(format!("routing a message panicked: {e}"));
                 }
                 continue;
@@ -175,8 +174,14 @@ async fn run(
         };
         let delivery = match next {
             Some(Ok(delivery)) => delivery,
-            Some(Err(e)) => return Err(format!("the router's consumer failed: {e}")),
-            None => return Err("the broker cancelled the router's consumer".into()),
+            Some(Err(e)) => {
+                settle(&mut routing).await;
+                return Err(format!("the router's consumer failed: {e}"));
+            }
+            None => {
+                settle(&mut routing).await;
+                return Err("the broker cancelled the router's consumer".into());
+            }
         };
         let (publisher, lanes, limits) = (publisher.clone(), lanes.clone(), limits);
         let shares = shares.clone();
@@ -231,6 +236,22 @@ async fn run(
                 }
             }
         });
+    }
+}
+
+/// Waits up to [`STOP_WAIT`] for the routings under way to be confirmed and acked (or to fail,
+/// as they do at once when the publish channel is gone): one dropped between its publish and
+/// its ack would leave its message on its lane and back on the import queue.
+async fn settle(routing: &mut JoinSet<()>) {
+    let settled = tokio::time::timeout(STOP_WAIT, async {
+        while routing.join_next().await.is_some() {}
+    })
+    .await;
+    if settled.is_err() {
+        warn!(
+            messages = routing.len(),
+            "messages still being routed when the router stopped return to the import queue"
+        );
     }
 }
 

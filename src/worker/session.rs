@@ -291,22 +291,30 @@ impl Session {
     pub async fn close(mut self, grace: Duration) {
         let consume_channel = &self.channels[0];
         // No new deliveries; prefetched ones not started return to the queue when the channel
-        // closes.
-        // The router stops first, finishing what it is routing; what it holds unrouted returns
-        // to the import queue.
-        if let Some(router) = self.router.take() {
-            router.stop().await;
-        }
-        for (tag, queue) in &self.dispatch.consumers {
-            if consume_channel.status().connected()
-                && let Err(e) = consume_channel
-                    .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-                    .await
-            {
-                warn!(error = %e, queue, "cancelling the consumer failed");
+        // closes. The router stops at the same time, finishing what it is routing (what it
+        // holds unrouted returns to the import queue): its wait is within the grace, so the
+        // supervisors' time before SIGKILL still covers the whole stop.
+        let router = self.router.take();
+        let stop_router = async {
+            if let Some(router) = router {
+                router.stop().await;
             }
-        }
-        drain(&mut self.in_flight, grace).await;
+        };
+        let in_flight = &mut self.in_flight;
+        let consumers = &self.dispatch.consumers;
+        let stop_batches = async {
+            for (tag, queue) in consumers {
+                if consume_channel.status().connected()
+                    && let Err(e) = consume_channel
+                        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                        .await
+                {
+                    warn!(error = %e, queue, "cancelling the consumer failed");
+                }
+            }
+            drain(in_flight, grace).await;
+        };
+        tokio::join!(stop_router, stop_batches);
         drop(self.gate);
         close(&[self.consume, self.publish]).await;
     }

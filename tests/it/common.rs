@@ -300,13 +300,13 @@ impl Drop for TestEnv {
                     let connection =
                         Connection::connect(&broker.amqp_url, ConnectionProperties::default())
                             .await?;
-                    amqp::delete_topology(&connection, &broker).await;
                     let channel = connection.create_channel().await?;
                     for queue in own_queues {
                         let _ = channel
                             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                             .await;
                     }
+                    amqp::delete_topology(&connection, &broker).await;
                     connection.close(200, "test done".into()).await
                 })
                 .await;

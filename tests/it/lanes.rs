@@ -145,7 +145,8 @@ async fn probes_are_answered_before_most_of_another_orgs_bulk_backlog() {
 /// every batch is answered once, by the stopped worker or by the next.
 #[tokio::test]
 async fn a_worker_stopped_while_routing_answers_every_batch_once() {
-    const BATCHES: usize = 600;
+    // Enough that the router is still at it when the worker, just ready, gets SIGTERM.
+    const BATCHES: usize = 1200;
     let env = TestEnv::new().await;
     for n in 0..BATCHES {
         // 20 contacts: over the interactive limit, so routed to the bulk shards.
