@@ -118,7 +118,8 @@ pub struct Args {
     pub csv_rows: usize,
     /// Only the noisy-neighbour mode (noisy.rs): a backlog of the first --contacts value,
     /// one worker at --base-concurrency, probes while it drains; with the lanes on and off,
-    /// with and without probes, each on a fresh copy of the seeded database.
+    /// with and without probes, and with the backlog published to a running worker, each on a
+    /// fresh copy of the seeded database.
     #[arg(long)]
     pub noisy_neighbour: bool,
     /// Only the console mode (console.rs): --console-batches processed batches and
@@ -309,11 +310,19 @@ impl Bench {
     async fn noisy_neighbour(&mut self) -> anyhow::Result<()> {
         let data = self.prepare(self.args.contacts[0]).await?;
         let mut runs = Vec::new();
-        for (lanes, probes) in [(true, false), (true, true), (false, true), (false, false)] {
+        let modes = [
+            (true, false, false),
+            (true, true, false),
+            (true, true, true),
+            (false, true, false),
+            (false, false, false),
+        ];
+        for (lanes, probes, live) in modes {
             let mode = format!(
-                "noisy_{}_{}",
+                "noisy_{}_{}{}",
                 if lanes { "lanes" } else { "single" },
-                if probes { "probes" } else { "alone" }
+                if probes { "probes" } else { "alone" },
+                if live { "_live" } else { "" }
             );
             let db = self.copy(&data, &mode).await?;
             let cfg = noisy::Config {
@@ -324,6 +333,7 @@ impl Bench {
                 concurrency: self.args.base_concurrency,
                 lanes,
                 probes,
+                live,
             };
             let run = noisy::run(&self.services, &cfg, &data.batches).await?;
             eprintln!(

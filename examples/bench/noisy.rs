@@ -3,8 +3,10 @@
 //! Contact for a quiet org, one for a person of the busy org, and a new org's 10-contact
 //! Webex batch. Each probe's latency (publish to result) is recorded with the backlog ready
 //! in the broker when it was sent. The same is run with the lanes on and off (the single FIFO
-//! queue), and with the lanes on without probes, for the bulk org's throughput alone; each
-//! run on a fresh copy of the seeded database, in one invocation.
+//! queue), with the lanes on without probes, for the bulk org's throughput alone, and with
+//! the lanes on and the backlog published once the worker runs (routed as it arrives, as
+//! when an upstream system sends an import to running workers); each run on a fresh copy of
+//! the seeded database, in one invocation.
 
 use crate::dataset::Batch;
 use crate::e2e::{lanes_of, publish_all};
@@ -58,6 +60,9 @@ pub struct Config<'a> {
     pub concurrency: u16,
     pub lanes: bool,
     pub probes: bool,
+    /// The backlog is published once the worker runs (routed as it arrives), rather than
+    /// prefilled before it starts.
+    pub live: bool,
 }
 
 pub async fn run(
@@ -73,7 +78,9 @@ pub async fn run(
     topology::declare(&channel, &broker).await?;
     let results_channel = connection.create_channel().await?;
     let mut results = subscribe_results(&results_channel, &broker).await?;
-    publish_all(&channel, &broker, bulk, None).await?;
+    if !cfg.live {
+        publish_all(&channel, &broker, bulk, None).await?;
+    }
 
     let mut settings = WorkerSettings::new(
         cfg.bin.to_owned(),
@@ -86,6 +93,9 @@ pub async fn run(
     let servers_before = (services.broker_cpu(), services.postgres_cpu());
     let worker = Worker::spawn(&format!("{}-worker", cfg.tag), &settings).await?;
     let started = Instant::now();
+    if cfg.live {
+        publish_all(&channel, &broker, bulk, None).await?;
+    }
     let mut routed_after = None;
     let mut routing_sampled = started;
 
@@ -173,8 +183,9 @@ pub async fn run(
     ];
     let run = NoisyRun {
         label: format!(
-            "{}{}",
+            "{}{}{}",
             if cfg.lanes { "lanes" } else { "single queue" },
+            if cfg.live { ", published live" } else { "" },
             if cfg.probes {
                 ", with probes"
             } else {
