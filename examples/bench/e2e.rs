@@ -81,7 +81,7 @@ pub async fn run(
     let results_connection =
         contact_import::broker::connect(&services.amqp_url, "bench results").await?;
     let channel = confirm_channel(&connection).await?;
-    topology::declare(&channel, &broker).await?;
+    topology::declare(&connection, &broker).await?;
     let results_channel = results_connection.create_channel().await?;
     let results = subscribe_results(&results_channel, &broker).await?;
 

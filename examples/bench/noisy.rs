@@ -75,7 +75,7 @@ pub async fn run(
         .await
         .context("connecting to AMQP_URL")?;
     let channel = confirm_channel(&connection).await?;
-    topology::declare(&channel, &broker).await?;
+    topology::declare(&connection, &broker).await?;
     let results_channel = connection.create_channel().await?;
     let mut results = subscribe_results(&results_channel, &broker).await?;
     if !cfg.live {

@@ -84,8 +84,7 @@ pub async fn run(services: &Services, cfg: &Config<'_>, file: &CsvFile) -> anyho
     // Fresh names, so nothing of an earlier run is consumed or answered.
     let broker = names(&services.amqp_url, &format!("{}.", cfg.tag), 5);
     let connection = contact_import::broker::connect(&services.amqp_url, "bench csv").await?;
-    let channel = connection.create_channel().await?;
-    topology::declare(&channel, &broker).await?;
+    topology::declare(&connection, &broker).await?;
 
     let mut settings = WorkerSettings::new(
         cfg.bin.to_owned(),

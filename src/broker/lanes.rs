@@ -133,7 +133,7 @@ impl Lanes {
                         durable: true,
                         ..Default::default()
                     },
-                    lane_queue_arguments(broker),
+                    super::topology::spread_queue_arguments(broker),
                 )
                 .await?;
             channel
@@ -184,19 +184,6 @@ impl Lanes {
         let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
         (n % self.shards.len() as u64) as u16
     }
-}
-
-/// The import queue's arguments, and leaders placed on the node with the fewest
-/// (`x-queue-leader-locator: balanced`, RabbitMQ 3.10+), so that the shards' leaders spread
-/// over a cluster instead of all landing on the node of the worker that declared them first.
-/// The import queue itself keeps its arguments: an existing queue refuses new ones.
-fn lane_queue_arguments(broker: &BrokerConfig) -> FieldTable {
-    let mut args = super::topology::import_queue_arguments(broker);
-    args.insert(
-        "x-queue-leader-locator".into(),
-        AMQPValue::LongString("balanced".into()),
-    );
-    args
 }
 
 /// The org a large message names, for its shard, without decoding its contacts (the
@@ -295,6 +282,7 @@ mod tests {
             dead_letter_queue: "dead".into(),
             results_exchange: "results".into(),
             delivery_limit: 5,
+            intake_shards: 1,
         };
         let rules = LaneConfig {
             bulk_shards: shards,

@@ -33,9 +33,11 @@ pub async fn open_declared(
             .unwrap_or_default();
         format!("connecting to RabbitMQ at {nodes}")
     })?;
-    let channel = connection.create_channel().await?;
-    match topology::declare(&channel, cfg).await {
-        Ok(()) => Ok((connection, channel)),
+    match topology::declare(&connection, cfg).await {
+        Ok(()) => {
+            let channel = connection.create_channel().await?;
+            Ok((connection, channel))
+        }
         // A producer's user may write to the import exchange and nothing more
         // (docs/operations.md): the workers declared the topology, and publishes are
         // `mandatory`, so a queue that is missing after all is still an error.

@@ -2,13 +2,26 @@
 //! exists: a declaration that disagrees with the broker fails with PRECONDITION_FAILED.
 
 use crate::config::BrokerConfig;
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 
 /// Declares the dead-letter exchange, queue and stream, the import exchange and quorum queue (with their
-/// arguments, see docs/producer.md) and the results exchange; safe to run from every worker at start.
-pub async fn declare(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> {
+/// arguments, see docs/producer.md), the intake (see [`bind_intake`]) and the results
+/// exchange, on channels of its own on `connection`; safe to run from every worker at start.
+pub async fn declare(connection: &Connection, cfg: &BrokerConfig) -> lapin::Result<()> {
+    let channel = connection.create_channel().await?;
+    declare_on(&channel, cfg).await?;
+    bind_intake(connection, &channel, cfg).await?;
+    // Best effort: the connection's close closes it anyway.
+    let _ = channel.close(200, "topology declared".into()).await;
+    Ok(())
+}
+
+/// Everything [`declare`] declares but the import exchange's binding.
+async fn declare_on(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> {
     let durable_exchange = ExchangeDeclareOptions {
         durable: true,
         ..Default::default()
@@ -79,15 +92,6 @@ pub async fn declare(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()>
             import_queue_arguments(cfg),
         )
         .await?;
-    channel
-        .queue_bind(
-            cfg.import_queue.as_str().into(),
-            cfg.import_exchange.as_str().into(),
-            cfg.import_routing_key.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
 
     channel
         .exchange_declare(
@@ -98,6 +102,153 @@ pub async fn declare(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()>
         )
         .await?;
     Ok(())
+}
+
+/// Binds the import exchange to the intake. With one intake shard (the default), to the
+/// import queue directly. With more, through the `x-random` exchange [`intake_exchange`] to
+/// the [`intake_queues`], so that no single queue leader takes every batch: that binding is
+/// added before the direct one is removed, so no batch goes unrouted in between. Once the
+/// intake exchange exists the intake stays spread even where the setting says 1 (a tool or
+/// an older configuration): binding the import queue directly again would route every batch
+/// that the random exchange sends elsewhere twice.
+async fn bind_intake(
+    connection: &Connection,
+    channel: &Channel,
+    cfg: &BrokerConfig,
+) -> lapin::Result<()> {
+    let (import_queue, import_exchange, key) = (
+        cfg.import_queue.as_str(),
+        cfg.import_exchange.as_str(),
+        cfg.import_routing_key.as_str(),
+    );
+    if cfg.intake_shards <= 1 {
+        if intake_exists(connection, cfg).await? {
+            tracing::info!(
+                exchange = %intake_exchange(cfg),
+                "the intake is spread over several queues (its exchange exists); keeping it so"
+            );
+            return Ok(());
+        }
+        return channel
+            .queue_bind(
+                import_queue.into(),
+                import_exchange.into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await;
+    }
+    let exchange = intake_exchange(cfg);
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Custom(RANDOM_EXCHANGE.into()),
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    for (n, queue) in intake_queues(cfg).iter().enumerate() {
+        if n > 0 {
+            channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    spread_queue_arguments(cfg),
+                )
+                .await?;
+        }
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    channel
+        .exchange_bind(
+            exchange.as_str().into(),
+            import_exchange.into(),
+            key.into(),
+            ExchangeBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_unbind(
+            import_queue.into(),
+            import_exchange.into(),
+            key.into(),
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// The exchange type of the rabbitmq_random_exchange plugin, which ships with RabbitMQ.
+pub const RANDOM_EXCHANGE: &str = "x-random";
+
+/// `<import exchange>.intake`: spreads batches over the intake queues, with more than one.
+pub fn intake_exchange(cfg: &BrokerConfig) -> String {
+    format!("{}.intake", cfg.import_exchange)
+}
+
+/// The queues batches arrive on: the import queue, then `<import queue>.intake.<n>` for n
+/// from 1 below `CONTACT_IMPORT_INTAKE_SHARDS`.
+pub fn intake_queues(cfg: &BrokerConfig) -> Vec<String> {
+    std::iter::once(cfg.import_queue.clone())
+        .chain((1..cfg.intake_shards).map(|n| format!("{}.intake.{n}", cfg.import_queue)))
+        .collect()
+}
+
+/// Whether the intake exchange exists, asked on a channel of its own (the broker closes a
+/// channel whose passive declare names nothing).
+async fn intake_exists(connection: &Connection, cfg: &BrokerConfig) -> lapin::Result<bool> {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    let probe = connection.create_channel().await?;
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let asked = probe
+        .exchange_declare(
+            intake_exchange(cfg).as_str().into(),
+            ExchangeKind::Custom(RANDOM_EXCHANGE.into()),
+            passive,
+            FieldTable::default(),
+        )
+        .await;
+    match asked {
+        Ok(()) => {
+            let _ = probe.close(200, "asked".into()).await;
+            Ok(true)
+        }
+        Err(e)
+            if matches!(e.kind(), lapin::ErrorKind::ProtocolError(p)
+                if matches!(p.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The import queue's arguments, and leaders placed on the node with the fewest
+/// (`x-queue-leader-locator: balanced`, RabbitMQ 3.10+), so that queues meant to spread
+/// (intake and lane queues) do not all land on the node of the worker that declared them
+/// first. The import queue itself keeps its arguments: an existing queue refuses new ones.
+pub(crate) fn spread_queue_arguments(cfg: &BrokerConfig) -> FieldTable {
+    let mut args = import_queue_arguments(cfg);
+    args.insert("x-queue-leader-locator".into(), text("balanced"));
+    args
 }
 
 /// The stream that keeps a copy of every dead letter: `<dead-letter queue>.log`.

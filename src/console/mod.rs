@@ -135,7 +135,7 @@ pub async fn run(config: ConsoleConfig) -> anyhow::Result<()> {
     }
     drop(client);
     let lanes = crate::broker::lanes::Lanes::new(&config.broker, &config.lanes);
-    let mut queues = vec![config.broker.import_queue.clone()];
+    let mut queues = crate::broker::topology::intake_queues(&config.broker);
     if config.lanes.enabled {
         queues.extend(lanes.queues().map(str::to_owned));
     }

@@ -85,7 +85,8 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    /// Subscribes to the import queue, or with `lanes` to every lane queue, on `channel`,
+    /// Subscribes to the intake queues (the import queue, and any intake shards), or with
+    /// `lanes` to every lane queue, on `channel`,
     /// `prefetch` unacked deliveries per consumer (`heavy_prefetch` on a heavy shard).
     ///
     /// Interactive deliveries may hold every slot of the session (the concurrency plus the
@@ -93,7 +94,7 @@ impl Dispatch {
     /// With a single slot in all there is nothing to keep, and that one slot serves both.
     pub async fn subscribe(
         channel: &Channel,
-        import_queue: &str,
+        intake: &[String],
         lanes: Option<&Lanes>,
         concurrency: u16,
         prefetch: u16,
@@ -121,10 +122,13 @@ impl Dispatch {
             interactive_slot_count(concurrency, lanes.rules.interactive_slots)
         })));
         let Some(lanes) = lanes else {
-            let only = subscribe(import_queue, Lane::Bulk(0)).await?;
+            let mut queues = Vec::new();
+            for (n, queue) in intake.iter().enumerate() {
+                queues.push(subscribe(queue, Lane::Bulk(n as u16)).await?);
+            }
             return Ok(Self {
                 interactive: None,
-                bulk: Tier::new(vec![only]),
+                bulk: Tier::new(queues),
                 heavy: None,
                 picks: 0,
                 bulk_slots,
@@ -205,9 +209,10 @@ impl Dispatch {
             taken = interactive_next => taken,
             taken = bulk_next => taken,
         };
-        let queue = || match self.interactive.is_some() {
-            true => lane_name(&self.consumers, lane),
-            false => self.consumers[0].1.clone(),
+        let queue = || match (self.interactive.is_some(), lane) {
+            (true, _) => lane_name(&self.consumers, lane),
+            (false, Lane::Bulk(n)) => self.consumers[usize::from(n)].1.clone(),
+            (false, _) => self.consumers[0].1.clone(),
         };
         match next {
             Some(Ok(delivery)) => {

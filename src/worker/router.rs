@@ -15,18 +15,22 @@ use crate::broker::publish::Publisher;
 use crate::dialect::Limits;
 use crate::metrics;
 use futures_lite::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
 /// Messages a worker routes at once: enough to keep the confirms in flight, few enough
-/// that several workers share a burst.
+/// that several workers share a burst. Shared by the intake queues, each taking at least
+/// [`MIN_PREFETCH`].
 pub const ROUTING_PREFETCH: u16 = 32;
+const MIN_PREFETCH: u16 = 8;
 
 /// How often the depth of the import queue and of every lane is read.
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
@@ -78,12 +82,12 @@ impl Router {
     }
 }
 
-/// Starts routing `queue` (the import queue) to `lanes` on a channel of its own on `consume`,
-/// and sampling the depth of every queue. When routing stops, its channel is closed, which
-/// ends the session; the next one routes again.
+/// Starts routing `intake` (the import queue, and the intake shards if any) to `lanes` on a
+/// channel of its own on `consume`, and sampling the depth of every queue. When routing
+/// stops, its channel is closed, which ends the session; the next one routes again.
 pub async fn start(
     consume: &Connection,
-    queue: &str,
+    intake: &[String],
     publisher: Publisher,
     lanes: Arc<Lanes>,
     limits: Limits,
@@ -92,20 +96,26 @@ pub async fn start(
         .create_channel()
         .await
         .map_err(|e| format!("opening the router's channel: {e}"))?;
-    let tag = format!("contact-import-router-{}", uuid::Uuid::new_v4().simple());
-    let intake = consume::subscribe(&channel, queue, &tag, ROUTING_PREFETCH)
-        .await
-        .map_err(|e| format!("subscribing the router to {queue}: {e}"))?;
-    let mut sampled = vec![queue.to_owned()];
+    // The same messages in flight whatever the number of intake queues.
+    let prefetch = (ROUTING_PREFETCH / intake.len().max(1) as u16).max(MIN_PREFETCH);
+    let mut consumers = Vec::new();
+    for queue in intake {
+        let tag = format!("contact-import-router-{}", uuid::Uuid::new_v4().simple());
+        let consumer = consume::subscribe(&channel, queue, &tag, prefetch)
+            .await
+            .map_err(|e| format!("subscribing the router to {queue}: {e}"))?;
+        consumers.push((tag, consumer));
+    }
+    let mut sampled = intake.to_vec();
     sampled.extend(lanes.queues().map(str::to_owned));
     let (stop, stopped) = oneshot::channel();
     let routing = tokio::spawn({
         let channel = channel.clone();
         async move {
             let intake = Intake {
-                consumer: intake,
+                consumers,
                 channel: channel.clone(),
-                tag,
+                next: 0,
             };
             if let Err(why) = run(intake, publisher, lanes, limits, stopped).await {
                 warn!(reason = %why, "the router stopped; the session ends");
@@ -122,11 +132,41 @@ pub async fn start(
     })
 }
 
-/// The router's consumer of the import queue, and what cancelling it takes.
+/// The router's consumers of the intake queues (tag and consumer), taken from in turn.
 struct Intake {
-    consumer: Consumer,
+    consumers: Vec<(String, Consumer)>,
     channel: Channel,
-    tag: String,
+    /// The consumer asked first next time.
+    next: usize,
+}
+
+impl Intake {
+    /// The next delivery of the first consumer in turn that has one (`None`: one ended).
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<lapin::Result<Delivery>>> {
+        let n = self.consumers.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if let Poll::Ready(next) = self.consumers[i].1.poll_next(cx) {
+                self.next = i + 1;
+                return Poll::Ready(next);
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Cancels every consumer: no more deliveries; the ones buffered and not started return
+    /// to their queue when the channel closes.
+    async fn cancel(&self) {
+        for (tag, _) in &self.consumers {
+            if let Err(e) = self
+                .channel
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await
+            {
+                debug!(error = %e, "cancelling a router's consumer failed");
+            }
+        }
+    }
 }
 
 /// Routes the deliveries of `intake` until `stop` fires (`Ok`), or its consumer ends or a
@@ -139,22 +179,14 @@ async fn run(
     limits: Limits,
     mut stop: oneshot::Receiver<()>,
 ) -> Result<(), String> {
-    let Intake {
-        mut consumer,
-        channel,
-        tag,
-    } = intake;
+    let mut intake = intake;
     let mut routing = JoinSet::new();
     let shares = Arc::new(Mutex::new(Shares::default()));
     let mut heavy_count = tokio::time::interval(DEPTH_EVERY);
     loop {
         let next = tokio::select! {
             _ = &mut stop => {
-                // No more deliveries; the ones buffered and not started return to the queue
-                // when the channel closes.
-                if let Err(e) = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await {
-                    debug!(error = %e, "cancelling the router's consumer failed");
-                }
+                intake.cancel().await;
                 settle(&mut routing).await;
                 return Ok(());
             }
@@ -170,7 +202,7 @@ async fn run(
                 }
                 continue;
             }
-            next = consumer.next() => next,
+            next = std::future::poll_fn(|cx| intake.poll_next(cx)) => next,
         };
         let delivery = match next {
             Some(Ok(delivery)) => delivery,

@@ -104,7 +104,7 @@ impl Session {
             .enabled
             .then(|| Arc::new(Lanes::new(&cfg.broker, &cfg.lanes)));
         let declared = async {
-            topology::declare(&channel, &cfg.broker).await?;
+            topology::declare(&consume, &cfg.broker).await?;
             match &lanes {
                 Some(lanes) => lanes.declare(&channel, &cfg.broker).await,
                 None => Ok(()),
@@ -140,6 +140,7 @@ impl Session {
             _ = availability.wait_up() => {}
         }
         let queue = &cfg.broker.import_queue;
+        let intake = topology::intake_queues(&cfg.broker);
         let mut channels = vec![channel.clone(), publisher.channel().clone()];
         let mut started_router = None;
         let subscribed = async {
@@ -147,7 +148,7 @@ impl Session {
                 let prefetch = cfg.prefetch();
                 return Dispatch::subscribe(
                     &channel,
-                    queue,
+                    &intake,
                     None,
                     cfg.concurrency,
                     prefetch,
@@ -157,7 +158,7 @@ impl Session {
             };
             let dispatch = Dispatch::subscribe(
                 &channel,
-                queue,
+                &intake,
                 Some(lanes),
                 cfg.concurrency,
                 cfg.lane_prefetch(),
@@ -166,7 +167,7 @@ impl Session {
             .await?;
             let router = router::start(
                 &consume,
-                queue,
+                &intake,
                 publisher.clone(),
                 lanes.clone(),
                 super::limits(cfg),

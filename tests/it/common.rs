@@ -63,7 +63,7 @@ impl TestEnv {
             .await
             .expect("connect to AMQP_URL");
         let channel = amqp::confirm_channel(&connection).await.unwrap();
-        topology::declare(&channel, &broker)
+        topology::declare(&connection, &broker)
             .await
             .expect("declare topology");
         let results = subscribe_results(&channel, &broker).await.unwrap();

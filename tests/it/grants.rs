@@ -72,7 +72,7 @@ impl Tenants {
             .await
             .unwrap();
         let channel = confirm_channel(&admin).await.unwrap();
-        topology::declare(&channel, &broker).await.unwrap();
+        topology::declare(&admin, &broker).await.unwrap();
         let subscribers = crate::support::broker::subscribe_results(&channel, &broker)
             .await
             .unwrap();

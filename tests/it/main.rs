@@ -10,6 +10,7 @@ mod dry_run;
 mod exit_codes;
 mod grants;
 mod import;
+mod intake;
 mod lanes;
 mod logs;
 mod operator_cli;

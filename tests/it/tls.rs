@@ -113,7 +113,7 @@ impl Servers {
             .await
             .expect("the test connects to the TLS broker");
         let channel = confirm_channel(&connection).await.unwrap();
-        topology::declare(&channel, &broker).await.unwrap();
+        topology::declare(&connection, &broker).await.unwrap();
         let mut results = amqp::subscribe_results(&channel, &broker).await.unwrap();
         let body = serde_json::to_vec(&batch(ORG, json!([{ "displayName": name }]))).unwrap();
         let confirm =

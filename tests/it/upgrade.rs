@@ -44,7 +44,7 @@ async fn queues_declared_without_an_initial_group_size_are_accepted_by_the_new_d
             .await
             .unwrap();
     }
-    let redeclared = topology::declare(&channel, &cfg).await;
+    let redeclared = topology::declare(&connection, &cfg).await;
     for queue in [&cfg.import_queue, &cfg.dead_letter_queue] {
         let cleanup = connection.create_channel().await.unwrap();
         let _ = cleanup

@@ -24,6 +24,7 @@ pub fn names(amqp_url: &str, prefix: &str, delivery_limit: u32) -> BrokerConfig 
         dead_letter_queue: format!("{prefix}contacts.import.dead"),
         results_exchange: format!("{prefix}contacts.results"),
         delivery_limit,
+        intake_shards: 1,
     }
 }
 
@@ -184,8 +185,8 @@ pub fn header_text(value: &AMQPValue) -> String {
     }
 }
 
-/// Shard counts up to which [`delete_topology`] deletes lane queues: more than any test or
-/// benchmark run uses.
+/// Shard counts up to which [`delete_topology`] deletes lane and intake queues: more than any
+/// test or benchmark run uses.
 const MAX_SHARDS: u16 = 8;
 
 /// Leaves the broker as it was: deletes every queue, stream and exchange a worker with
@@ -204,13 +205,14 @@ pub async fn delete_topology(connection: &Connection, broker: &BrokerConfig) {
         return;
     };
     let dead_letter_log = topology::dead_letter_stream(broker);
-    let queues = [
-        broker.import_queue.as_str(),
-        &broker.dead_letter_queue,
-        &dead_letter_log,
-    ]
-    .into_iter()
-    .chain(lanes.queues());
+    let intake = topology::intake_queues(&BrokerConfig {
+        intake_shards: MAX_SHARDS,
+        ..broker.clone()
+    });
+    let queues = [broker.dead_letter_queue.as_str(), &dead_letter_log]
+        .into_iter()
+        .chain(intake.iter().map(String::as_str))
+        .chain(lanes.queues());
     for queue in queues {
         if channel
             .queue_delete(queue.into(), QueueDeleteOptions::default())
@@ -228,6 +230,7 @@ pub async fn delete_topology(connection: &Connection, broker: &BrokerConfig) {
         &broker.dead_letter_exchange,
         &broker.results_exchange,
         &lanes.exchange,
+        &topology::intake_exchange(broker),
     ] {
         if channel
             .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())

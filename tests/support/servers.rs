@@ -100,7 +100,7 @@ impl RabbitMq {
     async fn start_with(dir: PathBuf, tls: Option<&Certs>) -> Self {
         std::fs::create_dir_all(dir.join("log")).unwrap();
         std::fs::create_dir_all(dir.join("mnesia")).unwrap();
-        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+        std::fs::write(dir.join("enabled_plugins"), "[rabbitmq_random_exchange].\n").unwrap();
         // A port can be taken between the check and the bind: try a few.
         for _ in 0..3 {
             let port = free_port_run(3);
@@ -133,7 +133,7 @@ impl RabbitMq {
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(dir.join("log")).unwrap();
         std::fs::create_dir_all(dir.join("mnesia")).unwrap();
-        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+        std::fs::write(dir.join("enabled_plugins"), "[rabbitmq_random_exchange].\n").unwrap();
         // Erlang reads `$HOME/.erlang.cookie` and refuses one that others may read.
         let cookie_file = dir.join(".erlang.cookie");
         std::fs::write(&cookie_file, cookie).unwrap();

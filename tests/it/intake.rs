@@ -1,0 +1,86 @@
+//! Intake shards (`CONTACT_IMPORT_INTAKE_SHARDS`): the import exchange spreads batches over
+//! several quorum queues, so that no single queue leader takes every batch of the fleet.
+//! What was queued before stays on the import queue, the first intake queue; a tool or an
+//! older configuration that declares the topology without the setting leaves the intake
+//! spread (binding the import queue directly again would queue batches twice).
+
+use crate::common::{ORG, TestEnv, batch};
+use contact_import::broker::topology;
+use contact_import::config::BrokerConfig;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const SHARDS: u16 = 3;
+
+fn contacts(batch: &str) -> Value {
+    (0..20)
+        .map(|i| json!({"firstName": format!("{batch}-{i}"), "emails": [{"value": format!("{batch}-{i}@intake.example"), "type": "work"}]}))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_intake_spreads_over_its_queues_and_every_batch_is_answered_once() {
+    let env = TestEnv::new().await;
+    for n in 0..5 {
+        let id = format!("before-{n}");
+        env.publish_json(&id, &batch(ORG, contacts(&id))).await;
+    }
+    let spread = BrokerConfig {
+        intake_shards: SHARDS,
+        ..env.broker.clone()
+    };
+    let connection = contact_import::broker::connect(&env.broker.amqp_url, "intake test")
+        .await
+        .unwrap();
+    topology::declare(&connection, &spread).await.unwrap();
+    // A tool without the setting declares the topology again.
+    topology::declare(&connection, &env.broker).await.unwrap();
+    const SPREAD: usize = 60;
+    for n in 0..SPREAD {
+        let id = format!("spread-{n}");
+        env.publish_json(&id, &batch(ORG, contacts(&id))).await;
+    }
+    let queues = topology::intake_queues(&spread);
+    let mut depths = Vec::new();
+    for queue in &queues {
+        depths.push(env.queue_depth(queue).await);
+    }
+    assert!(
+        depths.iter().all(|d| *d > 0),
+        "every intake queue takes batches: {queues:?} hold {depths:?}"
+    );
+    assert_eq!(
+        depths.iter().sum::<u32>() as usize,
+        5 + SPREAD,
+        "each batch is queued once: {queues:?} hold {depths:?}"
+    );
+
+    // A worker with the setting consumes every intake queue; one without it (an older
+    // configuration) the import queue alone. Together they answer every batch once.
+    let spread_worker = env
+        .spawn_worker_with(&[], &[("CONTACT_IMPORT_INTAKE_SHARDS", "3")])
+        .await;
+    let plain_worker = env.spawn_worker(&[]).await;
+    let mut answers: HashMap<String, usize> = HashMap::new();
+    while answers.len() < 5 + SPREAD {
+        let (_, _, result) = env.next_result().await;
+        *answers
+            .entry(result["batchId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    spread_worker.stop().await.unwrap();
+    plain_worker.stop().await.unwrap();
+    while let Some(result) = env.try_next_result(Duration::from_secs(1)).await {
+        *answers
+            .entry(result["batchId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = answers.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "answered more than once: {twice:?}");
+    assert_eq!(env.contact_count().await, ((5 + SPREAD) * 20) as i64);
+    for queue in &queues {
+        assert_eq!(env.queue_depth(queue).await, 0, "{queue} was drained");
+    }
+    let _ = connection.close(200, "done".into()).await;
+}
