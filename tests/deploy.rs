@@ -547,7 +547,7 @@ fn keda_scales_the_deployment_on_the_import_queue() {
     let trigger = &scaled["spec"]["triggers"][0];
     assert_eq!(trigger["type"], "rabbitmq");
     assert_eq!(trigger["metadata"]["mode"], "QueueLength");
-    // The total over the import queue and every lane the workers consume, not the dead
+    // The total over the import queue, its intake shards and every lane the workers consume, not the dead
     // letters: the regex, summed, through the management API.
     assert_eq!(trigger["metadata"]["protocol"], "http");
     assert_eq!(trigger["metadata"]["useRegex"], "true");
@@ -560,6 +560,8 @@ fn keda_scales_the_deployment_on_the_import_queue() {
     let watched = |name: &str| keda_regex_matches(pattern, name);
     for lane in [
         "",
+        ".intake.1",
+        ".intake.15",
         ".interactive",
         ".bulk.0",
         ".bulk.3",
@@ -571,7 +573,7 @@ fn keda_scales_the_deployment_on_the_import_queue() {
             "KEDA misses {queue}{lane}"
         );
     }
-    for other in [".dead", ".dlx", ".bulk", ".lanes"] {
+    for other in [".dead", ".dlx", ".bulk", ".lanes", ".intake"] {
         assert!(
             !watched(&format!("{queue}{other}")),
             "KEDA counts {queue}{other}"

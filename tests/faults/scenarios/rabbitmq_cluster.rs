@@ -5,6 +5,7 @@
 
 use crate::harness::Scenario;
 use crate::stream::{self, IMPORT_QUEUE};
+use contact_import::config::BrokerConfig;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -143,13 +144,24 @@ async fn rabbitmq_majority_loss_makes_the_worker_wait_and_resume_without_dead_le
     summary.finish();
 }
 
-/// The lanes' quorum queues (the interactive lane, 4 bulk and 4 heavy shards) spread their
-/// leaders over a 3-node cluster, so that no one node's Erlang process carries every batch.
+/// The lanes' quorum queues (the interactive lane, 4 bulk and 4 heavy shards) and 2 intake
+/// shards spread their leaders over a 3-node cluster, so that no one node's Erlang process
+/// carries every batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lanes_leaders_spread_over_the_cluster() {
     let s = Scenario::start_on_nodes("lanes_leaders", NODES).await;
-    let mut worker = s.spawn_worker("worker", &s.worker_settings()).await;
-    let lanes: Vec<String> = stream::all_queues().into_iter().skip(1).collect();
+    // With 3 intake shards: the intake queues the worker declares spread like the lanes.
+    let settings = s.worker_settings().env("CONTACT_IMPORT_INTAKE_SHARDS", 3);
+    let mut worker = s.spawn_worker("worker", &settings).await;
+    let intake = contact_import::broker::topology::intake_queues(&BrokerConfig {
+        intake_shards: 3,
+        ..crate::support::broker::default_names("amqp://unused")
+    });
+    let lanes: Vec<String> = stream::all_queues()
+        .into_iter()
+        .skip(1)
+        .chain(intake.into_iter().skip(1))
+        .collect();
     let mut leaders = std::collections::BTreeMap::new();
     let asking = tokio::time::Instant::now();
     while leaders.len() < lanes.len() && asking.elapsed() < std::time::Duration::from_secs(60) {
