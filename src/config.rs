@@ -65,13 +65,13 @@ pub struct BrokerConfig {
     /// Deliveries of one message before the broker dead-letters it (`x-delivery-limit`).
     #[arg(long, env = "CONTACT_IMPORT_DELIVERY_LIMIT", default_value_t = 5)]
     pub delivery_limit: u32,
-    /// Quorum queues the import exchange spreads incoming batches over, at random, so that
+    /// Quorum queues (1 to 16) the import exchange spreads incoming batches over, at random, so that
     /// no single queue leader takes every batch of the fleet: the import queue and
     /// `<import queue>.intake.<n>` for n from 1, through an `x-random` exchange
     /// `<import exchange>.intake` (the rabbitmq_random_exchange plugin must be enabled); every
-    /// worker consumes them all. 1 binds the import queue to the import exchange directly;
-    /// once the intake is spread, a setting of 1 leaves it spread.
-    #[arg(long, env = "CONTACT_IMPORT_INTAKE_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// worker consumes all that exist. 1 binds the import queue to the import exchange
+    /// directly; once the intake is spread, a setting of 1 leaves it spread.
+    #[arg(long, env = "CONTACT_IMPORT_INTAKE_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub intake_shards: u16,
 }
 

@@ -9,7 +9,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection, ExchangeKind};
 
 /// Declares the dead-letter exchange, queue and stream, the import exchange and quorum queue (with their
-/// arguments, see docs/producer.md), the intake (see [`bind_intake`]) and the results
+/// arguments, see docs/producer.md), the intake (see `CONTACT_IMPORT_INTAKE_SHARDS`) and the results
 /// exchange, on channels of its own on `connection`; safe to run from every worker at start.
 pub async fn declare(connection: &Connection, cfg: &BrokerConfig) -> lapin::Result<()> {
     let channel = connection.create_channel().await?;
@@ -106,53 +106,31 @@ async fn declare_on(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> 
 
 /// Binds the import exchange to the intake. With one intake shard (the default), to the
 /// import queue directly. With more, through the `x-random` exchange [`intake_exchange`] to
-/// the [`intake_queues`], so that no single queue leader takes every batch: that binding is
-/// added before the direct one is removed, so no batch goes unrouted in between. Once the
-/// intake exchange exists the intake stays spread even where the setting says 1 (a tool or
-/// an older configuration): binding the import queue directly again would route every batch
-/// that the random exchange sends elsewhere twice.
+/// the [`intake_queues`], so that no single queue leader takes every batch.
+///
+/// Once the intake exchange exists it is the setting: a process whose own setting is 1 (a
+/// tool, an older configuration) keeps the intake spread, and repairs a direct binding an
+/// older version added again; binding the import queue directly beside the intake exchange
+/// would queue twice every batch the random exchange sends elsewhere.
 async fn bind_intake(
     connection: &Connection,
     channel: &Channel,
     cfg: &BrokerConfig,
 ) -> lapin::Result<()> {
-    let (import_queue, import_exchange, key) = (
-        cfg.import_queue.as_str(),
-        cfg.import_exchange.as_str(),
-        cfg.import_routing_key.as_str(),
-    );
-    if cfg.intake_shards <= 1 {
-        if intake_exists(connection, cfg).await? {
-            tracing::info!(
-                exchange = %intake_exchange(cfg),
-                "the intake is spread over several queues (its exchange exists); keeping it so"
-            );
-            return Ok(());
-        }
-        return channel
-            .queue_bind(
-                import_queue.into(),
-                import_exchange.into(),
-                key.into(),
-                QueueBindOptions::default(),
+    if cfg.intake_shards > 1 {
+        channel
+            .exchange_declare(
+                intake_exchange(cfg).as_str().into(),
+                ExchangeKind::Custom(RANDOM_EXCHANGE.into()),
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
-            .await;
-    }
-    let exchange = intake_exchange(cfg);
-    channel
-        .exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Custom(RANDOM_EXCHANGE.into()),
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    for (n, queue) in intake_queues(cfg).iter().enumerate() {
-        if n > 0 {
+            .await?;
+        spread(channel, cfg).await?;
+        for queue in intake_queues(cfg).iter().skip(1) {
             channel
                 .queue_declare(
                     queue.as_str().into(),
@@ -163,35 +141,97 @@ async fn bind_intake(
                     spread_queue_arguments(cfg),
                 )
                 .await?;
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    intake_exchange(cfg).as_str().into(),
+                    "".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
         }
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                exchange.as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        return Ok(());
     }
+    if intake_exists(connection, cfg).await? {
+        tracing::info!(
+            exchange = %intake_exchange(cfg),
+            "the intake is spread over several queues (its exchange exists); keeping it so"
+        );
+        return spread(channel, cfg).await;
+    }
+    channel
+        .queue_bind(
+            cfg.import_queue.as_str().into(),
+            cfg.import_exchange.as_str().into(),
+            cfg.import_routing_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    // A process with more shards may have spread the intake since we looked.
+    if intake_exists(connection, cfg).await? {
+        return spread(channel, cfg).await;
+    }
+    Ok(())
+}
+
+/// Routes the import exchange through the (existing) intake exchange instead of to the import
+/// queue directly, in an order that neither loses nor doubles a batch: the import queue is
+/// bound to the intake exchange first and is its only queue until the direct binding is gone
+/// (a batch that reaches one queue by two routes is queued once), and the intake exchange is
+/// bound before the direct binding is removed. Idempotent.
+async fn spread(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> {
+    let exchange = intake_exchange(cfg);
+    channel
+        .queue_bind(
+            cfg.import_queue.as_str().into(),
+            exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
     channel
         .exchange_bind(
             exchange.as_str().into(),
-            import_exchange.into(),
-            key.into(),
+            cfg.import_exchange.as_str().into(),
+            cfg.import_routing_key.as_str().into(),
             ExchangeBindOptions::default(),
             FieldTable::default(),
         )
         .await?;
     channel
         .queue_unbind(
-            import_queue.into(),
-            import_exchange.into(),
-            key.into(),
+            cfg.import_queue.as_str().into(),
+            cfg.import_exchange.as_str().into(),
+            cfg.import_routing_key.as_str().into(),
             FieldTable::default(),
         )
         .await
 }
+
+/// The intake queues that exist: the import queue and `<import queue>.intake.<n>` from 1 up
+/// to the first that does not (they are declared, and removed by hand, from the top), and at
+/// least those of the setting. What a worker consumes, so that no intake queue is left
+/// unread by a fleet whose setting is lower than the broker's.
+pub async fn present_intake_queues(
+    connection: &Connection,
+    cfg: &BrokerConfig,
+) -> lapin::Result<Vec<String>> {
+    let mut queues = intake_queues(cfg);
+    while queues.len() < usize::from(MAX_INTAKE_SHARDS) {
+        let next = format!("{}.intake.{}", cfg.import_queue, queues.len());
+        if !exists(connection, ExistsKind::Queue, &next).await? {
+            break;
+        }
+        queues.push(next);
+    }
+    Ok(queues)
+}
+
+/// The most intake queues there may be (`CONTACT_IMPORT_INTAKE_SHARDS`' upper bound).
+pub const MAX_INTAKE_SHARDS: u16 = 16;
 
 /// The exchange type of the rabbitmq_random_exchange plugin, which ships with RabbitMQ.
 pub const RANDOM_EXCHANGE: &str = "x-random";
@@ -209,23 +249,47 @@ pub fn intake_queues(cfg: &BrokerConfig) -> Vec<String> {
         .collect()
 }
 
-/// Whether the intake exchange exists, asked on a channel of its own (the broker closes a
-/// channel whose passive declare names nothing).
+/// Whether the intake exchange exists.
 async fn intake_exists(connection: &Connection, cfg: &BrokerConfig) -> lapin::Result<bool> {
+    exists(connection, ExistsKind::Exchange, &intake_exchange(cfg)).await
+}
+
+enum ExistsKind {
+    Exchange,
+    Queue,
+}
+
+/// Whether an exchange or queue exists, asked with a passive declare on a channel of its own
+/// (the broker closes a channel whose passive declare names nothing).
+async fn exists(connection: &Connection, kind: ExistsKind, name: &str) -> lapin::Result<bool> {
     use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
     let probe = connection.create_channel().await?;
-    let passive = ExchangeDeclareOptions {
-        passive: true,
-        ..Default::default()
+    let asked = match kind {
+        ExistsKind::Exchange => {
+            let passive = ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            probe
+                .exchange_declare(
+                    name.into(),
+                    ExchangeKind::Custom(RANDOM_EXCHANGE.into()),
+                    passive,
+                    FieldTable::default(),
+                )
+                .await
+        }
+        ExistsKind::Queue => {
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            probe
+                .queue_declare(name.into(), passive, FieldTable::default())
+                .await
+                .map(|_| ())
+        }
     };
-    let asked = probe
-        .exchange_declare(
-            intake_exchange(cfg).as_str().into(),
-            ExchangeKind::Custom(RANDOM_EXCHANGE.into()),
-            passive,
-            FieldTable::default(),
-        )
-        .await;
     match asked {
         Ok(()) => {
             let _ = probe.close(200, "asked".into()).await;

@@ -28,9 +28,9 @@ use tracing::{debug, warn};
 
 /// Messages a worker routes at once: enough to keep the confirms in flight, few enough
 /// that several workers share a burst. Shared by the intake queues, each taking at least
-/// [`MIN_PREFETCH`].
+/// `MIN_PREFETCH`.
 pub const ROUTING_PREFETCH: u16 = 32;
-const MIN_PREFETCH: u16 = 8;
+const MIN_PREFETCH: u16 = 2;
 
 /// How often the depth of the import queue and of every lane is read.
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
@@ -96,7 +96,8 @@ pub async fn start(
         .create_channel()
         .await
         .map_err(|e| format!("opening the router's channel: {e}"))?;
-    // The same messages in flight whatever the number of intake queues.
+    // At most ROUTING_PREFETCH messages in flight whatever the number of intake queues (at
+    // most 16).
     let prefetch = (ROUTING_PREFETCH / intake.len().max(1) as u16).max(MIN_PREFETCH);
     let mut consumers = Vec::new();
     for queue in intake {

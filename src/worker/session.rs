@@ -140,12 +140,19 @@ impl Session {
             _ = availability.wait_up() => {}
         }
         let queue = &cfg.broker.import_queue;
-        let intake = topology::intake_queues(&cfg.broker);
+        let intake = match topology::present_intake_queues(&consume, &cfg.broker).await {
+            Ok(intake) => intake,
+            Err(e) => {
+                close(&[consume, publish]).await;
+                return Err(SessionEnd::lost(format!("listing the intake queues: {e}")));
+            }
+        };
         let mut channels = vec![channel.clone(), publisher.channel().clone()];
         let mut started_router = None;
         let subscribed = async {
             let Some(lanes) = &lanes else {
-                let prefetch = cfg.prefetch();
+                // The prefetch is the worker's, shared by the intake queues.
+                let prefetch = cfg.prefetch().div_ceil(intake.len() as u16).max(1);
                 return Dispatch::subscribe(
                     &channel,
                     &intake,

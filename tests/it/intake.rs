@@ -56,12 +56,9 @@ async fn the_intake_spreads_over_its_queues_and_every_batch_is_answered_once() {
         "each batch is queued once: {queues:?} hold {depths:?}"
     );
 
-    // A worker with the setting consumes every intake queue; one without it (an older
-    // configuration) the import queue alone. Together they answer every batch once.
-    let spread_worker = env
-        .spawn_worker_with(&[], &[("CONTACT_IMPORT_INTAKE_SHARDS", "3")])
-        .await;
-    let plain_worker = env.spawn_worker(&[]).await;
+    // A worker without the setting (an older configuration) finds every intake queue there
+    // is and answers every batch.
+    let plain = env.spawn_worker(&[]).await;
     let mut answers: HashMap<String, usize> = HashMap::new();
     while answers.len() < 5 + SPREAD {
         let (_, _, result) = env.next_result().await;
@@ -69,8 +66,25 @@ async fn the_intake_spreads_over_its_queues_and_every_batch_is_answered_once() {
             .entry(result["batchId"].as_str().unwrap().to_owned())
             .or_default() += 1;
     }
+    plain.stop().await.unwrap();
+    // Then one with the setting and one without, side by side.
+    const MORE: usize = 30;
+    let spread_worker = env
+        .spawn_worker_with(&[], &[("CONTACT_IMPORT_INTAKE_SHARDS", "3")])
+        .await;
+    let plain = env.spawn_worker(&[]).await;
+    for n in 0..MORE {
+        let id = format!("more-{n}");
+        env.publish_json(&id, &batch(ORG, contacts(&id))).await;
+    }
+    while answers.len() < 5 + SPREAD + MORE {
+        let (_, _, result) = env.next_result().await;
+        *answers
+            .entry(result["batchId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
     spread_worker.stop().await.unwrap();
-    plain_worker.stop().await.unwrap();
+    plain.stop().await.unwrap();
     while let Some(result) = env.try_next_result(Duration::from_secs(1)).await {
         *answers
             .entry(result["batchId"].as_str().unwrap().to_owned())
@@ -78,7 +92,7 @@ async fn the_intake_spreads_over_its_queues_and_every_batch_is_answered_once() {
     }
     let twice: Vec<_> = answers.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "answered more than once: {twice:?}");
-    assert_eq!(env.contact_count().await, ((5 + SPREAD) * 20) as i64);
+    assert_eq!(env.contact_count().await, ((5 + SPREAD + MORE) * 20) as i64);
     for queue in &queues {
         assert_eq!(env.queue_depth(queue).await, 0, "{queue} was drained");
     }

@@ -144,9 +144,9 @@ async fn rabbitmq_majority_loss_makes_the_worker_wait_and_resume_without_dead_le
     summary.finish();
 }
 
-/// The lanes' quorum queues (the interactive lane, 4 bulk and 4 heavy shards) and 2 intake
-/// shards spread their leaders over a 3-node cluster, so that no one node's Erlang process
-/// carries every batch.
+/// The lanes' quorum queues (the interactive lane, 4 bulk and 4 heavy shards) and the intake
+/// queues beside the import queue (`.intake.1` and `.2`, with 3 intake shards) spread their
+/// leaders over a 3-node cluster, so that no one node's Erlang process carries every batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lanes_leaders_spread_over_the_cluster() {
     let s = Scenario::start_on_nodes("lanes_leaders", NODES).await;
