@@ -158,8 +158,24 @@ async fn bind_intake(
             exchange = %intake_exchange(cfg),
             "the intake is spread over several queues (its exchange exists); keeping it so"
         );
+        spread(channel, cfg).await?;
+        // An operator going back to one queue may have deleted it since we looked: then the
+        // import exchange must not be left without its direct binding.
+        if !intake_exists(connection, cfg).await? {
+            bind_directly(channel, cfg).await?;
+        }
+        return Ok(());
+    }
+    bind_directly(channel, cfg).await?;
+    // A process with more shards may have spread the intake since we looked.
+    if intake_exists(connection, cfg).await? {
         return spread(channel, cfg).await;
     }
+    Ok(())
+}
+
+/// Binds the import queue to the import exchange for the import routing key.
+async fn bind_directly(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> {
     channel
         .queue_bind(
             cfg.import_queue.as_str().into(),
@@ -168,12 +184,14 @@ async fn bind_intake(
             QueueBindOptions::default(),
             FieldTable::default(),
         )
-        .await?;
-    // A process with more shards may have spread the intake since we looked.
-    if intake_exists(connection, cfg).await? {
-        return spread(channel, cfg).await;
-    }
-    Ok(())
+        .await
+}
+
+/// Whether the broker said that something named does not exist (the channel is closed).
+pub fn not_found(error: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(error.kind(), lapin::ErrorKind::ProtocolError(p)
+        if matches!(p.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
 }
 
 /// Routes the import exchange through the (existing) intake exchange instead of to the import
@@ -262,7 +280,6 @@ enum ExistsKind {
 /// Whether an exchange or queue exists, asked with a passive declare on a channel of its own
 /// (the broker closes a channel whose passive declare names nothing).
 async fn exists(connection: &Connection, kind: ExistsKind, name: &str) -> lapin::Result<bool> {
-    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
     let probe = connection.create_channel().await?;
     let asked = match kind {
         ExistsKind::Exchange => {
@@ -295,12 +312,7 @@ async fn exists(connection: &Connection, kind: ExistsKind, name: &str) -> lapin:
             let _ = probe.close(200, "asked".into()).await;
             Ok(true)
         }
-        Err(e)
-            if matches!(e.kind(), lapin::ErrorKind::ProtocolError(p)
-                if matches!(p.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))) =>
-        {
-            Ok(false)
-        }
+        Err(e) if not_found(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }
