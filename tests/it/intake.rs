@@ -98,3 +98,97 @@ async fn the_intake_spreads_over_its_queues_and_every_batch_is_answered_once() {
     }
     let _ = connection.close(200, "done".into()).await;
 }
+
+/// Going back to one queue as the operator guide says: bind the import queue directly
+/// again, delete the intake exchange; new batches then go to the import queue alone, and a
+/// worker set to 1 still drains the intake queues that remain, answering every batch once.
+#[tokio::test]
+async fn going_back_to_one_queue_loses_nothing_and_doubles_nothing() {
+    use lapin::options::{ExchangeDeleteOptions, QueueBindOptions, QueueDeleteOptions};
+    use lapin::types::FieldTable;
+
+    let env = TestEnv::new().await;
+    let spread = BrokerConfig {
+        intake_shards: SHARDS,
+        ..env.broker.clone()
+    };
+    let connection = contact_import::broker::connect(&env.broker.amqp_url, "intake test")
+        .await
+        .unwrap();
+    topology::declare(&connection, &spread).await.unwrap();
+    const SPREAD: usize = 30;
+    for n in 0..SPREAD {
+        let id = format!("spread-{n}");
+        env.publish_json(&id, &batch(ORG, contacts(&id))).await;
+    }
+    let queues = topology::intake_queues(&spread);
+    let mut spread_depths = Vec::new();
+    for queue in &queues {
+        spread_depths.push(env.queue_depth(queue).await);
+    }
+
+    let channel = connection.create_channel().await.unwrap();
+    let bind_directly = async || {
+        channel
+            .queue_bind(
+                env.broker.import_queue.as_str().into(),
+                env.broker.import_exchange.as_str().into(),
+                env.broker.import_routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+    };
+    bind_directly().await;
+    channel
+        .exchange_delete(
+            topology::intake_exchange(&spread).as_str().into(),
+            ExchangeDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    bind_directly().await;
+
+    const AFTER: usize = 10;
+    for n in 0..AFTER {
+        let id = format!("after-{n}");
+        env.publish_json(&id, &batch(ORG, contacts(&id))).await;
+    }
+    let mut depths = Vec::new();
+    for queue in &queues {
+        depths.push(env.queue_depth(queue).await);
+    }
+    assert_eq!(
+        depths[0],
+        spread_depths[0] + AFTER as u32,
+        "new batches go to the import queue alone: {spread_depths:?} then {depths:?}"
+    );
+    assert_eq!(depths[1..], spread_depths[1..], "{queues:?}");
+
+    let worker = env.spawn_worker(&[]).await;
+    let mut answers: HashMap<String, usize> = HashMap::new();
+    while answers.len() < SPREAD + AFTER {
+        let (_, _, result) = env.next_result().await;
+        *answers
+            .entry(result["batchId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    worker.stop().await.unwrap();
+    while let Some(result) = env.try_next_result(Duration::from_secs(1)).await {
+        *answers
+            .entry(result["batchId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = answers.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "answered more than once: {twice:?}");
+    // Quorum queues refuse `if-empty` deletes: check first, as the guide says.
+    for queue in queues.iter().skip(1) {
+        assert_eq!(env.queue_depth(queue).await, 0, "{queue} was drained");
+        channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .unwrap();
+    }
+    let _ = connection.close(200, "done".into()).await;
+}
