@@ -15,6 +15,7 @@ use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -39,16 +40,59 @@ pub fn init(format: LogFormat) {
         LogFormat::Auto => LogFormat::Json,
         chosen => chosen,
     };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = filter(std::env::var("RUST_LOG").ok().as_deref());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, not in files and log collectors.
         .with_ansi(to_terminal);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
         // The current span (batch_id, org_id, …) once per line, not again in a span list.
-        LogFormat::Json => builder.json().event_format(JsonLines).init(),
-        LogFormat::Text | LogFormat::Auto => builder.init(),
+        LogFormat::Json => registry
+            .with(layer.json().event_format(JsonLines).with_filter(NoNotFound))
+            .init(),
+        LogFormat::Text | LogFormat::Auto => registry.with(layer.with_filter(NoNotFound)).init(),
+    }
+}
+
+/// Drops lapin's ERROR "Channel closed" for a NOT_FOUND (404) close. The topology asks the
+/// broker whether the intake exchange and queues exist with passive declares, which the
+/// broker answers by closing the channel with 404 when they do not: expected at every start,
+/// not an error. Where a 404 is one (a publish to a missing exchange), the worker reports it
+/// itself.
+struct NoNotFound;
+
+impl<S> tracing_subscriber::layer::Filter<S> for NoNotFound {
+    fn enabled(
+        &self,
+        _: &tracing::Metadata<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        true
+    }
+
+    fn event_enabled(
+        &self,
+        event: &Event<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        #[derive(Default)]
+        struct NotFound(bool);
+        impl Visit for NotFound {
+            fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+                if field.name() == "method" && format!("{value:?}").contains("reply_code: 404") {
+                    self.0 = true;
+                }
+            }
+        }
+        if event.metadata().target() != "lapin::channel" {
+            return true;
+        }
+        let mut not_found = NotFound::default();
+        event.record(&mut not_found);
+        !not_found.0
     }
 }
 

@@ -199,19 +199,23 @@ impl Publisher {
         if let Some(correlation_id) = &reply.correlation_id {
             properties = properties.with_correlation_id(correlation_id.as_str().into());
         }
+        // Both publishes are in flight at once, so a message the broker returns may come
+        // with the other's confirm (`publish_returning`): each is judged by the names of the
+        // returned messages, whichever confirm brought them.
         let to_subscribers = async {
             if reply.requester_only {
                 return Ok(None);
             }
-            let routed = self
-                .publish(
+            let returned = self
+                .publish_returning(
+                    MANDATORY,
                     &self.cfg.results_exchange,
                     org_routing_key,
                     body,
                     properties.clone(),
                 )
                 .await?;
-            Ok::<_, PublishError>(Some(routed))
+            Ok::<_, PublishError>(Some(returned))
         };
         let to_requester = async {
             let Some(queue) = &reply.reply_to else {
@@ -232,12 +236,35 @@ impl Publisher {
                 // it was delivered: a requester that left is not ours to detect.
                 self.publish_with(PUBLISH, "", queue, body, properties)
                     .await?;
-                return Ok(Some(Routed::Yes));
+                return Ok(Some(None));
             }
-            Ok(Some(self.publish("", queue, body, properties).await?))
+            let returned = self
+                .publish_returning(MANDATORY, "", queue, body, properties)
+                .await?;
+            Ok(Some(returned))
         };
         let (subscribers, requester) = tokio::join!(to_subscribers, to_requester);
-        Ok((subscribers?, requester?))
+        let (subscribers, requester) = (subscribers?, requester?);
+        let returns: Vec<&(String, String)> = subscribers
+            .iter()
+            .chain(requester.iter())
+            .flatten()
+            .collect();
+        let routed = |exchange: &str, key: &str| match returns
+            .iter()
+            .any(|(e, k)| e == exchange && k == key)
+        {
+            true => Routed::NoQueue,
+            false => Routed::Yes,
+        };
+        Ok((
+            subscribers
+                .as_ref()
+                .map(|_| routed(&self.cfg.results_exchange, org_routing_key)),
+            requester
+                .as_ref()
+                .map(|_| routed("", reply.reply_to.as_deref().unwrap_or_default())),
+        ))
     }
 
     /// Publishes a batch to the import exchange (confirmed, `mandatory`): how `dlq replay`
@@ -398,6 +425,28 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<Routed, PublishError> {
+        let returned = self
+            .publish_returning(options, exchange, routing_key, body, properties)
+            .await?;
+        Ok(match returned {
+            None => Routed::Yes,
+            Some(_) => Routed::NoQueue,
+        })
+    }
+
+    /// Publishes and waits for the confirm; `Some` holds the exchange and routing key of a
+    /// message the broker returned with it. lapin hands a returned message to whichever
+    /// confirm of the channel arrives next, which need not be the returned message's own
+    /// when several publishes are in flight: a caller with several publishes at once matches
+    /// returns to publishes by these names (see [`Publisher::publish_result`]).
+    async fn publish_returning(
+        &self,
+        options: BasicPublishOptions,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<Option<(String, String)>, PublishError> {
         let confirmed = async {
             self.channel
                 .basic_publish(
@@ -423,8 +472,11 @@ impl Publisher {
             }
         };
         match confirm {
-            Confirmation::Ack(None) => Ok(Routed::Yes),
-            Confirmation::Ack(Some(_returned)) => Ok(Routed::NoQueue),
+            Confirmation::Ack(None) => Ok(None),
+            Confirmation::Ack(Some(returned)) => Ok(Some((
+                returned.delivery.exchange.to_string(),
+                returned.delivery.routing_key.to_string(),
+            ))),
             Confirmation::Nack(_) => Err(PublishError::Nacked),
             // confirm_select ran on this channel, so the broker always confirms.
             Confirmation::NotRequested => Err(PublishError::Nacked),

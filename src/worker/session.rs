@@ -173,10 +173,18 @@ impl Session {
                 cfg.heavy_prefetch(),
             )
             .await?;
+            // A confirm channel of its own: lapin hands a returned message to whichever
+            // confirm of its channel comes next, so results that nobody subscribes to (each
+            // returned) must not share a channel with routings, which would take them for
+            // their own and route again.
+            let routing = Publisher::open(&publish, cfg.broker.clone())
+                .await
+                .map_err(|e| format!("opening the router's publish channel: {e}"))?;
+            channels.push(routing.channel().clone());
             let router = router::start(
                 &consume,
                 &intake,
-                publisher.clone(),
+                routing,
                 lanes.clone(),
                 super::limits(cfg),
             )
