@@ -182,7 +182,7 @@ impl Publisher {
         about: ResultHeaders,
         body: &[u8],
         own_reply: Option<&RequesterReply>,
-    ) -> Result<(Option<Routed>, Option<Routed>), PublishError> {
+    ) -> Result<Vec<Returned>, PublishError> {
         let mut headers = FieldTable::default();
         headers.insert(
             STATUS_HEADER.into(),
@@ -199,9 +199,9 @@ impl Publisher {
         if let Some(correlation_id) = &reply.correlation_id {
             properties = properties.with_correlation_id(correlation_id.as_str().into());
         }
-        // Both publishes are in flight at once, so a message the broker returns may come
-        // with the other's confirm (`publish_returning`): each is judged by the names of the
-        // returned messages, whichever confirm brought them.
+        // Both publishes are in flight at once, beside other batches' on the channel, so a
+        // message the broker returns may come with another's confirm (`publish_returning`):
+        // each returned message is reported by its own names, whichever confirm brought it.
         let to_subscribers = async {
             if reply.requester_only {
                 return Ok(None);
@@ -215,7 +215,7 @@ impl Publisher {
                     properties.clone(),
                 )
                 .await?;
-            Ok::<_, PublishError>(Some(returned))
+            Ok::<_, PublishError>(returned)
         };
         let to_requester = async {
             let Some(queue) = &reply.reply_to else {
@@ -233,38 +233,25 @@ impl Publisher {
             if consume::is_direct_reply_to(queue) {
                 // The broker hands a direct reply-to message to the requester's channel
                 // without routing it, and returns it when `mandatory` (RabbitMQ 3.x), though
-                // it was delivered: a requester that left is not ours to detect.
-                self.publish_with(PUBLISH, "", queue, body, properties)
+                // it was delivered: a requester that left is not ours to detect. Published
+                // without `mandatory`, so a return that comes with it is the other's.
+                let returned = self
+                    .publish_returning(PUBLISH, "", queue, body, properties)
                     .await?;
-                return Ok(Some(None));
+                return Ok(returned.filter(|(e, k)| !e.is_empty() || k != queue));
             }
-            let returned = self
-                .publish_returning(MANDATORY, "", queue, body, properties)
-                .await?;
-            Ok(Some(returned))
+            self.publish_returning(MANDATORY, "", queue, body, properties)
+                .await
         };
         let (subscribers, requester) = tokio::join!(to_subscribers, to_requester);
-        let (subscribers, requester) = (subscribers?, requester?);
-        let returns: Vec<&(String, String)> = subscribers
-            .iter()
-            .chain(requester.iter())
-            .flatten()
-            .collect();
-        let routed = |exchange: &str, key: &str| match returns
-            .iter()
-            .any(|(e, k)| e == exchange && k == key)
-        {
-            true => Routed::NoQueue,
-            false => Routed::Yes,
-        };
-        Ok((
-            subscribers
-                .as_ref()
-                .map(|_| routed(&self.cfg.results_exchange, org_routing_key)),
-            requester
-                .as_ref()
-                .map(|_| routed("", reply.reply_to.as_deref().unwrap_or_default())),
-        ))
+        Ok(subscribers?
+            .into_iter()
+            .chain(requester?)
+            .map(|(exchange, routing_key)| Returned {
+                to_results_exchange: exchange == self.cfg.results_exchange,
+                routing_key,
+            })
+            .collect())
     }
 
     /// Publishes a batch to the import exchange (confirmed, `mandatory`): how `dlq replay`
@@ -349,20 +336,18 @@ impl Publisher {
             .map_or(0, |d| d.as_secs());
         headers.insert(DEAD_AT_HEADER.into(), AMQPValue::Timestamp(now));
         let properties = copied_properties(&delivery.properties, headers);
-        match self
-            .publish(
-                &self.cfg.dead_letter_exchange,
-                delivery.routing_key.as_str(),
-                &delivery.data,
-                properties,
-            )
-            .await?
-        {
-            Routed::Yes => Ok(()),
-            Routed::NoQueue => Err(PublishError::Unroutable(format!(
-                "dead-letter exchange {}",
-                self.cfg.dead_letter_exchange
+        let exchange = self.cfg.dead_letter_exchange.as_str();
+        let key = delivery.routing_key.as_str();
+        let returned = self
+            .publish_returning(MANDATORY, exchange, key, &delivery.data, properties)
+            .await?;
+        // A return of another publish of this channel (a result nobody subscribes to) may come
+        // with this confirm: only one of our own names makes this letter unroutable.
+        match returned {
+            Some((e, k)) if e == exchange && k == key => Err(PublishError::Unroutable(format!(
+                "dead-letter exchange {exchange}"
             ))),
+            _ => Ok(()),
         }
     }
 
@@ -482,6 +467,16 @@ impl Publisher {
             Confirmation::NotRequested => Err(PublishError::Nacked),
         }
     }
+}
+
+/// A result the broker returned: where it was to go (the results exchange, for its routing
+/// key the org; or a requester's `reply_to`, the routing key then the queue).
+#[derive(Debug)]
+pub struct Returned {
+    /// Sent to the results exchange (else to a `reply_to` queue).
+    pub to_results_exchange: bool,
+    /// The org's routing key, or the `reply_to` queue.
+    pub routing_key: String,
 }
 
 /// The original's properties for its dead-letter copy (or its copy on a lane), persistent

@@ -7,7 +7,7 @@
 use crate::broker::consume;
 use crate::broker::lanes;
 use crate::broker::publish::{
-    DeadLetterReason, Publisher, ReplyTarget, ResultHeaders, Routed, UNKNOWN_ORG_ROUTING_KEY,
+    DeadLetterReason, Publisher, ReplyTarget, ResultHeaders, UNKNOWN_ORG_ROUTING_KEY,
 };
 use crate::config::Authorization;
 use crate::contact::credentials;
@@ -575,24 +575,27 @@ impl Pipeline {
             .publish_result(routing_key, &reply.target, about, body, own_reply.as_ref())
             .await
         {
-            Ok((subscribers, requester)) => {
+            Ok(returned) => {
                 // The broker returns an unroutable result whole; it is counted and named
-                // here, never logged (lapin's own log of it is off, see telemetry).
-                if subscribers == Some(Routed::NoQueue) {
-                    metrics::result_unroutable(UnroutableTarget::ResultsExchange);
-                    info!(
-                        unroutable = UnroutableTarget::ResultsExchange.as_str(),
-                        routing_key,
-                        "no queue is bound for the result; it stays stored with the batch"
-                    );
-                }
-                if requester == Some(Routed::NoQueue) {
-                    metrics::result_unroutable(UnroutableTarget::ReplyTo);
-                    warn!(
-                        unroutable = UnroutableTarget::ReplyTo.as_str(),
-                        reply_to = ?reply.target.reply_to,
-                        "the reply_to queue does not exist; result not delivered there"
-                    );
+                // here, never logged (lapin's own log of it is off, see telemetry). A return
+                // may come with another batch's confirm of the channel: each is counted once,
+                // by its own names, wherever it came.
+                for returned in returned {
+                    if returned.to_results_exchange {
+                        metrics::result_unroutable(UnroutableTarget::ResultsExchange);
+                        info!(
+                            unroutable = UnroutableTarget::ResultsExchange.as_str(),
+                            routing_key = returned.routing_key,
+                            "no queue is bound for the result; it stays stored with the batch"
+                        );
+                    } else {
+                        metrics::result_unroutable(UnroutableTarget::ReplyTo);
+                        warn!(
+                            unroutable = UnroutableTarget::ReplyTo.as_str(),
+                            reply_to = returned.routing_key,
+                            "the reply_to queue does not exist; result not delivered there"
+                        );
+                    }
                 }
                 Settlement::Ack {
                     status: about.status,
