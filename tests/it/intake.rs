@@ -19,13 +19,9 @@ fn contacts(batch: &str) -> Value {
         .collect()
 }
 
-#[tokio::test]
-async fn the_intake_spreads_over_its_queues_and_every_batch_is_answered_once() {
-    let env = TestEnv::new().await;
-    for n in 0..5 {
-        let id = format!("before-{n}");
-        env.publish_json(&id, &batch(ORG, contacts(&id))).await;
-    }
+/// Spreads `env`'s intake over [`SHARDS`] queues, as a worker with the setting does: the
+/// names with the setting, and the connection that declared them.
+async fn spread_intake(env: &TestEnv) -> (BrokerConfig, lapin::Connection) {
     let spread = BrokerConfig {
         intake_shards: SHARDS,
         ..env.broker.clone()
@@ -34,18 +30,37 @@ async fn the_intake_spreads_over_its_queues_and_every_batch_is_answered_once() {
         .await
         .unwrap();
     topology::declare(&connection, &spread).await.unwrap();
+    (spread, connection)
+}
+
+/// Publishes `count` batches named `<prefix>-<n>`.
+async fn publish(env: &TestEnv, prefix: &str, count: usize) {
+    for n in 0..count {
+        let id = format!("{prefix}-{n}");
+        env.publish_json(&id, &batch(ORG, contacts(&id))).await;
+    }
+}
+
+/// The ready messages of each of `queues`.
+async fn depths(env: &TestEnv, queues: &[String]) -> Vec<u32> {
+    let mut depths = Vec::new();
+    for queue in queues {
+        depths.push(env.queue_depth(queue).await);
+    }
+    depths
+}
+
+#[tokio::test]
+async fn the_intake_spreads_over_its_queues_and_every_batch_is_answered_once() {
+    let env = TestEnv::new().await;
+    publish(&env, "before", 5).await;
+    let (spread, connection) = spread_intake(&env).await;
     // A tool without the setting declares the topology again.
     topology::declare(&connection, &env.broker).await.unwrap();
     const SPREAD: usize = 60;
-    for n in 0..SPREAD {
-        let id = format!("spread-{n}");
-        env.publish_json(&id, &batch(ORG, contacts(&id))).await;
-    }
+    publish(&env, "spread", SPREAD).await;
     let queues = topology::intake_queues(&spread);
-    let mut depths = Vec::new();
-    for queue in &queues {
-        depths.push(env.queue_depth(queue).await);
-    }
+    let depths = depths(&env, &queues).await;
     assert!(
         depths.iter().all(|d| *d > 0),
         "every intake queue takes batches: {queues:?} hold {depths:?}"
@@ -73,10 +88,7 @@ async fn the_intake_spreads_over_its_queues_and_every_batch_is_answered_once() {
         .spawn_worker_with(&[], &[("CONTACT_IMPORT_INTAKE_SHARDS", "3")])
         .await;
     let plain = env.spawn_worker(&[]).await;
-    for n in 0..MORE {
-        let id = format!("more-{n}");
-        env.publish_json(&id, &batch(ORG, contacts(&id))).await;
-    }
+    publish(&env, "more", MORE).await;
     while answers.len() < 5 + SPREAD + MORE {
         let (_, _, result) = env.next_result().await;
         *answers
@@ -108,24 +120,11 @@ async fn going_back_to_one_queue_loses_nothing_and_doubles_nothing() {
     use lapin::types::FieldTable;
 
     let env = TestEnv::new().await;
-    let spread = BrokerConfig {
-        intake_shards: SHARDS,
-        ..env.broker.clone()
-    };
-    let connection = contact_import::broker::connect(&env.broker.amqp_url, "intake test")
-        .await
-        .unwrap();
-    topology::declare(&connection, &spread).await.unwrap();
+    let (spread, connection) = spread_intake(&env).await;
     const SPREAD: usize = 30;
-    for n in 0..SPREAD {
-        let id = format!("spread-{n}");
-        env.publish_json(&id, &batch(ORG, contacts(&id))).await;
-    }
+    publish(&env, "spread", SPREAD).await;
     let queues = topology::intake_queues(&spread);
-    let mut spread_depths = Vec::new();
-    for queue in &queues {
-        spread_depths.push(env.queue_depth(queue).await);
-    }
+    let spread_depths = depths(&env, &queues).await;
 
     let channel = connection.create_channel().await.unwrap();
     let bind_directly = async || {
@@ -151,14 +150,8 @@ async fn going_back_to_one_queue_loses_nothing_and_doubles_nothing() {
     bind_directly().await;
 
     const AFTER: usize = 10;
-    for n in 0..AFTER {
-        let id = format!("after-{n}");
-        env.publish_json(&id, &batch(ORG, contacts(&id))).await;
-    }
-    let mut depths = Vec::new();
-    for queue in &queues {
-        depths.push(env.queue_depth(queue).await);
-    }
+    publish(&env, "after", AFTER).await;
+    let depths = depths(&env, &queues).await;
     assert_eq!(
         depths[0],
         spread_depths[0] + AFTER as u32,
