@@ -8,6 +8,51 @@ use lapin::options::{BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer};
 
+/// Consumers taken from in turn, each with a label `T` (its lane, its tag): the next delivery
+/// comes from the first consumer after the last one served that has one, so a busy queue
+/// does not keep the others waiting.
+pub struct Turns<T> {
+    consumers: Vec<(Consumer, T)>,
+    /// The consumer asked first next time.
+    next: usize,
+}
+
+impl<T> Turns<T> {
+    /// Takes from `consumers` in this order, the first first.
+    pub fn new(consumers: Vec<(Consumer, T)>) -> Self {
+        Self { consumers, next: 0 }
+    }
+
+    /// The labels, in order.
+    pub fn labels(&self) -> impl Iterator<Item = &T> {
+        self.consumers.iter().map(|(_, label)| label)
+    }
+
+    /// The label of the `i`th consumer.
+    pub fn label(&self, i: usize) -> &T {
+        &self.consumers[i].1
+    }
+
+    /// The next delivery of the first consumer in turn that has one, with that consumer's
+    /// index (`None`: that consumer ended). Cancel-safe: a delivery is taken only when
+    /// returned.
+    pub fn poll_turn(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<(usize, Option<lapin::Result<Delivery>>)> {
+        use futures_lite::StreamExt;
+        let n = self.consumers.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if let std::task::Poll::Ready(next) = self.consumers[i].0.poll_next(cx) {
+                self.next = i + 1;
+                return std::task::Poll::Ready((i, next));
+            }
+        }
+        std::task::Poll::Pending
+    }
+}
+
 /// Sets the prefetch and starts consuming `queue`.
 pub async fn subscribe(
     channel: &Channel,

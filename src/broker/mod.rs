@@ -54,10 +54,19 @@ pub async fn open_declared(
 
 /// Whether the broker refused an operation for want of a permission (the channel is closed).
 fn access_refused(error: &lapin::Error) -> bool {
-    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    soft_error(error, lapin::protocol::AMQPSoftError::ACCESSREFUSED)
+}
+
+/// Whether the broker said that something named does not exist (the channel is closed).
+pub fn not_found(error: &lapin::Error) -> bool {
+    soft_error(error, lapin::protocol::AMQPSoftError::NOTFOUND)
+}
+
+/// Whether `error` is the broker closing the channel with the soft error `kind`.
+fn soft_error(error: &lapin::Error, kind: lapin::protocol::AMQPSoftError) -> bool {
     matches!(
         error.kind(),
         lapin::ErrorKind::ProtocolError(e)
-            if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED))
+            if *e.kind() == lapin::protocol::AMQPErrorKind::Soft(kind)
     )
 }

@@ -187,13 +187,6 @@ async fn bind_directly(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<(
         .await
 }
 
-/// Whether the broker said that something named does not exist (the channel is closed).
-pub fn not_found(error: &lapin::Error) -> bool {
-    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-    matches!(error.kind(), lapin::ErrorKind::ProtocolError(p)
-        if matches!(p.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
-}
-
 /// Routes the import exchange through the (existing) intake exchange instead of to the import
 /// queue directly, in an order that neither loses nor doubles a batch: the import queue is
 /// bound to the intake exchange first and is its only queue until the direct binding is gone
@@ -239,7 +232,7 @@ pub async fn present_intake_queues(
 ) -> lapin::Result<Vec<String>> {
     let mut queues = intake_queues(cfg);
     while queues.len() < usize::from(MAX_INTAKE_SHARDS) {
-        let next = format!("{}.intake.{}", cfg.import_queue, queues.len());
+        let next = intake_queue(cfg, queues.len());
         if !exists(connection, ExistsKind::Queue, &next).await? {
             break;
         }
@@ -263,8 +256,13 @@ pub fn intake_exchange(cfg: &BrokerConfig) -> String {
 /// from 1 below `CONTACT_IMPORT_INTAKE_SHARDS`.
 pub fn intake_queues(cfg: &BrokerConfig) -> Vec<String> {
     std::iter::once(cfg.import_queue.clone())
-        .chain((1..cfg.intake_shards).map(|n| format!("{}.intake.{n}", cfg.import_queue)))
+        .chain((1..usize::from(cfg.intake_shards)).map(|n| intake_queue(cfg, n)))
         .collect()
+}
+
+/// `<import queue>.intake.<n>`, n from 1.
+fn intake_queue(cfg: &BrokerConfig, n: usize) -> String {
+    format!("{}.intake.{n}", cfg.import_queue)
 }
 
 /// Whether the intake exchange exists.
@@ -312,7 +310,7 @@ async fn exists(connection: &Connection, kind: ExistsKind, name: &str) -> lapin:
             let _ = probe.close(200, "asked".into()).await;
             Ok(true)
         }
-        Err(e) if not_found(&e) => Ok(false),
+        Err(e) if super::not_found(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -16,14 +16,13 @@
 //! Nothing is scheduled from memory: what is not taken stays unacked at the broker and returns to its
 //! queue if the worker dies.
 
-use crate::broker::consume;
+use crate::broker::consume::{self, Turns};
 use crate::broker::lanes::{self, Lane, Lanes};
 use crate::metrics;
-use futures_lite::StreamExt;
+use lapin::Channel;
 use lapin::message::Delivery;
-use lapin::{Channel, Consumer};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// One bulk delivery in this many is taken from the heavy shards first: heavy orgs yield to
@@ -37,32 +36,8 @@ pub struct Taken {
     pub lane_slot: OwnedSemaphorePermit,
 }
 
-/// Consumers served in turn.
-struct Tier {
-    consumers: Vec<(Consumer, Lane)>,
-    /// The consumer asked first next time.
-    next: usize,
-}
-
-impl Tier {
-    fn new(consumers: Vec<(Consumer, Lane)>) -> Self {
-        Self { consumers, next: 0 }
-    }
-
-    /// The next delivery of the first consumer in turn that has one.
-    fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<(Lane, Option<lapin::Result<Delivery>>)> {
-        let n = self.consumers.len();
-        for k in 0..n {
-            let i = (self.next + k) % n;
-            let (consumer, lane) = &mut self.consumers[i];
-            if let Poll::Ready(next) = consumer.poll_next(cx) {
-                self.next = i + 1;
-                return Poll::Ready((*lane, next));
-            }
-        }
-        Poll::Pending
-    }
-}
+/// Consumers served in turn, labelled with their lane.
+type Tier = Turns<Lane>;
 
 /// The consumers of the session and whose turn it is.
 pub struct Dispatch {
@@ -179,7 +154,8 @@ impl Dispatch {
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            (slot, std::future::poll_fn(|cx| tier.poll_turn(cx)).await)
+            let (i, next) = std::future::poll_fn(|cx| tier.poll_turn(cx)).await;
+            (slot, (*tier.label(i), next))
         };
         let bulk_next = async {
             let slot = bulk_slots
@@ -194,8 +170,8 @@ impl Dispatch {
                     tiers.reverse();
                 }
                 for tier in tiers.into_iter().flatten() {
-                    if let Poll::Ready(next) = tier.poll_turn(cx) {
-                        return Poll::Ready(next);
+                    if let Poll::Ready((i, next)) = tier.poll_turn(cx) {
+                        return Poll::Ready((*tier.label(i), next));
                     }
                 }
                 Poll::Pending

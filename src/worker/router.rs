@@ -9,18 +9,15 @@
 //! [`ROUTING_PREFETCH`] messages at a time; the lane depths are sampled here too.
 
 use super::shares::Shares;
-use crate::broker::consume;
+use crate::broker::consume::{self, Turns};
 use crate::broker::lanes::{self, Class, Lane, Lanes};
 use crate::broker::publish::Publisher;
 use crate::dialect::Limits;
 use crate::metrics;
-use futures_lite::StreamExt;
-use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, Consumer};
+use lapin::{Channel, Connection};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
@@ -105,7 +102,7 @@ pub async fn start(
         let consumer = consume::subscribe(&channel, queue, &tag, prefetch)
             .await
             .map_err(|e| format!("subscribing the router to {queue}: {e}"))?;
-        consumers.push((tag, consumer));
+        consumers.push((consumer, tag));
     }
     let mut sampled = intake.to_vec();
     sampled.extend(lanes.queues().map(str::to_owned));
@@ -114,9 +111,8 @@ pub async fn start(
         let channel = channel.clone();
         async move {
             let intake = Intake {
-                consumers,
+                consumers: Turns::new(consumers),
                 channel: channel.clone(),
-                next: 0,
             };
             if let Err(why) = run(intake, publisher, lanes, limits, stopped).await {
                 warn!(reason = %why, "the router stopped; the session ends");
@@ -133,32 +129,17 @@ pub async fn start(
     })
 }
 
-/// The router's consumers of the intake queues (tag and consumer), taken from in turn.
+/// The router's consumers of the intake queues, labelled with their tags, taken from in turn.
 struct Intake {
-    consumers: Vec<(String, Consumer)>,
+    consumers: Turns<String>,
     channel: Channel,
-    /// The consumer asked first next time.
-    next: usize,
 }
 
 impl Intake {
-    /// The next delivery of the first consumer in turn that has one (`None`: one ended).
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<lapin::Result<Delivery>>> {
-        let n = self.consumers.len();
-        for k in 0..n {
-            let i = (self.next + k) % n;
-            if let Poll::Ready(next) = self.consumers[i].1.poll_next(cx) {
-                self.next = i + 1;
-                return Poll::Ready(next);
-            }
-        }
-        Poll::Pending
-    }
-
     /// Cancels every consumer: no more deliveries; the ones buffered and not started return
     /// to their queue when the channel closes.
     async fn cancel(&self) {
-        for (tag, _) in &self.consumers {
+        for tag in self.consumers.labels() {
             if let Err(e) = self
                 .channel
                 .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
@@ -203,7 +184,7 @@ async fn run(
                 }
                 continue;
             }
-            next = std::future::poll_fn(|cx| intake.poll_next(cx)) => next,
+            (_, next) = std::future::poll_fn(|cx| intake.consumers.poll_turn(cx)) => next,
         };
         let delivery = match next {
             Some(Ok(delivery)) => delivery,

@@ -113,7 +113,7 @@ impl Session {
         if let Err(e) = declared.await {
             // A refusal closes only the channel; a lost connection is worth another try, and so
             // is a name that went away meanwhile (an operator removing the intake exchange).
-            let refused = consume.status().connected() && !topology::not_found(&e);
+            let refused = consume.status().connected() && !broker::not_found(&e);
             close(&[consume, publish]).await;
             if !refused {
                 return Err(SessionEnd::lost(format!("declaring the topology: {e}")));

@@ -281,6 +281,41 @@ impl TestEnv {
     }
 }
 
+/// How many results each batch got, to check that every batch is answered exactly once.
+#[derive(Default)]
+pub struct Answers(std::collections::HashMap<String, usize>);
+
+impl Answers {
+    /// Takes results until `batches` distinct batches have been answered.
+    pub async fn until(&mut self, env: &TestEnv, batches: usize) {
+        while self.0.len() < batches {
+            let (_, _, result) = env.next_result().await;
+            self.count(&result);
+        }
+    }
+
+    /// Takes the results that still come, each within a second of the last: after the
+    /// workers stopped, a second answer would be among them.
+    pub async fn late(&mut self, env: &TestEnv) {
+        while let Some(result) = env.try_next_result(Duration::from_secs(1)).await {
+            self.count(&result);
+        }
+    }
+
+    fn count(&mut self, result: &Value) {
+        *self
+            .0
+            .entry(result["batchId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+
+    /// Asserts that no batch was answered more than once.
+    pub fn assert_each_once(&self) {
+        let twice: Vec<_> = self.0.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "answered more than once: {twice:?}");
+    }
+}
+
 impl Drop for TestEnv {
     /// Deletes the world's queues, streams and exchanges, so that a broker shared by many
     /// runs does not pile them up (thousands of quorum queues stop a small node). `Drop`

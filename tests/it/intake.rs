@@ -4,12 +4,10 @@
 //! older configuration that declares the topology without the setting leaves the intake
 //! spread (binding the import queue directly again would queue batches twice).
 
-use crate::common::{ORG, TestEnv, batch};
+use crate::common::{Answers, ORG, TestEnv, batch};
 use contact_import::broker::topology;
 use contact_import::config::BrokerConfig;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::time::Duration;
 
 const SHARDS: u16 = 3;
 
@@ -74,13 +72,8 @@ async fn the_intake_spreads_over_its_queues_and_every_batch_is_answered_once() {
     // A worker without the setting (an older configuration) finds every intake queue there
     // is and answers every batch.
     let plain = env.spawn_worker(&[]).await;
-    let mut answers: HashMap<String, usize> = HashMap::new();
-    while answers.len() < 5 + SPREAD {
-        let (_, _, result) = env.next_result().await;
-        *answers
-            .entry(result["batchId"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
+    let mut answers = Answers::default();
+    answers.until(&env, 5 + SPREAD).await;
     plain.stop().await.unwrap();
     // Then one with the setting and one without, side by side.
     const MORE: usize = 30;
@@ -89,21 +82,11 @@ async fn the_intake_spreads_over_its_queues_and_every_batch_is_answered_once() {
         .await;
     let plain = env.spawn_worker(&[]).await;
     publish(&env, "more", MORE).await;
-    while answers.len() < 5 + SPREAD + MORE {
-        let (_, _, result) = env.next_result().await;
-        *answers
-            .entry(result["batchId"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
+    answers.until(&env, 5 + SPREAD + MORE).await;
     spread_worker.stop().await.unwrap();
     plain.stop().await.unwrap();
-    while let Some(result) = env.try_next_result(Duration::from_secs(1)).await {
-        *answers
-            .entry(result["batchId"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
-    let twice: Vec<_> = answers.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "answered more than once: {twice:?}");
+    answers.late(&env).await;
+    answers.assert_each_once();
     assert_eq!(env.contact_count().await, ((5 + SPREAD + MORE) * 20) as i64);
     for queue in &queues {
         assert_eq!(env.queue_depth(queue).await, 0, "{queue} was drained");
@@ -160,21 +143,11 @@ async fn going_back_to_one_queue_loses_nothing_and_doubles_nothing() {
     assert_eq!(depths[1..], spread_depths[1..], "{queues:?}");
 
     let worker = env.spawn_worker(&[]).await;
-    let mut answers: HashMap<String, usize> = HashMap::new();
-    while answers.len() < SPREAD + AFTER {
-        let (_, _, result) = env.next_result().await;
-        *answers
-            .entry(result["batchId"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
+    let mut answers = Answers::default();
+    answers.until(&env, SPREAD + AFTER).await;
     worker.stop().await.unwrap();
-    while let Some(result) = env.try_next_result(Duration::from_secs(1)).await {
-        *answers
-            .entry(result["batchId"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
-    let twice: Vec<_> = answers.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "answered more than once: {twice:?}");
+    answers.late(&env).await;
+    answers.assert_each_once();
     // Quorum queues refuse `if-empty` deletes: check first, as the guide says.
     for queue in queues.iter().skip(1) {
         assert_eq!(env.queue_depth(queue).await, 0, "{queue} was drained");

@@ -6,7 +6,7 @@
 //! answered before two thirds of the backlog (without lanes: after all of it; without the
 //! heavy shards, the bulk probe after all of it).
 
-use crate::common::{ORG, TestEnv, batch, org_header};
+use crate::common::{Answers, ORG, TestEnv, batch, org_header};
 use crate::support::worker::Worker;
 use contact_import::broker::lanes::Lanes;
 use contact_import::config::LaneConfig;
@@ -165,20 +165,10 @@ async fn a_worker_stopped_while_routing_answers_every_batch_once() {
         "the worker was to stop while routing, with part of the backlog routed ({unrouted} left)"
     );
     let second = env.spawn_worker_with(&[], &lanes).await;
-    let mut answers: HashMap<String, usize> = HashMap::new();
-    while answers.len() < BATCHES {
-        let (_, _, result) = env.next_result().await;
-        *answers
-            .entry(result["batchId"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
+    let mut answers = Answers::default();
+    answers.until(&env, BATCHES).await;
     second.stop().await.unwrap();
-    while let Some(result) = env.try_next_result(std::time::Duration::from_secs(1)).await {
-        *answers
-            .entry(result["batchId"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
-    let twice: Vec<_> = answers.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "answered more than once: {twice:?}");
+    answers.late(&env).await;
+    answers.assert_each_once();
     assert_eq!(env.contact_count().await, (BATCHES * 20) as i64);
 }
