@@ -203,14 +203,26 @@ impl Browser {
     /// The one file that appears in the download folder.
     async fn downloaded(&self) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut last: Option<String> = None;
         loop {
-            let done: Vec<PathBuf> = std::fs::read_dir(&self.downloads)
+            // Chromium writes a download into temporary files beside it (a
+            // `.crdownload`, a hidden `.org.chromium.Chromium.*`) and may show the final
+            // name before its bytes: it is done when it is the only file, is not empty
+            // (every download has its header line) and holds still between two looks.
+            let files: Vec<PathBuf> = std::fs::read_dir(&self.downloads)
                 .unwrap()
                 .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "csv"))
                 .collect();
-            if let [file] = done.as_slice() {
-                return std::fs::read_to_string(file).unwrap();
+            if let [file] = files.as_slice()
+                && file.extension().is_some_and(|e| e == "csv")
+            {
+                let text = std::fs::read_to_string(file).unwrap();
+                if !text.is_empty() && last.as_ref() == Some(&text) {
+                    return text;
+                }
+                last = Some(text);
+            } else {
+                last = None;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
