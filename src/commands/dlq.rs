@@ -597,9 +597,17 @@ async fn with_letters<T>(
     let outcome = async {
         let publisher = Publisher::open(&connection, broker.clone()).await?;
         let mut letters = Letters::open(&channel, &broker.dead_letter_queue, &publisher).await?;
-        work(&mut letters, &publisher).await
+        let done = work(&mut letters, &publisher).await;
+        let _ = publisher.channel().close(200, "done".into()).await;
+        done
     }
     .await;
+    // Each channel is closed with its handshake before the connection: a channel's close-ok
+    // comes after the broker took every ack sent on it. A channel handle merely dropped is
+    // closed in lapin's background instead; if the connection starts closing meanwhile,
+    // lapin (4.12) fails that close, turns it into a connection error and drops the socket,
+    // with acks the broker has not read yet (a replayed letter then stays in the queue).
+    let _ = channel.close(200, "done".into()).await;
     let _ = connection.close(200, "done".into()).await;
     outcome
 }
