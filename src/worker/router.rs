@@ -5,8 +5,9 @@
 //! database makes harmless (the second copy replays the first's result).
 //!
 //! Bulk batches of an org with more than its share of the recent bulk traffic go to the heavy
-//! shards ([`Shares`]). Each worker routes, on a channel of its own, up to
-//! [`ROUTING_PREFETCH`] messages at a time; the lane depths are sampled here too.
+//! shards ([`Shares`]). Each worker takes, on a channel of its own, up to
+//! [`ROUTING_PREFETCH`] messages at a time and publishes them on [`ROUTING_CHANNELS`] confirm
+//! channels, one message in flight on each; the lane depths are sampled here too.
 
 use super::shares::Shares;
 use crate::broker::consume::{self, Turns};
@@ -14,6 +15,7 @@ use crate::broker::lanes::{self, Class, Lane, Lanes};
 use crate::broker::publish::Publisher;
 use crate::dialect::Limits;
 use crate::metrics;
+use deadpool::unmanaged::Pool;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
@@ -28,6 +30,12 @@ use tracing::{debug, warn};
 /// `MIN_PREFETCH`.
 pub const ROUTING_PREFETCH: u16 = 32;
 const MIN_PREFETCH: u16 = 2;
+
+/// Confirm channels a router publishes on, each with one message in flight at a time.
+/// lapin hands a message the broker returns (no lane queue bound) to whichever confirm of
+/// its channel completes next: with several routings in flight on one channel, the returned
+/// one could be acked as routed, and lost, while another is routed twice.
+pub const ROUTING_CHANNELS: usize = 8;
 
 /// How often the depth of the import queue and of every lane is read.
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
@@ -79,13 +87,14 @@ impl Router {
     }
 }
 
-/// Starts routing `intake` (the import queue, and the intake shards if any) to `lanes` on a
-/// channel of its own on `consume`, and sampling the depth of every queue. When routing
-/// stops, its channel is closed, which ends the session; the next one routes again.
+/// Starts routing `intake` (the import queue, and the intake shards if any) to `lanes`,
+/// consuming on a channel of its own on `consume` and publishing on `publishers`
+/// ([`ROUTING_CHANNELS`] of them), and sampling the depth of every queue. When routing stops,
+/// its channel is closed, which ends the session; the next one routes again.
 pub async fn start(
     consume: &Connection,
     intake: &[String],
-    publisher: Publisher,
+    publishers: Vec<Publisher>,
     lanes: Arc<Lanes>,
     limits: Limits,
 ) -> Result<Router, String> {
@@ -114,7 +123,8 @@ pub async fn start(
                 consumers: Turns::new(consumers),
                 channel: channel.clone(),
             };
-            if let Err(why) = run(intake, publisher, lanes, limits, stopped).await {
+            let publishers = Pool::from(publishers);
+            if let Err(why) = run(intake, publishers, lanes, limits, stopped).await {
                 warn!(reason = %why, "the router stopped; the session ends");
             }
             let _ = channel.close(200, "router stopped".into()).await;
@@ -153,10 +163,10 @@ impl Intake {
 
 /// Routes the deliveries of `intake` until `stop` fires (`Ok`), or its consumer ends or a
 /// routing task panics (`Err`, why). A routing that fails is retried, holding its message,
-/// until it succeeds or the publish channel closes, which ends the session.
+/// until it succeeds or its publish channel closes, which ends the session.
 async fn run(
     intake: Intake,
-    publisher: Publisher,
+    publishers: Pool<Publisher>,
     lanes: Arc<Lanes>,
     limits: Limits,
     mut stop: oneshot::Receiver<()>,
@@ -197,7 +207,7 @@ async fn run(
                 return Err("the broker cancelled the router's consumer".into());
             }
         };
-        let (publisher, lanes, limits) = (publisher.clone(), lanes.clone(), limits);
+        let (publishers, lanes, limits) = (publishers.clone(), lanes.clone(), limits);
         let shares = shares.clone();
         routing.spawn(async move {
             let lane = match lanes.classify(&delivery, &limits) {
@@ -223,6 +233,11 @@ async fn run(
             let queue = lanes.queue(lane);
             let mut pause = ROUTE_RETRY_MIN;
             loop {
+                // Taken for one publish, not across the pause before a retry: a lane that
+                // refuses must not hold up the others.
+                let Ok(publisher) = publishers.get().await else {
+                    return; // The pool is never closed.
+                };
                 let routed = publisher
                     .route(&lanes.exchange, queue, &delivery.data, properties.clone())
                     .await;
@@ -244,6 +259,7 @@ async fn run(
                     }
                     Err(e) => {
                         warn!(error = %e, queue, retry_in_ms = pause.as_millis() as u64, "routing a message to its lane failed; retrying");
+                        drop(publisher);
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(ROUTE_RETRY_MAX);
                     }

@@ -173,14 +173,18 @@ impl Session {
                 cfg.heavy_prefetch(),
             )
             .await?;
-            // A confirm channel of its own: lapin hands a returned message to whichever
+            // Confirm channels of its own: lapin hands a returned message to whichever
             // confirm of its channel comes next, so results that nobody subscribes to (each
             // returned) must not share a channel with routings, which would take them for
             // their own and route again.
-            let routing = Publisher::open(&publish, cfg.broker.clone())
-                .await
-                .map_err(|e| format!("opening the router's publish channel: {e}"))?;
-            channels.push(routing.channel().clone());
+            let mut routing = Vec::with_capacity(router::ROUTING_CHANNELS);
+            for _ in 0..router::ROUTING_CHANNELS {
+                let publisher = Publisher::open(&publish, cfg.broker.clone())
+                    .await
+                    .map_err(|e| format!("opening the router's publish channels: {e}"))?;
+                channels.push(publisher.channel().clone());
+                routing.push(publisher);
+            }
             let router = router::start(
                 &consume,
                 &intake,

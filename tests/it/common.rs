@@ -10,7 +10,7 @@ use crate::support::worker::{Worker, WorkerSettings};
 use contact_import::broker::topology;
 use contact_import::config::BrokerConfig;
 use futures_lite::StreamExt;
-use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use serde_json::Value;
@@ -181,6 +181,32 @@ impl TestEnv {
             .await
             .unwrap();
         self.own_queues.lock().unwrap().push(name.to_owned());
+    }
+
+    /// Binds (`bound`) or unbinds `queue` and `exchange` under `key`, as an operator can.
+    pub async fn set_binding(&self, queue: &str, exchange: &str, key: &str, bound: bool) {
+        if bound {
+            self.channel
+                .queue_bind(
+                    queue.into(),
+                    exchange.into(),
+                    key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        } else {
+            self.channel
+                .queue_unbind(
+                    queue.into(),
+                    exchange.into(),
+                    key.into(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        }
     }
 
     /// Waits for the next message in the dead-letter queue.

@@ -172,3 +172,44 @@ async fn a_worker_stopped_while_routing_answers_every_batch_once() {
     answers.assert_each_once();
     assert_eq!(env.contact_count().await, (BATCHES * 20) as i64);
 }
+
+#[tokio::test]
+async fn a_lane_that_takes_no_messages_for_a_while_loses_none_of_them() {
+    // Chat updates (interactive) and bulk batches in turn, so that the router has both kinds
+    // in flight when the interactive lane, unbound, returns every message routed to it.
+    const EACH: usize = 150;
+    let env = TestEnv::new().await;
+    let worker = env
+        .spawn_worker_with(&[], &[("CONTACT_IMPORT_LANES", "on")])
+        .await;
+    let lanes = Lanes::new(&env.broker, &LaneConfig::default());
+    let interactive = lanes.interactive.as_str();
+    env.set_binding(interactive, &lanes.exchange, interactive, false)
+        .await;
+    for n in 0..EACH {
+        let (body, props) = chat_update(ORG, &format!("chat-{n}"));
+        env.publish(&body, props).await;
+        env.publish_json(
+            &format!("bulk-{n}"),
+            &batch(ORG, contacts(20, &format!("u{n}-"))),
+        )
+        .await;
+    }
+    // Bulk batches get through while the interactive lane refuses its messages.
+    while worker
+        .metric_sum(contact_import::metrics::ROUTED)
+        .await
+        .unwrap()
+        < 10.0
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    env.set_binding(interactive, &lanes.exchange, interactive, true)
+        .await;
+    let mut answers = Answers::default();
+    answers.until(&env, 2 * EACH).await;
+    answers.late(&env).await;
+    answers.assert_each_once();
+    assert_eq!(env.contact_count().await, (EACH * 20) as i64);
+    worker.stop().await.unwrap();
+}
