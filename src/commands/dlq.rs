@@ -594,14 +594,19 @@ async fn with_letters<T>(
     work: impl AsyncFnOnce(&mut Letters<'_>, &Publisher) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let (connection, channel) = broker::open_declared(broker, name).await?;
-    let outcome = async {
-        let publisher = Publisher::open(&connection, broker.clone()).await?;
-        let mut letters = Letters::open(&channel, &broker.dead_letter_queue, &publisher).await?;
-        let done = work(&mut letters, &publisher).await;
-        let _ = publisher.channel().close(200, "done".into()).await;
-        done
-    }
-    .await;
+    let outcome = match Publisher::open(&connection, broker.clone()).await {
+        Ok(publisher) => {
+            let done = async {
+                let mut letters =
+                    Letters::open(&channel, &broker.dead_letter_queue, &publisher).await?;
+                work(&mut letters, &publisher).await
+            }
+            .await;
+            let _ = publisher.channel().close(200, "done".into()).await;
+            done
+        }
+        Err(e) => Err(e.into()),
+    };
     // Each channel is closed with its handshake before the connection: a channel's close-ok
     // comes after the broker took every ack sent on it. A channel handle merely dropped is
     // closed in lapin's background instead; if the connection starts closing meanwhile,

@@ -14,7 +14,7 @@ pub struct Readiness {
 
 /// The broker side of the current session.
 pub struct BrokerSession {
-    /// Consume and publish channels; both must stay open.
+    /// The session's consume and publish channels (the router's too); all must stay open.
     pub channels: Vec<Channel>,
     /// The publishing connection, which the broker blocks during a resource alarm.
     pub publishing: ConnectionStatus,

@@ -12,10 +12,10 @@
 use super::shares::Shares;
 use crate::broker::consume::{self, Turns};
 use crate::broker::lanes::{self, Class, Lane, Lanes};
-use crate::broker::publish::Publisher;
+use crate::broker::publish::{PublishError, Publisher};
 use crate::dialect::Limits;
 use crate::metrics;
-use deadpool::unmanaged::Pool;
+use deadpool::unmanaged::{Object, Pool};
 use lapin::options::{BasicAckOptions, BasicCancelOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
@@ -243,6 +243,7 @@ async fn run(
                     .await;
                 match routed {
                     Ok(()) => {
+                        drop(publisher);
                         metrics::routed(lane.label());
                         debug!(queue, "routed");
                         if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
@@ -251,15 +252,21 @@ async fn run(
                         }
                         return;
                     }
-                    // The publish channel is gone (a missed confirm closes it): the session
-                    // watches it and ends; the delivery returns when this channel closes.
-                    Err(e) if !publisher.channel().status().connected() => {
-                        warn!(error = %e, queue, "routing a message failed with the publish channel closed");
+                    // The channel is gone, or going (a missed confirm closes it in the
+                    // background, its publish perhaps still in flight): out of the pool, so
+                    // that no routing publishes on it again. The session watches it and ends;
+                    // the delivery returns when the router's consume channel closes.
+                    Err(e)
+                        if !publisher.channel().status().connected()
+                            || matches!(e, PublishError::NoConfirm(_)) =>
+                    {
+                        let _out_of_the_pool = Object::take(publisher);
+                        warn!(error = %e, queue, "routing a message failed and its publish channel is closing");
                         return;
                     }
                     Err(e) => {
-                        warn!(error = %e, queue, retry_in_ms = pause.as_millis() as u64, "routing a message to its lane failed; retrying");
                         drop(publisher);
+                        warn!(error = %e, queue, retry_in_ms = pause.as_millis() as u64, "routing a message to its lane failed; retrying");
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(ROUTE_RETRY_MAX);
                     }

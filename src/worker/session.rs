@@ -58,7 +58,7 @@ pub struct Next {
 pub struct Session {
     consume: Connection,
     publish: Connection,
-    /// The consume channel and the publisher's: both must stay open.
+    /// The consume channel, the publisher's and, with lanes, the router's: all must stay open.
     channels: Vec<Channel>,
     /// The consumers, and which delivery runs next.
     dispatch: Dispatch,

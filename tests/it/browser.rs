@@ -49,6 +49,8 @@ impl Browser {
         let driver = Driver(driver);
         let base = crate::support::env::target_tmpdir().join(format!("browser-{name}-{port}"));
         let downloads = base.join("downloads");
+        // Empty: a file left by an earlier run on the same port is not this run's download.
+        let _ = std::fs::remove_dir_all(&downloads);
         std::fs::create_dir_all(&downloads).unwrap();
         let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
         std::fs::create_dir_all(&shots).unwrap();

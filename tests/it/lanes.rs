@@ -196,12 +196,17 @@ async fn a_lane_that_takes_no_messages_for_a_while_loses_none_of_them() {
         .await;
     }
     // Bulk batches get through while the interactive lane refuses its messages.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     while worker
         .metric_sum(contact_import::metrics::ROUTED)
         .await
         .unwrap()
         < 10.0
     {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was routed while the interactive lane was unbound"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     env.set_binding(interactive, &lanes.exchange, interactive, true)

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 /// then stays in the queue.
 fn closed_cleanly(stderr: &str) {
     assert!(
-        !stderr.lines().any(|l| l.contains(" ERROR ")),
+        !stderr
+            .lines()
+            .any(|l| l.contains(" ERROR ") || l.contains(r#""level":"ERROR""#)),
         "the command logged an error:\n{stderr}"
     );
 }
