@@ -34,8 +34,10 @@ const MIN_PREFETCH: u16 = 2;
 /// Confirm channels a router publishes on, each with one message in flight at a time.
 /// lapin hands a message the broker returns (no lane queue bound) to whichever confirm of
 /// its channel completes next: with several routings in flight on one channel, the returned
-/// one could be acked as routed, and lost, while another is routed twice.
-pub const ROUTING_CHANNELS: usize = 8;
+/// one could be acked as routed, and lost, while another is routed twice. 16 rather than 8:
+/// with a backlog published to a running worker, 8 let the import queue fall behind and a
+/// probe wait 1.0 s, 16 kept every probe within 0.47 s (docs/benchmarks.md, sixth run).
+pub const ROUTING_CHANNELS: usize = 16;
 
 /// How often the depth of the import queue and of every lane is read.
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
