@@ -380,6 +380,18 @@ impl Drop for TestEnv {
     }
 }
 
+/// Asserts that a command wrote no ERROR line: one that does has closed its connection by
+/// dropping the socket (lapin's "Connection error"), with acks the broker may not have read
+/// (a replayed dead letter then stays in the queue).
+pub fn closed_cleanly(stderr: &str) {
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains(" ERROR ") || l.contains(r#""level":"ERROR""#)),
+        "the command logged an error:\n{stderr}"
+    );
+}
+
 pub fn org_header(org: &str) -> FieldTable {
     let mut headers = FieldTable::default();
     headers.insert(

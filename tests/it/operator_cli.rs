@@ -1,23 +1,11 @@
 //! The operator's commands against the real broker and database: `dlq` and `batches`.
 
-use crate::common::{ORG, TestEnv, accept_contacts, batch, refuse_contacts};
+use crate::common::{ORG, TestEnv, accept_contacts, batch, closed_cleanly, refuse_contacts};
 use crate::support::env;
 use crate::support::ports::random_u64;
 use crate::support::servers::{RabbitMq, reap_abandoned};
 use lapin::options::BasicGetOptions;
 use serde_json::{Value, json};
-
-/// A command that ends with an ERROR line closed its connection by dropping the socket
-/// (lapin's "Connection error"), with acks the broker may not have read: a replayed letter
-/// then stays in the queue.
-fn closed_cleanly(stderr: &str) {
-    assert!(
-        !stderr
-            .lines()
-            .any(|l| l.contains(" ERROR ") || l.contains(r#""level":"ERROR""#)),
-        "the command logged an error:\n{stderr}"
-    );
-}
 
 #[tokio::test]
 async fn a_dead_letter_is_listed_shown_and_replayed_once_its_cause_is_fixed() {

@@ -1,6 +1,6 @@
 //! `contact-import publish` as a producer: files split into batches, results collected.
 
-use crate::common::{ORG, TestEnv, header};
+use crate::common::{ORG, TestEnv, closed_cleanly, header};
 use std::path::PathBuf;
 
 fn write(env: &TestEnv, name: &str, content: &str) -> PathBuf {
@@ -42,6 +42,7 @@ async fn a_csv_is_split_into_batches_failures_are_reported_by_row_and_a_resend_i
         !ok,
         "a failed contact makes the exit code non-zero: {summary}{said}"
     );
+    closed_cleanly(&said);
     assert!(
         summary.contains("batches: 2 published, 2 answered, 0 rejected")
             && summary.contains("3 created, 0 updated, 1 failed"),

@@ -31,7 +31,9 @@ use detect::Detected;
 use futures_lite::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use input::{Format, Input};
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Consumer};
 use report::{ReportFile, Source, Tally};
@@ -42,6 +44,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 /// Publishing a file again publishes the same batches under the same batch ids (the SHA-256
 /// of each batch's body), and the worker applies a batch id once: a resend replays the stored
@@ -266,6 +269,7 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
     }
     let ledger = Arc::new(Mutex::new(ledger));
     let permits = Arc::new(Semaphore::new(args.max_in_flight as usize));
+    let reply_tag = replies.tag();
     let collector = tokio::spawn(collect_results(
         replies,
         ledger.clone(),
@@ -298,18 +302,29 @@ async fn split(args: &PublishArgs) -> anyhow::Result<()> {
 
     let outcome = if args.wait {
         wait_for_results(args, &ledger).await;
-        collector.abort();
+        stop_collecting(&channel, reply_tag, collector).await;
         progress.finish();
         report_results(args, &mut ledger.lock().expect("ledger lock"))
     } else {
-        collector.abort();
+        stop_collecting(&channel, reply_tag, collector).await;
         progress.finish();
         let batches = ledger.lock().expect("ledger lock").tally.batches;
         println!("{batches} batch(es) published and confirmed");
         Ok(())
     };
+    let _ = channel.close(200, "done".into()).await;
     let _ = connection.close(200, "done".into()).await;
     outcome
+}
+
+/// Cancels the reply consumer with its handshake, then stops the collector. A consumer merely
+/// dropped is cancelled in lapin's background; if the connection starts closing meanwhile,
+/// lapin (4.12) turns that into a connection error (an ERROR line) and drops the socket.
+async fn stop_collecting(channel: &Channel, tag: ShortString, collector: JoinHandle<()>) {
+    let _ = channel
+        .basic_cancel(tag, BasicCancelOptions::default())
+        .await;
+    collector.abort();
 }
 
 /// What a run will send.
