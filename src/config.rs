@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The most intake queues there may be (`CONTACT_IMPORT_INTAKE_SHARDS`' upper bound).
+pub const MAX_INTAKE_SHARDS: u16 = 16;
+
 /// Where the broker is and the names of the topology (see docs/producer.md, "The contract").
 #[derive(Debug, Clone, Args)]
 pub struct BrokerConfig {
@@ -71,7 +74,7 @@ pub struct BrokerConfig {
     /// `<import exchange>.intake` (the rabbitmq_random_exchange plugin must be enabled); every
     /// worker consumes all that exist. 1 binds the import queue to the import exchange
     /// directly; once the intake is spread, a setting of 1 leaves it spread.
-    #[arg(long, env = "CONTACT_IMPORT_INTAKE_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    #[arg(long, env = "CONTACT_IMPORT_INTAKE_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_INTAKE_SHARDS)))]
     pub intake_shards: u16,
 }
 

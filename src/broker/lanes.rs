@@ -15,7 +15,7 @@ use crate::broker::publish::DEAD_USER_ID_HEADER;
 use crate::config::{BrokerConfig, LaneConfig};
 use crate::dialect::{self, Limits, MessageType};
 use lapin::message::Delivery;
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::ExchangeDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, ExchangeKind};
 use sha2::{Digest, Sha256};
@@ -126,24 +126,7 @@ impl Lanes {
             )
             .await?;
         for queue in self.queues() {
-            channel
-                .queue_declare(
-                    queue.into(),
-                    QueueDeclareOptions {
-                        durable: true,
-                        ..Default::default()
-                    },
-                    super::topology::spread_queue_arguments(broker),
-                )
-                .await?;
-            channel
-                .queue_bind(
-                    queue.into(),
-                    self.exchange.as_str().into(),
-                    queue.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
+            super::topology::declare_spread_queue(channel, broker, queue, &self.exchange, queue)
                 .await?;
         }
         Ok(())

@@ -79,15 +79,6 @@ const PUBLISH: BasicPublishOptions = BasicPublishOptions {
     immediate: false,
 };
 
-/// Whether a confirmed message reached a queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Routed {
-    /// At least one queue received it.
-    Yes,
-    /// Confirmed, but returned as unroutable (`mandatory`): no queue is bound.
-    NoQueue,
-}
-
 /// Where the result of one request goes, from the request's properties.
 #[derive(Debug, Clone, Default)]
 pub struct ReplyTarget {
@@ -261,21 +252,14 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
-        match self
-            .publish(
-                &self.cfg.import_exchange,
-                &self.cfg.import_routing_key,
-                body,
-                properties,
-            )
-            .await?
-        {
-            Routed::Yes => Ok(()),
-            Routed::NoQueue => Err(PublishError::Unroutable(format!(
-                "import exchange {}",
-                self.cfg.import_exchange
-            ))),
-        }
+        self.publish(
+            &self.cfg.import_exchange,
+            &self.cfg.import_routing_key,
+            body,
+            properties,
+            || format!("import exchange {}", self.cfg.import_exchange),
+        )
+        .await
     }
 
     /// Publishes a message moved from the import queue to its lane (see [`super::lanes`]);
@@ -287,12 +271,10 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
-        match self.publish(exchange, queue, body, properties).await? {
-            Routed::Yes => Ok(()),
-            Routed::NoQueue => Err(PublishError::Unroutable(format!(
-                "lane {queue} of exchange {exchange}"
-            ))),
-        }
+        self.publish(exchange, queue, body, properties, || {
+            format!("lane {queue} of exchange {exchange}")
+        })
+        .await
     }
 
     /// Copies a refused message to the dead-letter exchange with headers naming the reason.
@@ -374,10 +356,10 @@ impl Publisher {
             );
         }
         let properties = copied_properties(&delivery.properties, headers);
-        match self.publish("", queue, &delivery.data, properties).await? {
-            Routed::Yes => Ok(()),
-            Routed::NoQueue => Err(PublishError::Unroutable(format!("queue {queue}"))),
-        }
+        self.publish("", queue, &delivery.data, properties, || {
+            format!("queue {queue}")
+        })
+        .await
     }
 
     /// Closes the channel in the background; the worker's session watch sees it closed and
@@ -390,33 +372,24 @@ impl Publisher {
         });
     }
 
-    /// Publishes `mandatory`, confirmed: whether a queue took it is the answer.
+    /// Publishes `mandatory`, confirmed, where this is the channel's one publish in flight
+    /// (so a returned message is this one): returned, it is [`PublishError::Unroutable`] to
+    /// `destination`, named for people.
     async fn publish(
         &self,
         exchange: &str,
         routing_key: &str,
         body: &[u8],
         properties: BasicProperties,
-    ) -> Result<Routed, PublishError> {
-        self.publish_with(MANDATORY, exchange, routing_key, body, properties)
-            .await
-    }
-
-    async fn publish_with(
-        &self,
-        options: BasicPublishOptions,
-        exchange: &str,
-        routing_key: &str,
-        body: &[u8],
-        properties: BasicProperties,
-    ) -> Result<Routed, PublishError> {
-        let returned = self
-            .publish_returning(options, exchange, routing_key, body, properties)
-            .await?;
-        Ok(match returned {
-            None => Routed::Yes,
-            Some(_) => Routed::NoQueue,
-        })
+        destination: impl FnOnce() -> String,
+    ) -> Result<(), PublishError> {
+        match self
+            .publish_returning(MANDATORY, exchange, routing_key, body, properties)
+            .await?
+        {
+            None => Ok(()),
+            Some(_) => Err(PublishError::Unroutable(destination())),
+        }
     }
 
     /// Publishes and waits for the confirm; `Some` holds the exchange and routing key of a

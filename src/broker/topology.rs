@@ -1,7 +1,7 @@
 //! Declares exchanges and queues, idempotently. Queue arguments cannot change once a queue
 //! exists: a declaration that disagrees with the broker fails with PRECONDITION_FAILED.
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, MAX_INTAKE_SHARDS};
 use lapin::options::{
     ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
@@ -47,15 +47,13 @@ async fn declare_on(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> 
             quorum(),
         )
         .await?;
-    channel
-        .queue_bind(
-            cfg.dead_letter_queue.as_str().into(),
-            cfg.dead_letter_exchange.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    bind(
+        channel,
+        &cfg.dead_letter_queue,
+        &cfg.dead_letter_exchange,
+        "",
+    )
+    .await?;
 
     // A stream beside the dead-letter queue receives a copy of every dead letter: the
     // console records them from it by offset, so that looking at dead letters never reads
@@ -67,15 +65,7 @@ async fn declare_on(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> 
     channel
         .queue_declare(log.as_str().into(), durable_queue, stream)
         .await?;
-    channel
-        .queue_bind(
-            log.as_str().into(),
-            cfg.dead_letter_exchange.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    bind(channel, &log, &cfg.dead_letter_exchange, "").await?;
 
     channel
         .exchange_declare(
@@ -131,25 +121,7 @@ async fn bind_intake(
             .await?;
         spread(channel, cfg).await?;
         for queue in intake_queues(cfg).iter().skip(1) {
-            channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions {
-                        durable: true,
-                        ..Default::default()
-                    },
-                    spread_queue_arguments(cfg),
-                )
-                .await?;
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    intake_exchange(cfg).as_str().into(),
-                    "".into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
+            declare_spread_queue(channel, cfg, queue, &intake_exchange(cfg), "").await?;
         }
         return Ok(());
     }
@@ -176,11 +148,22 @@ async fn bind_intake(
 
 /// Binds the import queue to the import exchange for the import routing key.
 async fn bind_directly(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> {
+    bind(
+        channel,
+        &cfg.import_queue,
+        &cfg.import_exchange,
+        &cfg.import_routing_key,
+    )
+    .await
+}
+
+/// Binds `queue` to `exchange` for `key`.
+pub async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> lapin::Result<()> {
     channel
         .queue_bind(
-            cfg.import_queue.as_str().into(),
-            cfg.import_exchange.as_str().into(),
-            cfg.import_routing_key.as_str().into(),
+            queue.into(),
+            exchange.into(),
+            key.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -194,15 +177,7 @@ async fn bind_directly(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<(
 /// bound before the direct binding is removed. Idempotent.
 async fn spread(channel: &Channel, cfg: &BrokerConfig) -> lapin::Result<()> {
     let exchange = intake_exchange(cfg);
-    channel
-        .queue_bind(
-            cfg.import_queue.as_str().into(),
-            exchange.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    bind(channel, &cfg.import_queue, &exchange, "").await?;
     channel
         .exchange_bind(
             exchange.as_str().into(),
@@ -240,9 +215,6 @@ pub async fn present_intake_queues(
     }
     Ok(queues)
 }
-
-/// The most intake queues there may be (`CONTACT_IMPORT_INTAKE_SHARDS`' upper bound).
-pub const MAX_INTAKE_SHARDS: u16 = 16;
 
 /// The exchange type of the rabbitmq_random_exchange plugin, which ships with RabbitMQ.
 pub const RANDOM_EXCHANGE: &str = "x-random";
@@ -315,11 +287,30 @@ async fn exists(connection: &Connection, kind: ExistsKind, name: &str) -> lapin:
     }
 }
 
+/// Declares `queue`, an intake or lane queue (durable, [`spread_queue_arguments`]), and binds
+/// it to `exchange` for `key`.
+pub(crate) async fn declare_spread_queue(
+    channel: &Channel,
+    cfg: &BrokerConfig,
+    queue: &str,
+    exchange: &str,
+    key: &str,
+) -> lapin::Result<()> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.into(), durable, spread_queue_arguments(cfg))
+        .await?;
+    bind(channel, queue, exchange, key).await
+}
+
 /// The import queue's arguments, and leaders placed on the node with the fewest
 /// (`x-queue-leader-locator: balanced`, RabbitMQ 3.10+), so that queues meant to spread
 /// (intake and lane queues) do not all land on the node of the worker that declared them
 /// first. The import queue itself keeps its arguments: an existing queue refuses new ones.
-pub(crate) fn spread_queue_arguments(cfg: &BrokerConfig) -> FieldTable {
+fn spread_queue_arguments(cfg: &BrokerConfig) -> FieldTable {
     let mut args = import_queue_arguments(cfg);
     args.insert("x-queue-leader-locator".into(), text("balanced"));
     args

@@ -13,6 +13,7 @@ use super::shares::Shares;
 use crate::broker::consume::{self, Turns};
 use crate::broker::lanes::{self, Class, Lane, Lanes};
 use crate::broker::publish::{PublishError, Publisher};
+use crate::config::BrokerConfig;
 use crate::dialect::Limits;
 use crate::metrics;
 use deadpool::unmanaged::{Object, Pool};
@@ -37,7 +38,7 @@ const MIN_PREFETCH: u16 = 2;
 /// one could be acked as routed, and lost, while another is routed twice. 16 rather than 8:
 /// with a backlog published to a running worker, 8 let the import queue fall behind and a
 /// probe wait 1.0 s, 16 kept every probe within 0.47 s (docs/benchmarks.md, sixth run).
-pub const ROUTING_CHANNELS: usize = 16;
+const ROUTING_CHANNELS: usize = 16;
 
 /// How often the depth of the import queue and of every lane is read.
 const DEPTH_EVERY: Duration = Duration::from_secs(5);
@@ -51,10 +52,12 @@ const ROUTE_RETRY_MAX: Duration = Duration::from_secs(30);
 /// How long a stopping router waits for the messages it is routing to reach their lane.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
-/// A router at work: its channel on the consume connection (the session watches it) and its
-/// tasks (routing, and sampling the depths).
+/// A router at work: its channel on the consume connection, its confirm channels on the
+/// publish connection, and its tasks (routing, and sampling the depths).
 pub struct Router {
-    pub channel: Channel,
+    channel: Channel,
+    /// Its channels, consume and publish: the session watches them all.
+    pub channels: Vec<Channel>,
     routing: JoinHandle<()>,
     sampling: JoinHandle<()>,
     stop: oneshot::Sender<()>,
@@ -90,13 +93,14 @@ impl Router {
 }
 
 /// Starts routing `intake` (the import queue, and the intake shards if any) to `lanes`,
-/// consuming on a channel of its own on `consume` and publishing on `publishers`
-/// ([`ROUTING_CHANNELS`] of them), and sampling the depth of every queue. When routing stops,
-/// its channel is closed, which ends the session; the next one routes again.
+/// consuming on a channel of its own on `consume` and publishing on [`ROUTING_CHANNELS`]
+/// confirm channels of its own on `publish`, and sampling the depth of every queue. When
+/// routing stops, its channel is closed, which ends the session; the next one routes again.
 pub async fn start(
     consume: &Connection,
+    publish: &Connection,
+    broker: &BrokerConfig,
     intake: &[String],
-    publishers: Vec<Publisher>,
     lanes: Arc<Lanes>,
     limits: Limits,
 ) -> Result<Router, String> {
@@ -104,6 +108,19 @@ pub async fn start(
         .create_channel()
         .await
         .map_err(|e| format!("opening the router's channel: {e}"))?;
+    // Not the session's publisher: lapin hands a returned message to whichever confirm of
+    // its channel comes next, so results that nobody subscribes to (each returned) must not
+    // share a channel with routings, which would take them for their own.
+    let mut publishers = Vec::with_capacity(ROUTING_CHANNELS);
+    for _ in 0..ROUTING_CHANNELS {
+        let publisher = Publisher::open(publish, broker.clone())
+            .await
+            .map_err(|e| format!("opening the router's publish channels: {e}"))?;
+        publishers.push(publisher);
+    }
+    let channels = std::iter::once(channel.clone())
+        .chain(publishers.iter().map(|p| p.channel().clone()))
+        .collect();
     // At most ROUTING_PREFETCH messages in flight whatever the number of intake queues (at
     // most 16).
     let prefetch = (ROUTING_PREFETCH / intake.len().max(1) as u16).max(MIN_PREFETCH);
@@ -135,6 +152,7 @@ pub async fn start(
     let sampling = tokio::spawn(sample_depths(channel.clone(), sampled));
     Ok(Router {
         channel,
+        channels,
         routing,
         sampling,
         stop,

@@ -173,27 +173,16 @@ impl Session {
                 cfg.heavy_prefetch(),
             )
             .await?;
-            // Confirm channels of its own: lapin hands a returned message to whichever
-            // confirm of its channel comes next, so results that nobody subscribes to (each
-            // returned) must not share a channel with routings, which would take them for
-            // their own and route again.
-            let mut routing = Vec::with_capacity(router::ROUTING_CHANNELS);
-            for _ in 0..router::ROUTING_CHANNELS {
-                let publisher = Publisher::open(&publish, cfg.broker.clone())
-                    .await
-                    .map_err(|e| format!("opening the router's publish channels: {e}"))?;
-                channels.push(publisher.channel().clone());
-                routing.push(publisher);
-            }
             let router = router::start(
                 &consume,
+                &publish,
+                &cfg.broker,
                 &intake,
-                routing,
                 lanes.clone(),
                 super::limits(cfg),
             )
             .await?;
-            channels.push(router.channel.clone());
+            channels.extend(router.channels.iter().cloned());
             started_router = Some(router);
             Ok(dispatch)
         };

@@ -10,7 +10,7 @@ use crate::support::worker::{Worker, WorkerSettings};
 use contact_import::broker::topology;
 use contact_import::config::BrokerConfig;
 use futures_lite::StreamExt;
-use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use serde_json::Value;
@@ -186,14 +186,7 @@ impl TestEnv {
     /// Binds (`bound`) or unbinds `queue` and `exchange` under `key`, as an operator can.
     pub async fn set_binding(&self, queue: &str, exchange: &str, key: &str, bound: bool) {
         if bound {
-            self.channel
-                .queue_bind(
-                    queue.into(),
-                    exchange.into(),
-                    key.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
+            topology::bind(&self.channel, queue, exchange, key)
                 .await
                 .unwrap();
         } else {
